@@ -1,0 +1,225 @@
+import zoneinfo
+
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+
+from audiences.models import Audience, Channel, Profile
+from channels.models import ChannelConfiguration
+
+
+def _valid_timezone(name: str) -> None:
+    from django.core.exceptions import ValidationError
+
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(f"{name!r} is not a known time zone (e.g. Europe/Paris)") from None
+
+
+class Campaign(models.Model):
+    class Kind(models.TextChoices):
+        SCHEDULED = "scheduled", "Scheduled"
+        API_TRIGGERED = "api_triggered", "API-triggered"
+
+    class Category(models.TextChoices):
+        MARKETING = "marketing", "Marketing"
+        TRANSACTIONAL = "transactional", "Transactional"
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        ACTIVE = "active", "Active"
+        PAUSED = "paused", "Paused"
+        STOPPED = "stopped", "Stopped"
+        COMPLETED = "completed", "Completed"
+
+    class Schedule(models.TextChoices):
+        ON_ACTIVATION = "on_activation", "When activated"
+        AT = "at", "At a date and time"
+        RECURRING = "recurring", "Recurring (cron)"
+
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.SCHEDULED)
+    category = models.CharField(max_length=16, choices=Category.choices, default=Category.MARKETING)
+    channel_configuration = models.ForeignKey(ChannelConfiguration, on_delete=models.PROTECT, related_name="+")
+    audience = models.ForeignKey(Audience, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    tags = models.JSONField(default=list, blank=True)
+    schedule = models.CharField(max_length=16, choices=Schedule.choices, default=Schedule.ON_ACTIVATION)
+    start_at = models.DateTimeField(null=True, blank=True)
+    cron = models.CharField(max_length=100, blank=True)
+    timezone = models.CharField(max_length=64, default="UTC", validators=[_valid_timezone])
+    end_at = models.DateTimeField(null=True, blank=True)
+    # When the scheduler should next start a run; None when nothing is due.
+    next_run_at = models.DateTimeField(null=True, blank=True)
+    live_version = models.ForeignKey(
+        "CampaignVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "next_run_at"], name="campaign_due")]
+        permissions = [
+            ("activate_campaign", "Can publish campaigns: activate, pause, resume, stop"),
+            ("approve_campaign", "Can approve campaign versions"),
+            ("submit_campaign", "Can submit campaign versions for review"),
+            ("view_report", "Can view campaign reports"),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    def get_absolute_url(self):
+        return reverse("campaigns:detail", args=[self.pk])
+
+    def latest_version(self):
+        return self.versions.order_by("-number").first()
+
+
+class CampaignVersion(models.Model):
+    """Content as edited and, once activated, as sent. Runs point at the version they send."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    subject = models.CharField(max_length=500)
+    html_body = models.TextField(blank=True)
+    text_body = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["campaign", "number"], name="version_number_unique")]
+
+    def __str__(self):
+        return f"{self.campaign} v{self.number}"
+
+
+class Run(models.Model):
+    """One send of one campaign version."""
+
+    class Kind(models.TextChoices):
+        SCHEDULED = "scheduled", "Scheduled occurrence"
+        AUDIENCE_TRIGGER = "audience_trigger", "Audience trigger"
+        UNITARY = "unitary", "Unitary triggers"
+
+    class State(models.TextChoices):
+        PLANNING = "planning", "Planning"
+        SENDING = "sending", "Sending"
+        PAUSED = "paused", "Paused"
+        COMPLETE = "complete", "Complete"
+        STOPPED = "stopped", "Stopped"
+        FAILED = "failed", "Failed"
+
+    ACTIVE_STATES = (State.PLANNING, State.SENDING)
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="runs")
+    version = models.ForeignKey(CampaignVersion, on_delete=models.PROTECT, related_name="runs")
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.SCHEDULED)
+    # The nominal local occurrence time ("2026-11-01T01:30") or another key naming what started the run;
+    # unique per campaign, so a repeated wall-clock time on the day clocks go back is still one run.
+    occurrence = models.CharField(max_length=64)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PLANNING)
+    planning_cursor = models.BigIntegerField(default=0, help_text="Last profile id planned.")
+    planning_done = models.BooleanField(default=False)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sending_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="Last progress of its jobs.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["campaign", "occurrence"], name="run_one_per_occurrence")]
+        indexes = [models.Index(fields=["state", "heartbeat_at"], name="run_active")]
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.campaign} run {self.occurrence}"
+
+
+class TriggerRequest(models.Model):
+    """One call of the trigger API, kept so a replayed requestId is answered without sending again."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="trigger_requests")
+    run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    api_key_prefix = models.CharField(max_length=16, blank=True)
+    request_id = models.CharField(max_length=200)
+    body_hash = models.CharField(max_length=64)
+    context = models.JSONField(default=dict, blank=True)
+    response_status = models.PositiveSmallIntegerField(default=202)
+    response = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "request_id"], name="trigger_request_id_unique"),
+        ]
+        indexes = [models.Index(fields=["expires_at"], name="trigger_request_expiry")]
+
+    def __str__(self):
+        return f"{self.campaign_id}:{self.request_id}"
+
+
+class Delivery(models.Model):
+    """One message to one recipient: the ledger row every send, retry and report reads."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        CLAIMED = "claimed", "Claimed"  # owned by a worker, nothing handed over yet: safe to release
+        IN_FLIGHT = "in_flight", "In flight"  # handed to the provider, outcome not yet known
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+        UNKNOWN = "unknown", "Unknown"  # the worker died or the connection broke after the data went out
+        EXCLUDED = "excluded", "Excluded"
+        DELIVERED = "delivered", "Delivered"
+        BOUNCED = "bounced", "Bounced"
+        COMPLAINED = "complained", "Complained"
+        OPENED = "opened", "Opened"
+        CLICKED = "clicked", "Clicked"
+
+    class Reason(models.TextChoices):
+        NO_CONSENT = "no_consent", "No consent"
+        SUPPRESSED = "suppressed", "Suppressed"
+        NO_ADDRESS = "no_address", "No address"
+        FREQUENCY_CAP = "frequency_cap", "Frequency cap"
+        QUIET_HOURS = "quiet_hours", "Quiet hours"
+        TEMPLATE_ERROR = "template_error", "Template error"
+        RETRIES_EXHAUSTED = "retries_exhausted", "Retries exhausted"
+        RUN_STOPPED = "run_stopped", "Run stopped"
+
+    OPEN_STATUSES = (Status.PENDING, Status.CLAIMED, Status.IN_FLIGHT)
+
+    id = models.BigAutoField(primary_key=True)
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="deliveries")
+    version = models.ForeignKey(CampaignVersion, on_delete=models.PROTECT, related_name="+")
+    profile = models.ForeignKey(Profile, null=True, on_delete=models.SET_NULL, related_name="+")
+    channel = models.CharField(max_length=16, choices=Channel.choices)
+    channel_configuration = models.ForeignKey(ChannelConfiguration, on_delete=models.PROTECT, related_name="+")
+    address = models.CharField(max_length=320, blank=True, help_text="The address used, as it was.")
+    due_at = models.DateTimeField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    reason = models.CharField(max_length=40, blank=True)
+    detail = models.CharField(max_length=500, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    provider_message_id = models.CharField(max_length=255, blank=True)
+    claim_token = models.UUIDField(null=True, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "deliveries"
+        constraints = [
+            models.UniqueConstraint(fields=["run", "profile", "channel"], name="delivery_one_per_recipient"),
+        ]
+        indexes = [
+            models.Index(fields=["run", "status", "due_at"], name="delivery_claim"),
+            models.Index(fields=["channel_configuration", "provider_message_id"], name="delivery_feedback"),
+            models.Index(fields=["profile", "-id"], name="delivery_profile_history"),
+        ]
+
+    def __str__(self):
+        return f"Delivery {self.pk} ({self.status})"

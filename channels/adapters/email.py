@@ -1,0 +1,191 @@
+"""Email over SMTP: message bytes built directly, several connections in flight, each reused across slices."""
+
+import binascii
+import re
+import smtplib
+import ssl
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from email.header import Header
+from email.utils import formataddr, formatdate
+
+from channels.adapters.base import Adapter, OutboundMessage, Outcome, SendResult
+
+_LEADING_DOT = re.compile(rb"^\.", re.MULTILINE)
+_ENHANCED_STATUS = re.compile(r"^([245]\.\d{1,3}\.\d{1,3})\b")
+
+
+def _header(value: str) -> str:
+    return value if value.isascii() else Header(value, "utf-8").encode()
+
+
+def _qp(text: str) -> bytes:
+    encoded = binascii.b2a_qp(text.encode("utf-8"), istext=True)
+    return encoded.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
+def build_message_bytes(message: OutboundMessage, *, sender: str, reply_to: str, domain: str, date: str) -> bytes:
+    """RFC 5322 bytes for a multipart text + HTML message, without the cost of email.message."""
+    # "=_" never occurs in quoted-printable output, so the boundary cannot collide with the body.
+    boundary = f"=_d{message.delivery_id}"
+    lines = [
+        f"From: {sender}",
+        f"To: {message.to}",
+        f"Subject: {_header(message.subject)}",
+        f"Date: {date}",
+        f"Message-ID: {message_id_for(message.delivery_id, domain)}",
+        "MIME-Version: 1.0",
+    ]
+    if reply_to:
+        lines.append(f"Reply-To: {reply_to}")
+    lines.extend(f"{name}: {_header(value)}" for name, value in message.headers.items())
+    lines.append(f'Content-Type: multipart/alternative; boundary="{boundary}"')
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")
+    part = (
+        f"--{boundary}\r\nContent-Type: text/%s; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+    )
+    return b"".join(
+        [
+            head,
+            (part % "plain").encode(),
+            _qp(message.text),
+            b"\r\n",
+            (part % "html").encode(),
+            _qp(message.html),
+            f"\r\n--{boundary}--\r\n".encode(),
+        ]
+    )
+
+
+def message_id_for(delivery_id: int, domain: str) -> str:
+    return f"<{delivery_id}.campaign@{domain}>"
+
+
+class _ConnectionLost(Exception):
+    """The connection broke; `after_data` says whether the message data had gone out."""
+
+    def __init__(self, after_data: bool, detail: str):
+        self.after_data = after_data
+        self.detail = detail
+
+
+class EmailAdapter(Adapter):
+    channel = "email"
+
+    def __init__(self, configuration):
+        super().__init__(configuration)
+        s = self.settings
+        self.sender = formataddr((s.from_name, s.from_email), charset="utf-8") if s.from_name else s.from_email
+        self.domain = s.from_email.rpartition("@")[2]
+        self._connections: list[smtplib.SMTP | None] = [None] * s.connections
+        self._pool = ThreadPoolExecutor(max_workers=s.connections, thread_name_prefix=f"smtp{configuration.pk}")
+        self._lock = threading.Lock()
+        self.connections_opened = 0
+
+    def send(self, messages: list[OutboundMessage]) -> list[SendResult]:
+        date = formatdate()
+        lanes = [messages[i :: len(self._connections)] for i in range(len(self._connections))]
+        futures = [self._pool.submit(self._send_lane, i, lane, date) for i, lane in enumerate(lanes) if lane]
+        results = {}
+        for future in futures:
+            for result in future.result():
+                results[result.delivery_id] = result
+        return [results[message.delivery_id] for message in messages]
+
+    def close(self) -> None:
+        for i, connection in enumerate(self._connections):
+            if connection is not None:
+                try:
+                    connection.quit()
+                except (smtplib.SMTPException, OSError):
+                    connection.close()
+                self._connections[i] = None
+        self._pool.shutdown(wait=False)
+
+    def _connect(self) -> smtplib.SMTP:
+        s = self.settings
+        if s.security == "tls":
+            connection = smtplib.SMTP_SSL(
+                s.host, s.port, timeout=s.timeout_seconds, context=ssl.create_default_context()
+            )
+        else:
+            connection = smtplib.SMTP(s.host, s.port, timeout=s.timeout_seconds)
+            if s.security == "starttls":
+                connection.starttls(context=ssl.create_default_context())
+        connection.ehlo_or_helo_if_needed()
+        if s.username:
+            connection.login(s.username, s.password.get_secret_value())
+        with self._lock:
+            self.connections_opened += 1
+        return connection
+
+    def _send_lane(self, lane: int, messages: list[OutboundMessage], date: str) -> list[SendResult]:
+        results = []
+        s = self.settings
+        for message in messages:
+            connection = self._connections[lane]
+            if connection is None:
+                try:
+                    connection = self._connections[lane] = self._connect()
+                except (smtplib.SMTPException, OSError) as exc:
+                    detail = f"cannot connect to {s.host}:{s.port}: {exc}"
+                    results.extend(
+                        SendResult(m.delivery_id, Outcome.TRANSIENT, reason="connect_failed", detail=detail)
+                        for m in messages[len(results) :]
+                    )
+                    return results
+            data = build_message_bytes(message, sender=self.sender, reply_to=s.reply_to, domain=self.domain, date=date)
+            try:
+                results.append(self._transmit(connection, message, data))
+            except _ConnectionLost as lost:
+                connection.close()
+                self._connections[lane] = None
+                outcome = Outcome.INDETERMINATE if lost.after_data else Outcome.TRANSIENT
+                results.append(SendResult(message.delivery_id, outcome, reason="connection_lost", detail=lost.detail))
+        return results
+
+    def _transmit(self, connection: smtplib.SMTP, message: OutboundMessage, data: bytes) -> SendResult:
+        needs_utf8 = not (message.to.isascii() and self.settings.from_email.isascii())
+        options = []
+        if needs_utf8:
+            if not connection.has_extn("smtputf8"):
+                return SendResult(
+                    message.delivery_id,
+                    Outcome.PERMANENT,
+                    reason="smtputf8_unsupported",
+                    detail="the relay does not offer SMTPUTF8, needed for this internationalized address",
+                )
+            options.append("SMTPUTF8")
+        try:
+            code, reply = connection.mail(self.settings.from_email, options)
+            if code == 250:
+                code, reply = connection.rcpt(message.to)
+            if code not in (250, 251):
+                connection.rset()
+                return _rejected(message, code, reply)
+            connection.putcmd("data")
+            code, reply = connection.getreply()
+            if code != 354:
+                connection.rset()
+                return _rejected(message, code, reply)
+        except (TimeoutError, smtplib.SMTPServerDisconnected, OSError) as exc:
+            raise _ConnectionLost(after_data=False, detail=str(exc)) from None
+        try:
+            body = _LEADING_DOT.sub(b"..", data)
+            connection.send(body + b".\r\n")
+            code, reply = connection.getreply()
+        except (TimeoutError, smtplib.SMTPServerDisconnected, OSError) as exc:
+            raise _ConnectionLost(after_data=True, detail=str(exc)) from None
+        if code != 250:
+            return _rejected(message, code, reply)
+        return SendResult(
+            message.delivery_id, Outcome.SENT, provider_message_id=message_id_for(message.delivery_id, self.domain)
+        )
+
+
+def _rejected(message: OutboundMessage, code: int, reply: bytes) -> SendResult:
+    text = reply.decode("utf-8", "replace")
+    enhanced = _ENHANCED_STATUS.match(text)
+    outcome = Outcome.PERMANENT if code >= 500 else Outcome.TRANSIENT
+    reason = f"smtp_{enhanced.group(1) if enhanced else code}"
+    return SendResult(message.delivery_id, outcome, reason=reason, detail=f"{code} {text}"[:500])

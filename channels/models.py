@@ -1,0 +1,61 @@
+from django.db import models
+from pydantic import BaseModel, SecretStr
+
+from audiences.models import Channel
+from channels.schemas import SECRET_FIELDS, SETTINGS_MODELS
+from channels.secrets import decrypt_secrets, encrypt_secrets
+
+
+class ChannelConfiguration(models.Model):
+    """How messages leave on one channel: provider settings, with secrets encrypted at rest."""
+
+    name = models.CharField(max_length=200, unique=True)
+    channel = models.CharField(max_length=16, choices=Channel.choices)
+    settings = models.JSONField(default=dict, help_text="Settings without secrets.")
+    encrypted_secrets = models.TextField(blank=True, editable=False)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    def get_settings(self) -> BaseModel:
+        """The validated settings, secrets included (as SecretStr)."""
+        return SETTINGS_MODELS[self.channel].model_validate(
+            {**self.settings, **decrypt_secrets(self.encrypted_secrets)}
+        )
+
+    def set_settings(self, values: BaseModel) -> None:
+        """Store validated settings, encrypting the secret fields. Call save() afterwards."""
+        secret_names = SECRET_FIELDS.get(self.channel, ())
+        data = values.model_dump(mode="json", exclude=set(secret_names))
+        secrets = {}
+        for name in secret_names:
+            value = getattr(values, name)
+            secrets[name] = value.get_secret_value() if isinstance(value, SecretStr) else value
+        self.settings = data
+        self.encrypted_secrets = encrypt_secrets(secrets) if any(secrets.values()) else ""
+
+
+class Suppression(models.Model):
+    """An address that must not be messaged on a channel, whatever the profile's consent says."""
+
+    class Reason(models.TextChoices):
+        HARD_BOUNCE = "hard_bounce", "Hard bounce"
+        COMPLAINT = "complaint", "Complaint"
+        MANUAL = "manual", "Added by hand"
+
+    channel = models.CharField(max_length=16, choices=Channel.choices)
+    address = models.CharField(max_length=320)
+    reason = models.CharField(max_length=16, choices=Reason.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["channel", "address"], name="suppression_unique_address")]
+
+    def __str__(self):
+        return f"{self.channel}:{self.address}"
