@@ -1,7 +1,7 @@
 """Actions that change a campaign's state. Views and jobs call these; permissions are checked by callers."""
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -127,7 +127,8 @@ def campaign_activate(*, campaign: Campaign, actor, now: datetime | None = None)
                 raise ValidationError({"start_at": "This date and time has passed: choose a later one."})
             campaign.next_run_at = campaign.start_at
         else:
-            after = max(now, campaign.start_at) if campaign.start_at else now
+            # An occurrence falling exactly at start_at counts.
+            after = max(now, campaign.start_at - timedelta(seconds=1)) if campaign.start_at else now
             campaign.next_run_at = next_occurrence(
                 cron=campaign.cron, timezone=campaign.timezone, after=after, end_at=campaign.end_at
             )

@@ -188,7 +188,7 @@ class Delivery(models.Model):
         QUIET_HOURS = "quiet_hours", "Quiet hours"
         TEMPLATE_ERROR = "template_error", "Template error"
         RETRIES_EXHAUSTED = "retries_exhausted", "Retries exhausted"
-        RUN_STOPPED = "run_stopped", "Run stopped"
+        WORKER_LOST = "worker_lost", "Worker lost mid-send"
 
     OPEN_STATUSES = (Status.PENDING, Status.CLAIMED, Status.IN_FLIGHT)
 

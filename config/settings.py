@@ -161,8 +161,6 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SMTP_HOST = env_str("SMTP_HOST", "127.0.0.1")
 SMTP_PORT = env_int("SMTP_PORT", 1025, minimum=1)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "campaigns@example.com")
-EMAIL_HOST = SMTP_HOST
-EMAIL_PORT = SMTP_PORT
 
 # The send path. Sizes are tuned for throughput; tests make them small to exercise the loops.
 CAMPAIGNS_PLAN_CHUNK = env_int("CAMPAIGNS_PLAN_CHUNK", 2000, minimum=1)

@@ -30,3 +30,8 @@ CAMPAIGNS_SEND_JOBS_PER_RUN = 2
 SESSION_COOKIE_SECURE = False
 CSRF_COOKIE_SECURE = False
 STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}  # noqa: F405
+
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
+    # A file, not Django's shared-cache memory database: concurrent workers then meet the same WAL and
+    # IMMEDIATE-transaction locking as in production instead of shared-cache table locks.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-campaigns.sqlite3")}  # noqa: F405

@@ -1,0 +1,39 @@
+"""Who may receive a message: consent and suppression, checked at planning and again just before sending."""
+
+from audiences.models import UNKNOWN_CONSENT_ALLOWS_MARKETING, Consent
+from campaigns.models import Campaign, Delivery
+from channels.models import Suppression
+
+
+def normalize_address(channel: str, address: str) -> str:
+    return address.strip().lower() if channel == "email" else address.strip()
+
+
+def consent_states(profile_ids, channel: str) -> dict[int, str]:
+    rows = Consent.objects.filter(profile_id__in=profile_ids, channel=channel).values_list("profile_id", "state")
+    return dict(rows)
+
+
+def suppressed_addresses(addresses, channel: str) -> set[str]:
+    wanted = {normalize_address(channel, address) for address in addresses if address}
+    if not wanted:
+        return set()
+    return set(Suppression.objects.filter(channel=channel, address__in=wanted).values_list("address", flat=True))
+
+
+def exclusion_reason(*, category: str, channel: str, address: str, consent: str | None, suppressed: set[str]) -> str:
+    """The reason a recipient must not get this message, or "" when they may.
+
+    Marketing honours opt-outs (and, per channel, treats unknown consent as a yes or a no);
+    transactional messages skip only suppressed addresses.
+    """
+    if not address:
+        return Delivery.Reason.NO_ADDRESS
+    if normalize_address(channel, address) in suppressed:
+        return Delivery.Reason.SUPPRESSED
+    if category == Campaign.Category.MARKETING:
+        if consent == Consent.State.OPTED_OUT:
+            return Delivery.Reason.NO_CONSENT
+        if consent in (None, Consent.State.UNKNOWN) and not UNKNOWN_CONSENT_ALLOWS_MARKETING.get(channel, False):
+            return Delivery.Reason.NO_CONSENT
+    return ""

@@ -1,0 +1,361 @@
+"""The send path with real parts: the database, Redis, a burst worker and an SMTP server on loopback."""
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from audiences.models import Audience, Consent, Profile
+from campaigns import execution
+from campaigns.lifecycle import Content, campaign_activate, campaign_create, campaign_pause, campaign_stop
+from campaigns.models import Campaign, Delivery, Run
+from campaigns.selectors import delivery_counts
+from channels.adapters.base import Outcome, SendResult
+from channels.models import Suppression
+from tests.conftest import make_email_configuration, run_burst_worker
+
+CONTENT = Content(
+    subject="Hello {{ profile.first_name }}",
+    html_body="<p>Dear {{ profile.first_name }}, our sale starts now.</p>",
+    text_body="Dear {{ profile.first_name }}, our sale starts now.",
+)
+
+
+def make_profiles(count: int, *, start: int = 0) -> list[Profile]:
+    return Profile.objects.bulk_create(
+        Profile(email=f"person{i}@example.com", attributes={"first_name": f"Name{i}", "n": i})
+        for i in range(start, start + count)
+    )
+
+
+def make_campaign(user, configuration, audience, **kwargs) -> Campaign:
+    return campaign_create(
+        actor=user,
+        name="Autumn sale",
+        channel_configuration=configuration,
+        audience=audience,
+        content=kwargs.pop("content", CONTENT),
+        **kwargs,
+    )
+
+
+@pytest.fixture
+def everyone(db):
+    return Audience.objects.create(name="Everyone", kind=Audience.Kind.ALL)
+
+
+@pytest.fixture
+def marketer(personas):
+    return personas["april"]
+
+
+@pytest.mark.smoke
+@pytest.mark.django_db(transaction=True)
+def test_campaign_reaches_each_recipient_once_through_scheduler_and_worker(redis, smtp_server, marketer, everyone):
+    profiles = make_profiles(23)
+    opted_out, suppressed = profiles[3], profiles[4]
+    Consent.objects.create(profile=opted_out, channel="email", state=Consent.State.OPTED_OUT)
+    Suppression.objects.create(channel="email", address=suppressed.email, reason=Suppression.Reason.HARD_BOUNCE)
+    no_address = Profile.objects.create(email="", attributes={"first_name": "Nobody"})
+    configuration = make_email_configuration(port=smtp_server.port, connections=2)
+    campaign = make_campaign(marketer, configuration, everyone)
+
+    campaign_activate(campaign=campaign, actor=marketer)
+    execution.scheduler_tick()
+    run_burst_worker()
+
+    received = smtp_server.by_recipient()
+    expected = {p.email: p for p in profiles if p not in (opted_out, suppressed)}
+    assert set(received) == set(expected)
+    for address, messages in received.items():
+        assert len(messages) == 1, f"{address} received {len(messages)} messages"
+        first_name = expected[address].attributes["first_name"]
+        message = messages[0]
+        assert message["Subject"] == f"Hello {first_name}"
+        assert f"Dear {first_name}," in message.get_body(("plain",)).get_content()
+        assert f"<p>Dear {first_name}," in message.get_body(("html",)).get_content()
+    # Connections are reused across slices: one session per pooled connection, not one per message.
+    assert smtp_server.sessions <= 2
+
+    run = Run.objects.get(campaign=campaign)
+    assert run.state == Run.State.COMPLETE
+    counts = delivery_counts(campaign_id=campaign.pk)
+    assert (counts.targeted, counts.excluded, counts.sent, counts.failed) == (24, 3, 21, 0)
+    reasons = dict(Delivery.objects.filter(status="excluded").values_list("profile_id", "reason"))
+    assert reasons == {opted_out.pk: "no_consent", suppressed.pk: "suppressed", no_address.pk: "no_address"}
+    assert Delivery.objects.filter(status="sent").exclude(provider_message_id="").count() == 21
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.COMPLETED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_planning_twice_writes_each_delivery_once(redis, marketer, everyone, smtp_server):
+    make_profiles(20)
+    campaign = make_campaign(marketer, make_email_configuration(port=smtp_server.port), everyone)
+    campaign_activate(campaign=campaign, actor=marketer)
+    [run_id] = execution.start_due_runs(now=timezone.now())
+
+    execution.plan_run(run_id=run_id)
+    # A second planner (a replayed job) finds the run planned and adds nothing.
+    Run.objects.filter(pk=run_id).update(state=Run.State.PLANNING)
+    execution.plan_run(run_id=run_id)
+
+    assert Delivery.objects.filter(run_id=run_id).count() == 20
+    assert Run.objects.get(pk=run_id).planning_cursor == Profile.objects.order_by("-pk").first().pk
+
+
+@pytest.mark.django_db(transaction=True)
+def test_interrupted_planning_resumes_from_its_cursor(redis, marketer, everyone, smtp_server, monkeypatch):
+    make_profiles(20)
+    campaign = make_campaign(marketer, make_email_configuration(port=smtp_server.port), everyone)
+    campaign_activate(campaign=campaign, actor=marketer)
+    [run_id] = execution.start_due_runs(now=timezone.now())
+    calls = []
+    real = execution._plan_deliveries
+
+    def crash_on_third_chunk(run, ids, now):
+        calls.append(ids)
+        if len(calls) == 3:
+            raise RuntimeError("worker killed")
+        return real(run, ids, now)
+
+    monkeypatch.setattr(execution, "_plan_deliveries", crash_on_third_chunk)
+    with pytest.raises(RuntimeError):
+        execution.plan_run(run_id=run_id)
+    assert Delivery.objects.filter(run_id=run_id).count() == 14  # two chunks of 7 committed with the cursor
+
+    monkeypatch.setattr(execution, "_plan_deliveries", real)
+    execution.plan_run(run_id=run_id)
+    assert Delivery.objects.filter(run_id=run_id).count() == 20
+    assert Run.objects.get(pk=run_id).state == Run.State.SENDING
+
+
+@pytest.mark.django_db(transaction=True)
+def test_running_a_send_job_twice_sends_nothing_twice(redis, smtp_server, marketer, everyone):
+    make_profiles(12)
+    campaign = make_campaign(marketer, make_email_configuration(port=smtp_server.port), everyone)
+    campaign_activate(campaign=campaign, actor=marketer)
+    [run_id] = execution.start_due_runs(now=timezone.now())
+    execution.plan_run(run_id=run_id)
+
+    execution.send_run(run_id=run_id)
+    Run.objects.filter(pk=run_id).update(state=Run.State.SENDING)  # as if the job were replayed early
+    execution.send_run(run_id=run_id)
+
+    assert len(smtp_server.messages) == 12
+    assert Delivery.objects.filter(run_id=run_id, status="sent", attempts=1).count() == 12
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_claiming_at_once_never_share_a_row(redis, marketer, everyone, smtp_server):
+    make_profiles(60)
+    campaign = make_campaign(marketer, make_email_configuration(port=smtp_server.port), everyone)
+    campaign_activate(campaign=campaign, actor=marketer)
+    [run_id] = execution.start_due_runs(now=timezone.now())
+    execution.plan_run(run_id=run_id)
+    claims: dict[int, list[int]] = {}
+    start = threading.Barrier(4)
+
+    def claimer(n):
+        start.wait()
+        mine = []
+        try:
+            while True:
+                _, rows = execution.claim_slice(run_id=run_id, limit=3, now=timezone.now())
+                assert len(rows) <= 3
+                if not rows:
+                    if not Delivery.objects.filter(run_id=run_id, status="pending").exists():
+                        break
+                    continue
+                mine.extend(row.pk for row in rows)
+        finally:
+            connection.close()
+        claims[n] = mine
+
+    threads = [threading.Thread(target=claimer, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    all_claimed = [pk for mine in claims.values() for pk in mine]
+    assert len(all_claimed) == len(set(all_claimed)) == 60
+    assert Delivery.objects.filter(run_id=run_id, status="claimed").values("claim_token").distinct().count() > 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outcome_written_with_a_stale_claim_token_changes_nothing(redis, marketer, everyone, smtp_server):
+    make_profiles(5)
+    campaign = make_campaign(marketer, make_email_configuration(port=smtp_server.port), everyone)
+    campaign_activate(campaign=campaign, actor=marketer)
+    [run_id] = execution.start_due_runs(now=timezone.now())
+    execution.plan_run(run_id=run_id)
+    now = timezone.now()
+    old_token, rows = execution.claim_slice(run_id=run_id, limit=5, now=now)
+    Delivery.objects.filter(claim_token=old_token).update(status=Delivery.Status.IN_FLIGHT)
+
+    # The first worker is presumed dead: its in-flight rows become unknown and pass to nobody.
+    later = now + timedelta(seconds=3600)
+    execution.release_stale_claims(now=later)
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"unknown"}
+
+    written = execution.record_outcomes(
+        token=old_token,
+        results=[SendResult(row.pk, Outcome.SENT, provider_message_id="late") for row in rows],
+        by_id={row.pk: row for row in rows},
+    )
+    assert written == 0
+    assert not Delivery.objects.filter(provider_message_id="late").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_claims_of_a_dead_worker_go_back_to_pending_and_are_sent_once(redis, marketer, everyone, smtp_server):
+    make_profiles(5)
+    campaign = make_campaign(marketer, make_email_configuration(port=smtp_server.port), everyone)
+    campaign_activate(campaign=campaign, actor=marketer)
+    [run_id] = execution.start_due_runs(now=timezone.now())
+    execution.plan_run(run_id=run_id)
+    stale_token, rows = execution.claim_slice(run_id=run_id, limit=5, now=timezone.now() - timedelta(hours=1))
+
+    execution.release_stale_claims(now=timezone.now())
+    execution.send_run(run_id=run_id)
+    written = execution.record_outcomes(
+        token=stale_token,
+        results=[SendResult(row.pk, Outcome.PERMANENT, reason="late") for row in rows],
+        by_id={row.pk: row for row in rows},
+    )
+
+    assert written == 0
+    assert len(smtp_server.messages) == 5
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"sent"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_template_error_fails_one_delivery_not_the_run(redis, smtp_server, marketer, everyone):
+    Profile.objects.create(email="ok@example.com", attributes={"first_name": "Ok", "items": [1, 2]})
+    Profile.objects.create(email="bad@example.com", attributes={"first_name": "Bad", "items": 5})
+    content = Content(
+        subject="Hi", html_body="{% for i in profile.items %}{{ i | divided_by: 0 }}{% endfor %}", text_body=""
+    )
+    campaign = make_campaign(marketer, make_email_configuration(port=smtp_server.port), everyone, content=content)
+    campaign_activate(campaign=campaign, actor=marketer)
+    execution.scheduler_tick()
+    run_burst_worker()
+
+    failed = Delivery.objects.get(status="failed")
+    assert failed.reason == "template_error" and "html_body" in failed.detail
+    assert Run.objects.get().state == Run.State.COMPLETE
+
+
+@pytest.mark.django_db(transaction=True)
+def test_scheduler_starts_an_occurrence_once_and_advances_recurring_schedule(redis, marketer, everyone, smtp_server):
+    make_profiles(2)
+    start = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+    campaign = make_campaign(
+        marketer,
+        make_email_configuration(port=smtp_server.port),
+        everyone,
+        schedule=Campaign.Schedule.RECURRING,
+        cron="0 9 * * *",
+        timezone_name="Europe/Paris",
+        start_at=start,
+    )
+    campaign_activate(campaign=campaign, actor=marketer, now=start - timedelta(days=1))
+    campaign.refresh_from_db()
+    assert campaign.next_run_at == datetime(2026, 12, 1, 8, 0, tzinfo=UTC)  # 09:00 in Paris
+
+    assert execution.start_due_runs(now=start - timedelta(minutes=1)) == []
+    first = execution.start_due_runs(now=start)
+    again = execution.start_due_runs(now=start + timedelta(seconds=5))
+
+    assert len(first) == 1 and again == []
+    assert Run.objects.get().occurrence == "2026-12-01T09:00:00"
+    campaign.refresh_from_db()
+    assert campaign.next_run_at == datetime(2026, 12, 2, 8, 0, tzinfo=UTC)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_repeated_wall_clock_time_when_clocks_go_back_is_one_run(redis, marketer, everyone, smtp_server):
+    campaign = make_campaign(
+        marketer,
+        make_email_configuration(port=smtp_server.port),
+        everyone,
+        schedule=Campaign.Schedule.RECURRING,
+        cron="30 2 * * *",
+        timezone_name="Europe/Paris",
+    )
+    campaign_activate(campaign=campaign, actor=marketer, now=datetime(2026, 10, 25, 0, 0, tzinfo=UTC))
+    campaign.refresh_from_db()
+    # 02:30 happens twice in Paris on 25 October 2026 (00:30 and 01:30 UTC).
+    assert execution.start_due_runs(now=datetime(2026, 10, 25, 0, 31, tzinfo=UTC))
+    campaign.refresh_from_db()
+    Campaign.objects.filter(pk=campaign.pk).update(next_run_at=datetime(2026, 10, 25, 1, 30, tzinfo=UTC))
+    assert execution.start_due_runs(now=datetime(2026, 10, 25, 1, 31, tzinfo=UTC)) == []
+    assert Run.objects.filter(campaign=campaign).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_stopped_run_sends_nothing_more(redis, smtp_server, marketer, everyone):
+    make_profiles(15)
+    campaign = make_campaign(marketer, make_email_configuration(port=smtp_server.port), everyone)
+    campaign_activate(campaign=campaign, actor=marketer)
+    [run_id] = execution.start_due_runs(now=timezone.now())
+    execution.plan_run(run_id=run_id)
+    token, rows = execution.claim_slice(run_id=run_id, limit=5, now=timezone.now())
+    execution.send_slice(run=Run.objects.get(pk=run_id), token=token, deliveries=rows)
+
+    campaign_stop(campaign=campaign, actor=marketer)
+    run_burst_worker()
+    execution.send_run(run_id=run_id)
+    execution.scheduler_tick(now=timezone.now() + timedelta(hours=1))
+    run_burst_worker()
+
+    assert len(smtp_server.messages) == 5
+    assert Run.objects.get(pk=run_id).state == Run.State.STOPPED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_pause_then_resume_sends_only_what_was_never_sent(redis, smtp_server, marketer, everyone):
+    make_profiles(15)
+    campaign = make_campaign(marketer, make_email_configuration(port=smtp_server.port), everyone)
+    campaign_activate(campaign=campaign, actor=marketer)
+    [run_id] = execution.start_due_runs(now=timezone.now())
+    execution.plan_run(run_id=run_id)
+    token, rows = execution.claim_slice(run_id=run_id, limit=5, now=timezone.now())
+    execution.send_slice(run=Run.objects.get(pk=run_id), token=token, deliveries=rows)
+
+    campaign_pause(campaign=campaign, actor=marketer)
+    run_burst_worker()
+    assert len(smtp_server.messages) == 5
+
+    campaign_activate(campaign=campaign, actor=marketer)
+    execution.scheduler_tick()
+    run_burst_worker()
+    assert sorted(m["rcpt_tos"][0] for m in smtp_server.messages) == sorted(
+        Profile.objects.values_list("email", flat=True)
+    )
+    assert Run.objects.get(pk=run_id).state == Run.State.COMPLETE
+
+
+@pytest.mark.django_db(transaction=True)
+def test_stalled_run_is_redispatched_from_the_ledger_after_redis_lost_its_queues(
+    redis, smtp_server, marketer, everyone
+):
+    make_profiles(8)
+    campaign = make_campaign(marketer, make_email_configuration(port=smtp_server.port), everyone)
+    campaign_activate(campaign=campaign, actor=marketer)
+    execution.scheduler_tick()
+    run_burst_worker()  # plans and sends
+    assert len(smtp_server.messages) == 8
+
+    campaign2 = make_campaign(marketer, make_email_configuration(port=smtp_server.port, name="Second"), everyone)
+    campaign_activate(campaign=campaign2, actor=marketer)
+    execution.scheduler_tick()
+    redis.flushdb()  # the queued plan_run job is lost with Redis
+    execution.scheduler_tick(now=timezone.now() + timedelta(minutes=5))
+    run_burst_worker()
+
+    assert len(smtp_server.messages) == 16
+    assert Run.objects.get(campaign=campaign2).state == Run.State.COMPLETE
