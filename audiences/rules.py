@@ -10,7 +10,17 @@ from typing import Annotated, Any, Literal
 
 from django.db.models import Q
 from django.db.models.fields.json import KeyTransform
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 Operator = Literal["equals", "not_equals", "in", "gt", "gte", "lt", "lte", "exists", "starts_with"]
 _ORDERING = {"gt": "gt", "gte": "gte", "lt": "lt", "lte": "lte"}
@@ -63,7 +73,20 @@ class Not(BaseModel):
     not_: "Rule" = Field(alias="not")
 
 
-Rule = Annotated[All | Any_ | Not | Comparison, Field(union_mode="left_to_right")]
+def _node_kind(data: Any) -> str:
+    if isinstance(data, dict):
+        return next((key for key in ("all", "any", "not") if key in data), "comparison")
+    return "comparison"
+
+
+# A node's keys say which kind it is, so an error names that node's own problem, not every branch's.
+Rule = Annotated[
+    Annotated[All, Tag("all")]
+    | Annotated[Any_, Tag("any")]
+    | Annotated[Not, Tag("not")]
+    | Annotated[Comparison, Tag("comparison")],
+    Discriminator(_node_kind),
+]
 _RULE = TypeAdapter(Rule)
 
 
@@ -83,20 +106,27 @@ def parse_rule(data: Any) -> All | Any_ | Not | Comparison:
 
 
 def _describe(exc: ValidationError) -> list[str]:
-    # A union reports every branch; keep the errors of the deepest path, which name the offending node.
-    errors = exc.errors()
-    deepest = max(len(error["loc"]) for error in errors)
     described = []
-    for error in errors:
-        if len(error["loc"]) < deepest:
-            continue
-        path = "".join(
-            f"[{part}]" if isinstance(part, int) else f".{part}"
-            for part in error["loc"]
-            if part not in ("All", "Any_", "Not", "Comparison")
-        ).lstrip(".")
-        described.append(f"{path or 'rule'}: {error['msg']}")
+    for error in exc.errors():
+        message = error["msg"].removeprefix("Value error, ")
+        described.append(f"{_path(error['loc']) or 'rule'}: {message}")
     return list(dict.fromkeys(described))
+
+
+def _path(loc: tuple) -> str:
+    # The location interleaves discriminator tags with real keys (`all`, `all`, 0, ...): drop the tags.
+    parts, keys = [], iter(loc)
+    for part in keys:
+        if part in ("all", "any", "not"):
+            next(keys, None)  # the tag is followed by the field of the same name
+            parts.append(f".{part}")
+        elif part == "comparison":
+            continue
+        elif isinstance(part, int):
+            parts.append(f"[{part}]")
+        else:
+            parts.append(f".{part}")
+    return "".join(parts).lstrip(".")
 
 
 def compile_rule(rule) -> tuple[dict, Q]:

@@ -63,7 +63,7 @@ class Campaign(models.Model):
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["status", "next_run_at"], name="campaign_due")]
         permissions = [
-            ("activate_campaign", "Can publish campaigns: activate, pause, resume, stop"),
+            ("activate_campaign", "Can publish campaigns (activate, pause, stop)"),
             ("approve_campaign", "Can approve campaign versions"),
             ("submit_campaign", "Can submit campaign versions for review"),
             ("view_report", "Can view campaign reports"),

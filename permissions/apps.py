@@ -3,9 +3,14 @@ from django.db.models.signals import post_migrate
 
 
 def _sync_roles(sender, using, **kwargs):
+    from django.contrib.auth.models import Group, Permission
+    from django.db import connections
+
     from permissions.roles import sync_roles
 
-    sync_roles(using=using)
+    tables = set(connections[using].introspection.table_names())
+    if {Group._meta.db_table, Permission._meta.db_table} <= tables:  # not after `migrate auth zero`
+        sync_roles(using=using)
 
 
 class PermissionsConfig(AppConfig):
