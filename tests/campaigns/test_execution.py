@@ -359,3 +359,26 @@ def test_stalled_run_is_redispatched_from_the_ledger_after_redis_lost_its_queues
 
     assert len(smtp_server.messages) == 16
     assert Run.objects.get(campaign=campaign2).state == Run.State.COMPLETE
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rate_limited_job_reenqueues_itself_instead_of_sleeping(redis, smtp_server, marketer, everyone):
+    from rq.registry import ScheduledJobRegistry
+
+    from config.queues import CAMPAIGNS
+
+    make_profiles(12)
+    configuration = make_email_configuration(port=smtp_server.port, rate_per_second=5)
+    campaign = make_campaign(marketer, configuration, everyone)
+    campaign_activate(campaign=campaign, actor=marketer)
+    [run_id] = execution.start_due_runs(now=timezone.now())
+    execution.plan_run(run_id=run_id)
+    redis.flushdb()  # drop the dispatched jobs: this test drives one job by hand
+
+    execution.send_run(run_id=run_id)
+
+    # One second's worth of tokens went out; the job then left a scheduled successor and returned.
+    assert len(smtp_server.messages) == 5
+    assert Delivery.objects.filter(run_id=run_id, status="pending").count() == 7
+    scheduled = ScheduledJobRegistry(CAMPAIGNS, connection=redis)
+    assert scheduled.count == 1
