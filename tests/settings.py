@@ -34,4 +34,4 @@ STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.s
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
     # A file, not Django's shared-cache memory database: concurrent workers then meet the same WAL and
     # IMMEDIATE-transaction locking as in production instead of shared-cache table locks.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-campaigns.sqlite3")}  # noqa: F405
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-campaigns-{os.getpid()}.sqlite3")}  # noqa: F405
