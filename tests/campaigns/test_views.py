@@ -1,0 +1,358 @@
+"""The campaign pages, through Django's test client, for each persona."""
+
+from datetime import UTC, datetime
+
+import pytest
+import time_machine
+from django.urls import reverse
+
+from audiences.models import Audience, Profile
+from campaigns import lifecycle
+from campaigns.models import Campaign, CampaignVersion, Delivery, Run
+from channels.models import ChannelConfiguration
+from channels.schemas import EmailSettings
+from permissions.roles import Role
+from tests.conftest import PASSWORD
+
+NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def profiles(db):
+    return Profile.objects.bulk_create(
+        Profile(email=f"p{n}@example.com", attributes={"first_name": f"P{n}", "plan": "pro" if n % 2 else "free"})
+        for n in range(6)
+    )
+
+
+@pytest.fixture
+def audience(profiles):
+    return Audience.objects.create(
+        name="Pro customers", kind=Audience.Kind.RULE, rule={"attribute": "plan", "op": "equals", "value": "pro"}
+    )
+
+
+@pytest.fixture
+def configuration(db):
+    configuration = ChannelConfiguration(name="Relay", channel="email")
+    configuration.set_settings(EmailSettings(from_email="news@example.com", host="127.0.0.1", port=1025))
+    configuration.save()
+    return configuration
+
+
+@pytest.fixture
+def draft(personas, audience, configuration):
+    return lifecycle.campaign_create(
+        actor=personas["manny"],
+        name="Spring sale",
+        channel_configuration=configuration,
+        audience=audience,
+        content=lifecycle.Content("Hello {{ profile.first_name }}", "<p>Hi</p>", "Hi"),
+    )
+
+
+def _form(audience, configuration, **overrides):
+    return {
+        "name": "Spring sale",
+        "audience": audience.pk,
+        "channel_configuration": configuration.pk,
+        "category": "marketing",
+        "subject": "Hello {{ profile.first_name }}",
+        "html_body": "<p>Hello {{ profile.first_name }}</p>",
+        "text_body": "Hello {{ profile.first_name }}",
+        "schedule": "on_activation",
+        "start_at": "",
+        "cron": "",
+        "timezone": "UTC",
+        "end_at": "",
+        "tags": "spring, sale, spring",
+        **overrides,
+    }
+
+
+def _login(client, user):
+    client.force_login(user)
+    return client
+
+
+# Creating
+
+
+def test_manager_creates_a_campaign_through_the_form(client, personas, audience, configuration):
+    response = _login(client, personas["manny"]).post(
+        reverse("campaigns:create"), _form(audience, configuration), follow=True
+    )
+
+    campaign = Campaign.objects.get()
+    assert response.redirect_chain == [(campaign.get_absolute_url(), 302)]
+    assert campaign.status == Campaign.Status.DRAFT
+    assert campaign.owner == personas["manny"]
+    assert (campaign.audience, campaign.channel_configuration) == (audience, configuration)
+    assert campaign.tags == ["spring", "sale"]
+    version = CampaignVersion.objects.get(campaign=campaign)
+    assert (version.number, version.subject) == (1, "Hello {{ profile.first_name }}")
+    assert version.html_body == "<p>Hello {{ profile.first_name }}</p>"
+    assert version.created_by == personas["manny"]
+    assert b"Campaign created as a draft" in response.content
+
+
+def test_start_is_read_in_the_chosen_time_zone(client, personas, audience, configuration):
+    data = _form(audience, configuration, schedule="at", start_at="2026-07-01T09:30", timezone="Europe/Paris")
+
+    _login(client, personas["manny"]).post(reverse("campaigns:create"), data)
+
+    campaign = Campaign.objects.get()
+    assert campaign.start_at == datetime(2026, 7, 1, 7, 30, tzinfo=UTC)
+    assert campaign.timezone == "Europe/Paris"
+
+
+def test_fields_of_another_schedule_are_ignored(client, personas, audience, configuration):
+    data = _form(audience, configuration, start_at="2026-07-01T09:30", cron="not a cron")
+
+    _login(client, personas["manny"]).post(reverse("campaigns:create"), data)
+
+    campaign = Campaign.objects.get()
+    assert (campaign.schedule, campaign.start_at, campaign.cron) == ("on_activation", None, "")
+
+
+def test_bad_cron_is_shown_next_to_the_field_and_nothing_is_stored(client, personas, audience, configuration):
+    data = _form(audience, configuration, schedule="recurring", cron="every monday")
+
+    response = _login(client, personas["manny"]).post(reverse("campaigns:create"), data)
+
+    assert response.status_code == 200
+    assert "is not a cron expression" in response.context["form"].errors["cron"][0]
+    assert b'class="field field-cron has-error' in response.content
+    assert not Campaign.objects.exists()
+    assert not CampaignVersion.objects.exists()
+
+
+def test_bad_liquid_subject_is_shown_next_to_the_field_and_nothing_is_stored(client, personas, audience, configuration):
+    data = _form(audience, configuration, subject="Hello {{ profile.first_name ")
+
+    response = _login(client, personas["manny"]).post(reverse("campaigns:create"), data)
+
+    assert response.status_code == 200
+    assert list(response.context["form"].errors) == ["subject"]
+    assert b'class="field field-subject has-error' in response.content
+    assert not Campaign.objects.exists()
+    assert not CampaignVersion.objects.exists()
+
+
+def test_create_form_offers_only_active_email_configurations(client, personas, configuration):
+    ChannelConfiguration.objects.create(name="Old relay", channel="email", is_active=False)
+
+    response = _login(client, personas["manny"]).get(reverse("campaigns:create"))
+
+    assert list(response.context["form"].fields["channel_configuration"].queryset) == [configuration]
+    assert b"{{ profile.first_name }}" in response.content
+
+
+# Who may do what
+
+
+def test_viewer_sees_the_list_without_the_new_campaign_button(client, personas, draft):
+    response = _login(client, personas["vera"]).get(reverse("campaigns:list"))
+
+    assert response.status_code == 200
+    assert b"Spring sale" in response.content
+    assert reverse("campaigns:create").encode() not in response.content
+
+
+def test_manager_sees_the_new_campaign_button(client, personas, draft):
+    response = _login(client, personas["manny"]).get(reverse("campaigns:list"))
+
+    assert reverse("campaigns:create").encode() in response.content
+
+
+def test_viewer_cannot_create(client, personas, audience, configuration):
+    client = _login(client, personas["vera"])
+
+    assert client.get(reverse("campaigns:create")).status_code == 403
+    assert client.post(reverse("campaigns:create"), _form(audience, configuration)).status_code == 403
+    assert not Campaign.objects.exists()
+
+
+def test_viewer_cannot_activate(client, personas, draft):
+    response = _login(client, personas["vera"]).post(reverse("campaigns:activate", args=[draft.pk]))
+
+    assert response.status_code == 403
+    draft.refresh_from_db()
+    assert draft.status == Campaign.Status.DRAFT
+
+
+def test_outsider_gets_the_forbidden_page_naming_roles_and_administrators(client, personas):
+    response = _login(client, personas["otto"]).get(reverse("campaigns:list"))
+
+    assert response.status_code == 403
+    content = response.content.decode()
+    for role in Role:
+        assert role.value in content
+    assert "ada@example.com" in content
+
+
+def test_anonymous_is_redirected_to_login(client, db):
+    response = client.get(reverse("campaigns:list"))
+
+    assert response.status_code == 302
+    assert response["Location"] == f"{reverse('login')}?next={reverse('campaigns:list')}"
+
+
+def test_login_page_logs_in_and_shows_the_roles(client, personas):
+    response = client.post(reverse("login"), {"username": "april", "password": PASSWORD}, follow=True)
+
+    assert response.redirect_chain[-1][0] == reverse("campaigns:list")
+    assert Role.APPROVER.value in response.content.decode()
+
+
+def test_every_campaign_view_requires_a_permission():
+    from django.urls import get_resolver
+
+    patterns = get_resolver().url_patterns
+    campaign_patterns = next(p for p in patterns if getattr(p, "app_name", None) == "campaigns").url_patterns
+    for pattern in campaign_patterns:
+        assert pattern.callback.required_permissions, pattern.name
+
+
+# Actions
+
+
+@time_machine.travel(NOW, tick=False)
+def test_approver_activates(client, personas, draft):
+    response = _login(client, personas["april"]).post(reverse("campaigns:activate", args=[draft.pk]), follow=True)
+
+    draft.refresh_from_db()
+    assert draft.status == Campaign.Status.ACTIVE
+    assert draft.next_run_at == NOW
+    assert b"Activated: the scheduler starts the first run within seconds." in response.content
+
+
+def test_activate_by_get_is_refused(client, personas, draft):
+    response = _login(client, personas["april"]).get(reverse("campaigns:activate", args=[draft.pk]))
+
+    assert response.status_code == 405
+    draft.refresh_from_db()
+    assert draft.status == Campaign.Status.DRAFT
+
+
+def test_a_refused_action_is_shown_as_an_error_message(client, personas, draft):
+    response = _login(client, personas["april"]).post(reverse("campaigns:pause", args=[draft.pk]), follow=True)
+
+    assert b"Only an active campaign can be paused." in response.content
+    draft.refresh_from_db()
+    assert draft.status == Campaign.Status.DRAFT
+
+
+def test_approver_pauses_and_stops(client, personas, draft):
+    lifecycle.campaign_activate(campaign=draft, actor=personas["april"])
+    client = _login(client, personas["april"])
+
+    client.post(reverse("campaigns:pause", args=[draft.pk]))
+    draft.refresh_from_db()
+    assert draft.status == Campaign.Status.PAUSED
+
+    client.post(reverse("campaigns:stop", args=[draft.pk]))
+    draft.refresh_from_db()
+    assert draft.status == Campaign.Status.STOPPED
+
+
+def test_action_buttons_follow_the_state_and_the_permission(client, personas, draft):
+    activate = reverse("campaigns:activate", args=[draft.pk]).encode()
+    pause = reverse("campaigns:pause", args=[draft.pk]).encode()
+
+    page = _login(client, personas["april"]).get(draft.get_absolute_url()).content
+    assert activate in page and pause not in page
+
+    lifecycle.campaign_activate(campaign=draft, actor=personas["april"])
+    page = client.get(draft.get_absolute_url()).content
+    assert activate not in page and pause in page
+
+    page = _login(client, personas["manny"]).get(draft.get_absolute_url()).content
+    assert activate not in page and pause not in page
+
+
+def test_unknown_campaign_is_404(client, personas):
+    assert _login(client, personas["vera"]).get(reverse("campaigns:detail", args=[999])).status_code == 404
+
+
+# Detail and status
+
+
+def test_status_panel_polls_while_active_and_not_when_draft(client, personas, draft):
+    client = _login(client, personas["vera"])
+    status_url = reverse("campaigns:status", args=[draft.pk])
+
+    response = client.get(status_url)
+    assert response.status_code == 200
+    assert b"hx-trigger" not in response.content
+
+    lifecycle.campaign_activate(campaign=draft, actor=personas["april"])
+    response = client.get(status_url)
+    assert b'hx-trigger="every 2s"' in response.content
+    assert f'hx-get="{status_url}"'.encode() in response.content
+
+
+def test_status_panel_polls_while_a_run_is_sending(client, personas, draft):
+    lifecycle.campaign_activate(campaign=draft, actor=personas["april"])
+    run = Run.objects.create(campaign=draft, version=draft.latest_version(), occurrence="x", state=Run.State.SENDING)
+    lifecycle.campaign_pause(campaign=draft, actor=personas["april"])
+    run.refresh_from_db()
+    assert run.state == Run.State.PAUSED
+    client = _login(client, personas["vera"])
+
+    assert b"hx-trigger" not in client.get(reverse("campaigns:status", args=[draft.pk])).content
+    Run.objects.filter(pk=run.pk).update(state=Run.State.SENDING)
+    assert b"hx-trigger" in client.get(reverse("campaigns:status", args=[draft.pk])).content
+
+
+def test_status_panel_counts_the_ledger(client, personas, draft, profiles):
+    run = Run.objects.create(campaign=draft, version=draft.latest_version(), occurrence="2026-03-02T12:00:00")
+    statuses = ["sent", "sent", "failed", "pending", "excluded", "unknown"]
+    Delivery.objects.bulk_create(
+        Delivery(
+            run=run,
+            version=run.version,
+            profile=profile,
+            channel="email",
+            channel_configuration=draft.channel_configuration,
+            due_at=NOW,
+            status=status,
+            reason="no_consent" if status == "excluded" else "",
+        )
+        for profile, status in zip(profiles, statuses, strict=True)
+    )
+
+    response = _login(client, personas["vera"]).get(reverse("campaigns:status", args=[draft.pk]))
+
+    counts = response.context["counts"]
+    assert (counts.targeted, counts.excluded, counts.sent, counts.failed, counts.pending, counts.unknown) == (
+        6,
+        1,
+        2,
+        1,
+        1,
+        1,
+    )
+    assert response.context["exclusions"] == [("No consent", 1)]
+    assert b"2026-03-02T12:00:00" in response.content
+    assert b'<progress aria-label="Messages done" max="100" value="80">' in response.content
+
+
+def test_html_preview_is_sandboxed_and_scripts_stay_escaped(client, personas, audience, configuration):
+    campaign = lifecycle.campaign_create(
+        actor=personas["manny"],
+        name="Hostile",
+        channel_configuration=configuration,
+        audience=audience,
+        content=lifecycle.Content("Hi", '<p>Hi</p><script>alert("owned")</script>', "<script>text</script>"),
+    )
+
+    content = _login(client, personas["vera"]).get(campaign.get_absolute_url()).content.decode()
+
+    assert "<script>alert" not in content
+    assert "<script>text" not in content
+    assert (
+        '<iframe class="preview" sandbox srcdoc="&lt;p&gt;Hi&lt;/p&gt;&lt;script&gt;alert(&quot;owned&quot;)'
+        "&lt;/script&gt;" in content
+    )
+    assert "allow-scripts" not in content
