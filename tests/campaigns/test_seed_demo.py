@@ -1,0 +1,69 @@
+"""`manage.py seed_demo`: demo data for a first look, created once."""
+
+from io import StringIO
+
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+
+from audiences.models import Audience, Consent, Profile
+from audiences.selectors import audience_size
+from campaigns.models import Campaign
+from channels.models import ChannelConfiguration
+from permissions.roles import Role, user_roles
+
+
+def _counts():
+    return {
+        "users": get_user_model().objects.count(),
+        "profiles": Profile.objects.count(),
+        "consents": Consent.objects.count(),
+        "audiences": Audience.objects.count(),
+        "configurations": ChannelConfiguration.objects.count(),
+        "campaigns": Campaign.objects.count(),
+    }
+
+
+def _seed() -> str:
+    out = StringIO()
+    call_command("seed_demo", stdout=out)
+    return out.getvalue()
+
+
+def test_seed_demo_twice_creates_the_data_once(db):
+    _seed()
+    first = _counts()
+
+    output = _seed()
+
+    assert _counts() == first
+    assert "Nothing to do" in output
+    assert first["users"] == 4
+    assert 950 <= first["profiles"] <= 1050
+    assert (first["audiences"], first["configurations"]) == (2, 1)
+
+
+def test_demo_users_hold_their_roles_and_log_in(db, client):
+    _seed()
+
+    User = get_user_model()
+    expected = {"admin": Role.ADMINISTRATOR, "approver": Role.APPROVER, "manager": Role.MANAGER, "viewer": Role.VIEWER}
+    for username, role in expected.items():
+        user = User.objects.get(username=username)
+        assert user_roles(user) == [role.value]
+        assert user.email == f"{username}@example.com"
+        assert client.login(username=username, password="demo-password-123")
+
+
+def test_demo_data_is_varied_and_usable(db):
+    _seed()
+
+    assert Profile.objects.filter(email="").exists()
+    assert Consent.objects.filter(channel="email", state=Consent.State.OPTED_OUT).exists()
+    assert Profile.objects.values("timezone").distinct().count() > 3
+    assert 0 < audience_size(Audience.objects.get(name="Pro customers in France")) < Profile.objects.count()
+    settings = ChannelConfiguration.objects.get().get_settings()
+    assert (settings.from_email, settings.security, settings.connections) == ("news@example.com", "none", 4)
+    statuses = set(Campaign.objects.values_list("status", flat=True))
+    assert {Campaign.Status.DRAFT, Campaign.Status.ACTIVE} <= statuses
+    weekly = Campaign.objects.get(status=Campaign.Status.ACTIVE)
+    assert weekly.next_run_at is not None and weekly.cron
