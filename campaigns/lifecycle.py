@@ -21,14 +21,20 @@ class Content:
     text_body: str
 
 
-def _check_content(content: Content) -> None:
+def _content_errors(content: Content) -> dict[str, str]:
     try:
         check_content(subject=content.subject, html_body=content.html_body, text_body=content.text_body)
     except ContentError as exc:
-        raise ValidationError({exc.field: exc.message}) from None
+        return {exc.field: exc.message}
+    return {}
 
 
-def _check_schedule(*, schedule: str, start_at: datetime | None, cron: str, end_at: datetime | None) -> None:
+def _check_content(content: Content) -> None:
+    if errors := _content_errors(content):
+        raise ValidationError(errors)
+
+
+def _schedule_errors(*, schedule: str, start_at: datetime | None, cron: str, end_at: datetime | None) -> dict:
     errors = {}
     if schedule == Campaign.Schedule.AT and start_at is None:
         errors["start_at"] = "A date and time is required for a campaign sent at a date and time."
@@ -36,8 +42,7 @@ def _check_schedule(*, schedule: str, start_at: datetime | None, cron: str, end_
         errors["cron"] = f"{cron!r} is not a cron expression (e.g. '0 9 * * 1' for Mondays at 09:00)."
     if end_at and start_at and end_at <= start_at:
         errors["end_at"] = "The end must come after the start."
-    if errors:
-        raise ValidationError(errors)
+    return errors
 
 
 @transaction.atomic
@@ -57,13 +62,13 @@ def campaign_create(
     end_at: datetime | None = None,
     tags: list[str] | None = None,
 ) -> Campaign:
-    """Create a draft campaign with its first version. Raises ValidationError naming the bad field."""
-    _check_content(content)
-    _check_schedule(schedule=schedule, start_at=start_at, cron=cron, end_at=end_at)
+    """Create a draft campaign with its first version. Raises ValidationError naming every bad field."""
+    errors = _content_errors(content)
+    errors |= _schedule_errors(schedule=schedule, start_at=start_at, cron=cron, end_at=end_at)
     if not channel_configuration.is_active:
-        raise ValidationError({"channel_configuration": "This channel configuration is inactive."})
+        errors["channel_configuration"] = "This channel configuration is inactive."
     if kind == Campaign.Kind.SCHEDULED and audience is None:
-        raise ValidationError({"audience": "A scheduled campaign needs an audience."})
+        errors["audience"] = "A scheduled campaign needs an audience."
     campaign = Campaign(
         name=name,
         kind=kind,
@@ -78,7 +83,13 @@ def campaign_create(
         timezone=timezone_name,
         end_at=end_at,
     )
-    campaign.full_clean(exclude=["owner", "live_version"])
+    try:
+        campaign.full_clean(exclude=["owner", "live_version"])
+    except ValidationError as invalid:
+        for field, messages in invalid.message_dict.items():
+            errors.setdefault(field, " ".join(messages))
+    if errors:
+        raise ValidationError(errors)
     campaign.save()
     CampaignVersion.objects.create(campaign=campaign, number=1, created_by=actor, **content.__dict__)
     return campaign

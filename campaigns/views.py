@@ -131,12 +131,19 @@ def _status_context(campaign) -> dict:
     exclusions = [
         (_reason_label(reason), count) for reason, count in selectors.exclusion_counts(campaign_id=campaign.pk).items()
     ]
-    running = campaign.status == Campaign.Status.ACTIVE or campaign.runs.filter(state__in=Run.ACTIVE_STATES).exists()
+    # Fast while a run plans or sends; slow while an active campaign waits for its next occurrence.
+    if campaign.runs.filter(state__in=Run.ACTIVE_STATES).exists():
+        poll_seconds = 2
+    elif campaign.status == Campaign.Status.ACTIVE:
+        poll_seconds = 30
+    else:
+        poll_seconds = None
     return {
         "counts": selectors.delivery_counts(campaign_id=campaign.pk),
         "runs": runs,
         "exclusions": exclusions,
-        "polling": running,
+        "polling": poll_seconds is not None,
+        "poll_seconds": poll_seconds,
     }
 
 

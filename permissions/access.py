@@ -3,6 +3,7 @@
 from functools import wraps
 
 from django.contrib.auth.views import redirect_to_login
+from django.http import HttpResponse
 from django.shortcuts import render
 
 from permissions.roles import Role
@@ -18,6 +19,11 @@ def permission_required(*perms: str):
         @wraps(view)
         def wrapped(request, *args, **kwargs):
             if not request.user.is_authenticated:
+                if getattr(request, "htmx", False):
+                    # A partial swapped into a page must not become a login form: send the whole page there.
+                    response = HttpResponse(status=204)
+                    response["HX-Redirect"] = redirect_to_login(request.htmx.current_url_abs_path or "/").url
+                    return response
                 return redirect_to_login(request.get_full_path())
             if not request.user.has_perms(perms):
                 return forbidden(request, perms)

@@ -288,8 +288,21 @@ def test_status_panel_polls_while_active_and_not_when_draft(client, personas, dr
 
     lifecycle.campaign_activate(campaign=draft, actor=personas["april"])
     response = client.get(status_url)
-    assert b'hx-trigger="every 2s"' in response.content
+    assert b'hx-trigger="every 30s"' in response.content  # waiting for the scheduler
     assert f'hx-get="{status_url}"'.encode() in response.content
+
+    Run.objects.create(campaign=draft, version=draft.latest_version(), occurrence="x", state=Run.State.PLANNING)
+    assert b'hx-trigger="every 2s"' in client.get(status_url).content
+
+
+def test_expired_session_sends_an_htmx_poll_to_the_login_page_not_into_the_panel(client, draft):
+    detail = reverse("campaigns:detail", args=[draft.pk])
+    response = client.get(
+        reverse("campaigns:status", args=[draft.pk]),
+        headers={"HX-Request": "true", "HX-Current-URL": f"http://testserver{detail}"},
+    )
+    assert response.status_code == 204
+    assert response["HX-Redirect"] == f"{reverse('login')}?next={detail}"
 
 
 def test_status_panel_polls_while_a_run_is_sending(client, personas, draft):
