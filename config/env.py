@@ -46,7 +46,8 @@ def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
 
 
 def env_list(name: str, default: list[str]) -> list[str]:
-    raw = os.environ.get(name)
+    """Comma-separated values from NAME, or from the file named by NAME_FILE."""
+    raw = env_str(name)
     if raw is None:
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]

@@ -35,3 +35,5 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
     # A file, not Django's shared-cache memory database: concurrent workers then meet the same WAL and
     # IMMEDIATE-transaction locking as in production instead of shared-cache table locks.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-campaigns-{os.getpid()}.sqlite3")}  # noqa: F405
+
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405 - whitenoise warns on every request otherwise
