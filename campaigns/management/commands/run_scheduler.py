@@ -2,13 +2,13 @@ import logging
 import signal
 import time
 
-from config.preflight import check_database, check_redis
 from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import OperationalError, close_old_connections
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from campaigns.execution import scheduler_tick
+from config.preflight import check_database, check_redis
 
 log = logging.getLogger("campaigns.scheduler")
 
