@@ -24,7 +24,10 @@ class Profile(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        permissions = [("export_profile", "Can export a profile's personal data")]
+        permissions = [
+            ("export_profile", "Can export a profile's personal data"),
+            ("import_profiles", "Can import profiles"),
+        ]
 
     def __str__(self):
         return self.email or self.phone or f"Profile {self.pk}"

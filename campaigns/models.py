@@ -66,6 +66,7 @@ class Campaign(models.Model):
             ("activate_campaign", "Can publish campaigns (activate, pause, stop)"),
             ("approve_campaign", "Can approve campaign versions"),
             ("submit_campaign", "Can submit campaign versions for review"),
+            ("send_proof", "Can send proofs of a campaign"),
             ("view_report", "Can view campaign reports"),
         ]
 
@@ -212,6 +213,7 @@ class Delivery(models.Model):
 
     class Meta:
         verbose_name_plural = "deliveries"
+        permissions = [("export_delivery", "Can export deliveries")]
         constraints = [
             models.UniqueConstraint(fields=["run", "profile", "channel"], name="delivery_one_per_recipient"),
         ]

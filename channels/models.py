@@ -56,6 +56,7 @@ class Suppression(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["channel", "address"], name="suppression_unique_address")]
+        permissions = [("export_suppression", "Can export the suppression list")]
 
     def __str__(self):
         return f"{self.channel}:{self.address}"

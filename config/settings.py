@@ -161,6 +161,23 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SMTP_HOST = env_str("SMTP_HOST", "127.0.0.1")
 SMTP_PORT = env_int("SMTP_PORT", 1025, minimum=1)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "campaigns@example.com")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+
+# The product's own mail (invitations, approval notifications), not campaign sends: those go through
+# channel configurations.
+MAILERS = {
+    "default": {
+        "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+        "OPTIONS": {
+            "host": SMTP_HOST,
+            "port": SMTP_PORT,
+            "username": env_str("SMTP_USERNAME", "") or None,
+            "password": env_str("SMTP_PASSWORD", "") or None,
+            "use_tls": env_bool("SMTP_STARTTLS", False),
+            "timeout": 10,
+        },
+    }
+}
 
 # The send path. Sizes are tuned for throughput; tests make them small to exercise the loops.
 CAMPAIGNS_PLAN_CHUNK = env_int("CAMPAIGNS_PLAN_CHUNK", 2000, minimum=1)

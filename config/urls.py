@@ -2,9 +2,13 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from config.api import api
+
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="campaigns:list", permanent=False)),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("campaigns/", include("campaigns.urls")),
+    path("settings/", include("permissions.urls")),
+    path("api/", api.urls),
 ]

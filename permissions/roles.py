@@ -16,7 +16,13 @@ class Role(TextChoices):
 
 
 _VIEW_CAMPAIGNS = ["campaigns.view_campaign", "campaigns.view_report"]
-_EDIT_CAMPAIGNS = ["campaigns.add_campaign", "campaigns.change_campaign", "campaigns.submit_campaign"]
+_EDIT_CAMPAIGNS = [
+    "campaigns.add_campaign",
+    "campaigns.change_campaign",
+    "campaigns.submit_campaign",
+    "campaigns.send_proof",
+]
+# Publishing: activate, pause, resume and stop.
 _PUBLISH_CAMPAIGNS = ["campaigns.activate_campaign", "campaigns.approve_campaign"]
 _VIEW_CONFIGURATION = ["channels.view_channelconfiguration", "audiences.view_audience"]
 
@@ -27,6 +33,8 @@ ROLE_PERMISSIONS: dict[Role, list[str]] = {
         *_PUBLISH_CAMPAIGNS,
         "campaigns.delete_campaign",
         "campaigns.view_delivery",
+        "campaigns.export_delivery",
+        # approval policies (campaigns app)
         *_VIEW_CONFIGURATION,
         "audiences.add_audience",
         "audiences.change_audience",
@@ -35,17 +43,27 @@ ROLE_PERMISSIONS: dict[Role, list[str]] = {
         "audiences.add_profile",
         "audiences.change_profile",
         "audiences.delete_profile",
+        "audiences.export_profile",
+        "audiences.import_profiles",
         "channels.add_channelconfiguration",
         "channels.change_channelconfiguration",
         "channels.delete_channelconfiguration",
         "channels.view_suppression",
         "channels.add_suppression",
         "channels.delete_suppression",
+        "channels.export_suppression",
         "auth.view_user",
         "auth.add_user",
         "auth.change_user",
         "auth.view_group",
+        "auth.add_group",
         "auth.change_group",
+        "auth.delete_group",
+        "permissions.view_apikey",
+        "permissions.add_apikey",
+        "permissions.change_apikey",
+        "permissions.view_auditevent",
+        "permissions.export_auditevent",
     ],
     Role.APPROVER: [*_VIEW_CAMPAIGNS, *_EDIT_CAMPAIGNS, *_PUBLISH_CAMPAIGNS, *_VIEW_CONFIGURATION],
     Role.MANAGER: [
@@ -55,6 +73,7 @@ ROLE_PERMISSIONS: dict[Role, list[str]] = {
         "audiences.add_audience",
         "audiences.change_audience",
         "audiences.view_profile",
+        "audiences.import_profiles",
     ],
     Role.VIEWER: [*_VIEW_CAMPAIGNS],
 }

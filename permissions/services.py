@@ -1,6 +1,7 @@
 """Writes of the permissions app: API keys, invitations, role assignment, and the audit log."""
 
 import hmac
+import logging
 import secrets
 from datetime import timedelta
 
@@ -165,3 +166,27 @@ def user_deactivate(*, actor, user) -> None:
         user.is_active = False
         user.save(update_fields=["is_active"])
         audit_record(actor=actor, action="user.deactivated", obj=user, before={"is_active": True})
+
+
+def notification_send(*, users, title: str, body: str = "", url: str = "", email: bool = True) -> int:
+    """Notify each user in the app and, when `email` is set and they have an address, by email.
+
+    Email is best-effort: a mail failure is logged and never undoes the action that caused it.
+    """
+    from django.core.mail import send_mail
+
+    from permissions.models import Notification
+
+    users = [user for user in users if user.is_active]
+    Notification.objects.bulk_create(Notification(user=user, title=title, body=body, url=url) for user in users)
+    if email:
+        from django.conf import settings
+
+        link = f"{settings.SITE_URL}{url}" if url else settings.SITE_URL
+        for user in users:
+            if user.email:
+                try:
+                    send_mail(title, f"{body}\n\n{link}".strip(), None, [user.email])
+                except Exception:  # noqa: BLE001 - see docstring
+                    logging.getLogger(__name__).exception("notification email to user %s failed", user.pk)
+    return len(users)
