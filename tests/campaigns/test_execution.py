@@ -41,6 +41,16 @@ def make_campaign(user, configuration, audience, **kwargs) -> Campaign:
     )
 
 
+def planned_run(marketer, audience, port: int, *, profiles: int, **configuration) -> tuple[Campaign, int]:
+    """A campaign to `profiles` new profiles, activated, its run started and planned (ledger written)."""
+    make_profiles(profiles)
+    campaign = make_campaign(marketer, make_email_configuration(port=port, **configuration), audience)
+    campaign_activate(campaign=campaign, actor=marketer)
+    [run_id] = execution.start_due_runs(now=timezone.now())
+    execution.plan_run(run_id=run_id)
+    return campaign, run_id
+
+
 @pytest.fixture
 def everyone(db):
     return Audience.objects.create(name="Everyone", kind=Audience.Kind.ALL)
@@ -134,11 +144,7 @@ def test_interrupted_planning_resumes_from_its_cursor(redis, marketer, everyone,
 
 @pytest.mark.django_db(transaction=True)
 def test_running_a_send_job_twice_sends_nothing_twice(redis, smtp_server, marketer, everyone):
-    make_profiles(12)
-    campaign = make_campaign(marketer, make_email_configuration(port=smtp_server.port), everyone)
-    campaign_activate(campaign=campaign, actor=marketer)
-    [run_id] = execution.start_due_runs(now=timezone.now())
-    execution.plan_run(run_id=run_id)
+    campaign, run_id = planned_run(marketer, everyone, smtp_server.port, profiles=12)
 
     execution.send_run(run_id=run_id)
     Run.objects.filter(pk=run_id).update(state=Run.State.SENDING)  # as if the job were replayed early
@@ -150,11 +156,7 @@ def test_running_a_send_job_twice_sends_nothing_twice(redis, smtp_server, market
 
 @pytest.mark.django_db(transaction=True)
 def test_two_workers_claiming_at_once_never_share_a_row(redis, marketer, everyone, smtp_server):
-    make_profiles(60)
-    campaign = make_campaign(marketer, make_email_configuration(port=smtp_server.port), everyone)
-    campaign_activate(campaign=campaign, actor=marketer)
-    [run_id] = execution.start_due_runs(now=timezone.now())
-    execution.plan_run(run_id=run_id)
+    campaign, run_id = planned_run(marketer, everyone, smtp_server.port, profiles=60)
     claims: dict[int, list[int]] = {}
     start = threading.Barrier(4)
 
@@ -187,11 +189,7 @@ def test_two_workers_claiming_at_once_never_share_a_row(redis, marketer, everyon
 
 @pytest.mark.django_db(transaction=True)
 def test_outcome_written_with_a_stale_claim_token_changes_nothing(redis, marketer, everyone, smtp_server):
-    make_profiles(5)
-    campaign = make_campaign(marketer, make_email_configuration(port=smtp_server.port), everyone)
-    campaign_activate(campaign=campaign, actor=marketer)
-    [run_id] = execution.start_due_runs(now=timezone.now())
-    execution.plan_run(run_id=run_id)
+    campaign, run_id = planned_run(marketer, everyone, smtp_server.port, profiles=5)
     now = timezone.now()
     old_token, rows = execution.claim_slice(run_id=run_id, limit=5, now=now)
     Delivery.objects.filter(claim_token=old_token).update(status=Delivery.Status.IN_FLIGHT)
@@ -212,11 +210,7 @@ def test_outcome_written_with_a_stale_claim_token_changes_nothing(redis, markete
 
 @pytest.mark.django_db(transaction=True)
 def test_claims_of_a_dead_worker_go_back_to_pending_and_are_sent_once(redis, marketer, everyone, smtp_server):
-    make_profiles(5)
-    campaign = make_campaign(marketer, make_email_configuration(port=smtp_server.port), everyone)
-    campaign_activate(campaign=campaign, actor=marketer)
-    [run_id] = execution.start_due_runs(now=timezone.now())
-    execution.plan_run(run_id=run_id)
+    campaign, run_id = planned_run(marketer, everyone, smtp_server.port, profiles=5)
     stale_token, rows = execution.claim_slice(run_id=run_id, limit=5, now=timezone.now() - timedelta(hours=1))
 
     execution.release_stale_claims(now=timezone.now())
@@ -298,11 +292,7 @@ def test_repeated_wall_clock_time_when_clocks_go_back_is_one_run(redis, marketer
 
 @pytest.mark.django_db(transaction=True)
 def test_stopped_run_sends_nothing_more(redis, smtp_server, marketer, everyone):
-    make_profiles(15)
-    campaign = make_campaign(marketer, make_email_configuration(port=smtp_server.port), everyone)
-    campaign_activate(campaign=campaign, actor=marketer)
-    [run_id] = execution.start_due_runs(now=timezone.now())
-    execution.plan_run(run_id=run_id)
+    campaign, run_id = planned_run(marketer, everyone, smtp_server.port, profiles=15)
     token, rows = execution.claim_slice(run_id=run_id, limit=5, now=timezone.now())
     execution.send_slice(run=Run.objects.get(pk=run_id), token=token, deliveries=rows)
 
@@ -318,11 +308,7 @@ def test_stopped_run_sends_nothing_more(redis, smtp_server, marketer, everyone):
 
 @pytest.mark.django_db(transaction=True)
 def test_pause_then_resume_sends_only_what_was_never_sent(redis, smtp_server, marketer, everyone):
-    make_profiles(15)
-    campaign = make_campaign(marketer, make_email_configuration(port=smtp_server.port), everyone)
-    campaign_activate(campaign=campaign, actor=marketer)
-    [run_id] = execution.start_due_runs(now=timezone.now())
-    execution.plan_run(run_id=run_id)
+    campaign, run_id = planned_run(marketer, everyone, smtp_server.port, profiles=15)
     token, rows = execution.claim_slice(run_id=run_id, limit=5, now=timezone.now())
     execution.send_slice(run=Run.objects.get(pk=run_id), token=token, deliveries=rows)
 
