@@ -1,13 +1,49 @@
-"""The REST API (django-ninja), OpenAPI at /api/docs. Each app adds its router here."""
+"""The REST API (django-ninja), OpenAPI at /api/docs. Each app adds its router here.
+
+Every error is JSON `{"detail": "..."}` naming the problem, never echoing a key.
+"""
 
 from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, ValidationError
 
+from campaigns.api import router as campaigns_router
+from permissions.api import router as permissions_router
 from permissions.api_auth import ApiKeyAuth
 
 api = NinjaAPI(
     title="Campaign manager API",
     version="1",
+    description="Authenticate with `Authorization: Bearer <key>`; keys are created under Settings → API keys.",
     auth=ApiKeyAuth(),
     urls_namespace="api",
     docs_url="/docs",
 )
+api.add_router("/v1", permissions_router)
+api.add_router("/v1/campaigns", campaigns_router)
+
+
+@api.exception_handler(AuthenticationError)
+def unauthenticated(request, exc):
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if not header:
+        detail = "authentication required: send Authorization: Bearer <key>"
+    elif scheme.lower() != "bearer" or not token.strip():
+        detail = "malformed Authorization header: expected Bearer <key>"
+    else:
+        detail = "unknown or revoked API key"
+    response = api.create_response(request, {"detail": detail}, status=401)
+    response["WWW-Authenticate"] = "Bearer"
+    return response
+
+
+@api.exception_handler(ValidationError)
+def invalid_request(request, exc):
+    problems = "; ".join(_describe(error) for error in exc.errors)
+    return api.create_response(request, {"detail": f"invalid request: {problems}", "errors": exc.errors}, status=422)
+
+
+def _describe(error: dict) -> str:
+    # loc is e.g. ("path", "campaign_id"): name the field, not where ninja found it.
+    location = ".".join(str(part) for part in error.get("loc", ())[1:]) or "body"
+    return f"{location}: {error.get('msg', 'invalid')}"
