@@ -1,0 +1,86 @@
+"""The form of the API key pages. It checks the shape of the input; permissions.services creates the key."""
+
+from django import forms
+from django.apps import apps
+from django.core.exceptions import ValidationError
+
+
+def _campaign_model():
+    # permissions sits below campaigns: name the model instead of importing the app.
+    return apps.get_model("campaigns", "Campaign")
+
+
+class TriggeredCampaignsField(forms.ModelMultipleChoiceField):
+    """API-triggered campaigns, chosen by id. Each bad id gets an error saying what is wrong with it."""
+
+    def label_from_instance(self, obj):
+        return f"{obj.name} (#{obj.pk}, {obj.get_status_display().lower()})"
+
+    def _check_values(self, value):
+        ids = []
+        errors = []
+        for raw in value:
+            try:
+                ids.append(int(str(raw).strip()))
+            except ValueError:
+                errors.append(ValidationError("“%(value)s” is not a campaign id.", params={"value": raw}))
+        campaign_model = _campaign_model()
+        kinds = dict(campaign_model.objects.filter(pk__in=ids).values_list("pk", "kind"))
+        for campaign_id in ids:
+            if campaign_id not in kinds:
+                errors.append(ValidationError("Campaign %(id)s does not exist.", params={"id": campaign_id}))
+            elif kinds[campaign_id] != campaign_model.Kind.API_TRIGGERED:
+                errors.append(
+                    ValidationError(
+                        "Campaign %(id)s is not API-triggered: only API-triggered campaigns can be called with a key.",
+                        params={"id": campaign_id},
+                    )
+                )
+        if errors:
+            raise ValidationError(errors)
+        return self.queryset.filter(pk__in=ids)
+
+
+class ApiKeyForm(forms.Form):
+    name = forms.CharField(
+        max_length=200, help_text="Say who uses it and where, e.g. “Shop backend (production)”. Shown in lists."
+    )
+    all_triggered_campaigns = forms.BooleanField(
+        label="All API-triggered campaigns",
+        required=False,
+        help_text="May read and trigger every API-triggered campaign, including ones created later.",
+    )
+    campaigns = TriggeredCampaignsField(
+        label="Chosen API-triggered campaigns",
+        queryset=None,
+        required=False,
+        widget=forms.SelectMultiple(attrs={"size": 8}),
+        help_text="Only these campaigns. Hold Ctrl (⌘ on a Mac) to choose several.",
+    )
+    profiles = forms.BooleanField(
+        label="Profile upserts",
+        required=False,
+        help_text="May create and update profiles.",
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        campaign_model = _campaign_model()
+        self.fields["campaigns"].queryset = campaign_model.objects.filter(
+            kind=campaign_model.Kind.API_TRIGGERED
+        ).order_by("name", "pk")
+
+    def clean(self):
+        data = super().clean()
+        chosen = data.get("campaigns")
+        if (
+            not self.has_error("campaigns")
+            and not data.get("all_triggered_campaigns")
+            and not chosen
+            and not data.get("profiles")
+        ):
+            raise ValidationError(
+                "Give the key at least one scope: all API-triggered campaigns, chosen campaigns, or profile upserts.",
+                code="no_scope",
+            )
+        return data
