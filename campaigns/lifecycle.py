@@ -1,4 +1,8 @@
-"""Actions that change a campaign's state. Views and jobs call these; permissions are checked by callers."""
+"""Actions that change a campaign's state. Views and jobs call these; permissions are checked by callers.
+
+Every state change is audited. Approval rules (campaigns.approval) are enforced here, in campaign_activate and
+campaign_update_content, so every caller gets them.
+"""
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -8,10 +12,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from audiences.models import Audience
+from campaigns import approval
 from campaigns.models import Campaign, CampaignVersion, Run
 from campaigns.personalization import ContentError, check_content
 from campaigns.schedules import next_occurrence, valid_cron
 from channels.models import ChannelConfiguration
+from permissions.services import audit_record
 
 
 @dataclass(frozen=True)
@@ -91,26 +97,72 @@ def campaign_create(
     if errors:
         raise ValidationError(errors)
     campaign.save()
-    CampaignVersion.objects.create(campaign=campaign, number=1, created_by=actor, **content.__dict__)
+    version = CampaignVersion.objects.create(
+        campaign=campaign, number=1, created_by=actor, edited_by=actor, **content.__dict__
+    )
+    audit_record(actor=actor, action="campaign.created", obj=campaign, after=_state(campaign, version))
     return campaign
+
+
+def _state(campaign: Campaign, version: CampaignVersion | None = None) -> dict:
+    """What the audit log keeps of a campaign before and after a change."""
+    version = version or campaign.latest_version()
+    return {"status": campaign.status, "version": version.number, "review_state": version.review_state}
 
 
 @transaction.atomic
 def campaign_update_content(*, campaign: Campaign, actor, content: Content) -> CampaignVersion:
-    """Edit a campaign's content. A version that a run has sent is never changed: edits make a new one."""
+    """Edit a campaign's content. A version in review is locked. A version that is live, that a run has sent or
+    that was approved is never changed: edits make a new version, which needs its own approval."""
     _check_content(content)
     campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
     if campaign.status not in (Campaign.Status.DRAFT, Campaign.Status.PAUSED):
         raise ValidationError(f"A campaign that is {campaign.get_status_display().lower()} cannot be edited.")
     latest = campaign.latest_version()
-    if latest.runs.exists() or campaign.live_version_id == latest.pk:
-        return CampaignVersion.objects.create(
-            campaign=campaign, number=latest.number + 1, created_by=actor, **content.__dict__
+    if latest.review_state == CampaignVersion.ReviewState.IN_REVIEW:
+        raise ValidationError(
+            f"Version {latest.number} is in review and cannot be edited until an approver approves it or "
+            "requests changes."
         )
-    for field, value in content.__dict__.items():
-        setattr(latest, field, value)
-    latest.save()
-    return latest
+    before = _state(campaign, latest)
+    if (
+        latest.review_state == CampaignVersion.ReviewState.APPROVED
+        or campaign.live_version_id == latest.pk
+        or latest.runs.exists()
+    ):
+        version = CampaignVersion.objects.create(
+            campaign=campaign, number=latest.number + 1, created_by=actor, edited_by=actor, **content.__dict__
+        )
+    else:
+        version = latest
+        for field, value in content.__dict__.items():
+            setattr(version, field, value)
+        version.edited_by = actor
+        version.save()
+    audit_record(
+        actor=actor,
+        action="campaign.content_updated",
+        obj=campaign,
+        before={**before, "subject": latest.subject},
+        after={**_state(campaign, version), "subject": version.subject},
+    )
+    return version
+
+
+def _check_publishable(campaign: Campaign, version: CampaignVersion) -> None:
+    """Refuse to make `version` live while it is in review, or unapproved when a policy asks for approval."""
+    if version.review_state == CampaignVersion.ReviewState.IN_REVIEW:
+        raise ValidationError(
+            f"Version {version.number} is in review: an approver approves and activates it from the review page."
+        )
+    if version.review_state == CampaignVersion.ReviewState.APPROVED:
+        return
+    if policies := approval.matching_policies(campaign):
+        names = ", ".join(f"“{policy.name}”" for policy in policies)
+        raise ValidationError(
+            f"This campaign needs an approval ({names}): submit version {version.number} for review; an approver "
+            "then approves and activates it."
+        )
 
 
 @transaction.atomic
@@ -125,10 +177,20 @@ def campaign_activate(*, campaign: Campaign, actor, now: datetime | None = None)
         raise ValidationError(f"A campaign that is {campaign.get_status_display().lower()} cannot be activated.")
     if not campaign.channel_configuration.is_active:
         raise ValidationError({"channel_configuration": "This channel configuration is inactive."})
+    latest = campaign.latest_version()
+    before = _state(campaign, latest)
+    if campaign.status == Campaign.Status.DRAFT or campaign.live_version_id != latest.pk:
+        _check_publishable(campaign, latest)
     if campaign.status == Campaign.Status.PAUSED:
+        # A version edited (and approved, where needed) during the pause is what later occurrences send;
+        # paused runs keep the version they were sending.
+        campaign.live_version = latest
         campaign.status = Campaign.Status.ACTIVE
-        campaign.save(update_fields=["status", "updated_at"])
+        campaign.save(update_fields=["live_version", "status", "updated_at"])
         Run.objects.filter(campaign=campaign, state=Run.State.PAUSED).update(state=Run.State.SENDING, heartbeat_at=None)
+        audit_record(
+            actor=actor, action="campaign.resumed", obj=campaign, before=before, after=_state(campaign, latest)
+        )
         return campaign
     if campaign.kind == Campaign.Kind.SCHEDULED:
         if campaign.schedule == Campaign.Schedule.ON_ACTIVATION:
@@ -145,10 +207,19 @@ def campaign_activate(*, campaign: Campaign, actor, now: datetime | None = None)
             )
             if campaign.next_run_at is None:
                 raise ValidationError({"end_at": "No occurrence falls before the end date."})
-    campaign.live_version = campaign.latest_version()
+    campaign.live_version = latest
     campaign.status = Campaign.Status.ACTIVE
     campaign.save(update_fields=["live_version", "status", "next_run_at", "updated_at"])
+    audit_record(actor=actor, action="campaign.activated", obj=campaign, before=before, after=_state(campaign, latest))
     return campaign
+
+
+@transaction.atomic
+def campaign_approve_and_activate(*, campaign: Campaign, actor, review_key: str | None = None, comment: str = ""):
+    """Approve the version in review and make it live, all or nothing: when activation is refused (a start time
+    that has passed, an inactive configuration), the approval is not recorded either."""
+    approval.campaign_approve(campaign=campaign, actor=actor, review_key=review_key, comment=comment, activating=True)
+    return campaign_activate(campaign=campaign, actor=actor)
 
 
 @transaction.atomic
@@ -157,9 +228,11 @@ def campaign_pause(*, campaign: Campaign, actor) -> Campaign:
     campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
     if campaign.status != Campaign.Status.ACTIVE:
         raise ValidationError("Only an active campaign can be paused.")
+    before = _state(campaign)
     campaign.status = Campaign.Status.PAUSED
     campaign.save(update_fields=["status", "updated_at"])
     Run.objects.filter(campaign=campaign, state=Run.State.SENDING).update(state=Run.State.PAUSED)
+    audit_record(actor=actor, action="campaign.paused", obj=campaign, before=before, after=_state(campaign))
     return campaign
 
 
@@ -169,10 +242,12 @@ def campaign_stop(*, campaign: Campaign, actor) -> Campaign:
     campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
     if campaign.status not in (Campaign.Status.ACTIVE, Campaign.Status.PAUSED):
         raise ValidationError("Only an active or paused campaign can be stopped.")
+    before = _state(campaign)
     campaign.status = Campaign.Status.STOPPED
     campaign.next_run_at = None
     campaign.save(update_fields=["status", "next_run_at", "updated_at"])
     Run.objects.filter(campaign=campaign, state__in=[*Run.ACTIVE_STATES, Run.State.PAUSED]).update(
         state=Run.State.STOPPED, finished_at=timezone.now()
     )
+    audit_record(actor=actor, action="campaign.stopped", obj=campaign, before=before, after=_state(campaign))
     return campaign

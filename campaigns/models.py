@@ -81,7 +81,15 @@ class Campaign(models.Model):
 
 
 class CampaignVersion(models.Model):
-    """Content as edited and, once activated, as sent. Runs point at the version they send."""
+    """Content as edited and, once activated, as sent. Runs point at the version they send.
+
+    A version in review is locked; an approval belongs to the version approved (see campaigns.approval).
+    """
+
+    class ReviewState(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        IN_REVIEW = "in_review", "In review"
+        APPROVED = "approved", "Approved"
 
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="versions")
     number = models.PositiveIntegerField()
@@ -90,12 +98,91 @@ class CampaignVersion(models.Model):
     text_body = models.TextField(blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
+    # Who last changed the content: with the submitter, the person a policy may bar from approving it.
+    edited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    review_state = models.CharField(max_length=16, choices=ReviewState.choices, default=ReviewState.DRAFT)
+    submitted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    submitted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["campaign", "number"], name="version_number_unique")]
 
     def __str__(self):
         return f"{self.campaign} v{self.number}"
+
+    @property
+    def last_editor_id(self) -> int:
+        return self.edited_by_id or self.created_by_id
+
+    def review_key(self) -> str:
+        """Names one submission of this version, so a decision taken on a stale review page is refused."""
+        submitted = self.submitted_at.isoformat() if self.submitted_at else ""
+        return f"{self.pk}@{submitted}"
+
+
+class ReviewDecision(models.Model):
+    """An approver's decision on one submission of one version. An approval belongs to that version only."""
+
+    class Decision(models.TextChoices):
+        APPROVE = "approve", "Approved"
+        REQUEST_CHANGES = "request_changes", "Changes requested"
+
+    version = models.ForeignKey(CampaignVersion, on_delete=models.CASCADE, related_name="decisions")
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    decision = models.CharField(max_length=20, choices=Decision.choices)
+    comment = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"{self.version}: {self.get_decision_display()} by {self.decided_by}"
+
+
+class ApprovalPolicy(models.Model):
+    """Which campaigns need an approval before they go live, and who may give it.
+
+    An empty list of kinds, categories, channels or tags matches every campaign on that criterion; a campaign
+    matches the tags when it carries at least one of them.
+    """
+
+    name = models.CharField(max_length=200, unique=True)
+    is_active = models.BooleanField(default=True)
+    kinds = models.JSONField(default=list, blank=True, help_text="Campaign kinds; empty matches every kind.")
+    categories = models.JSONField(default=list, blank=True, help_text="Categories; empty matches every category.")
+    channels = models.JSONField(default=list, blank=True, help_text="Channels; empty matches every channel.")
+    tags = models.JSONField(default=list, blank=True, help_text="Any of these tags; empty matches every campaign.")
+    approver_groups = models.ManyToManyField("auth.Group", blank=True, related_name="+", verbose_name="approver roles")
+    approver_users = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="+")
+    block_self_approval = models.BooleanField(
+        default=True, help_text="The user who submitted a version, or last edited it, may not approve it."
+    )
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name_plural = "approval policies"
+
+    def __str__(self):
+        return self.name
+
+    def get_absolute_url(self):
+        return reverse("campaigns:policy_edit", args=[self.pk])
+
+    def matches(self, campaign: Campaign) -> bool:
+        return (
+            (not self.kinds or campaign.kind in self.kinds)
+            and (not self.categories or campaign.category in self.categories)
+            and (not self.channels or campaign.channel_configuration.channel in self.channels)
+            and (not self.tags or bool(set(self.tags) & set(campaign.tags)))
+        )
 
 
 class Run(models.Model):

@@ -35,6 +35,10 @@ ROLE_PERMISSIONS: dict[Role, list[str]] = {
         "campaigns.view_delivery",
         "campaigns.export_delivery",
         # approval policies (campaigns app)
+        "campaigns.view_approvalpolicy",
+        "campaigns.add_approvalpolicy",
+        "campaigns.change_approvalpolicy",
+        "campaigns.delete_approvalpolicy",
         *_VIEW_CONFIGURATION,
         "audiences.add_audience",
         "audiences.change_audience",
