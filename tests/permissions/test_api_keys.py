@@ -290,3 +290,11 @@ def test_errors_never_echo_the_key(client, personas, caplog):
     assert response.status_code == 401
     assert secret not in response.content.decode()
     assert secret not in caplog.text
+
+
+def test_nav_links_to_the_key_pages_only_for_those_who_may_see_them(client, personas):
+    link = f'href="{reverse("permissions:api_key_list")}"'
+    client.force_login(personas["ada"])
+    assert link in client.get(reverse("campaigns:list")).content.decode()
+    client.force_login(personas["vera"])
+    assert link not in client.get(reverse("campaigns:list")).content.decode()
