@@ -298,3 +298,17 @@ def test_nav_links_to_the_key_pages_only_for_those_who_may_see_them(client, pers
     assert link in client.get(reverse("campaigns:list")).content.decode()
     client.force_login(personas["vera"])
     assert link not in client.get(reverse("campaigns:list")).content.decode()
+
+
+@pytest.mark.django_db
+def test_a_key_sent_with_the_wrong_scheme_is_refused_and_never_logged(client, personas, caplog, settings):
+    from permissions.services import api_key_create
+
+    settings.DEBUG = True  # ninja's own bearer class logs the header in debug mode
+    _, secret = api_key_create(actor=personas["ada"], name="wrong scheme", profiles=True)
+
+    with caplog.at_level("DEBUG"):
+        response = client.get("/api/v1/me", headers={"Authorization": f"Token {secret}"})
+
+    assert response.status_code == 401
+    assert secret not in caplog.text
