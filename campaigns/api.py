@@ -2,18 +2,15 @@
 
 from typing import Annotated
 
-from liquid import Environment
-from liquid.exceptions import LiquidError
 from ninja import Path, Router, Schema
 from ninja.errors import HttpError
 from pydantic import Field
 
 from campaigns.models import Campaign
+from campaigns.personalization import personalization_fields
 from permissions.api import ErrorOut
 
 router = Router(tags=["Campaigns"])
-# Only parses templates to list the variables they read; nothing is rendered with it.
-_ANALYSIS = Environment()
 _MAX_ID = 2**63 - 1
 
 
@@ -69,14 +66,3 @@ def triggerable_campaign(*, key, campaign_id: int) -> Campaign:
     if campaign is None:
         raise HttpError(404, f"there is no API-triggered campaign {campaign_id}")
     return campaign
-
-
-def personalization_fields(version) -> list[str]:
-    """The variable paths a version's subject and bodies read (`profile.first_name`), sorted."""
-    paths = set()
-    for source in (version.subject, version.html_body, version.text_body):
-        try:
-            paths.update(_ANALYSIS.from_string(source).global_variable_paths())
-        except LiquidError:
-            continue  # content is checked when saved; a part that no longer parses reads nothing
-    return sorted(paths)

@@ -76,3 +76,14 @@ def compiled_content(version) -> CompiledContent:
 def check_content(*, subject: str, html_body: str, text_body: str) -> None:
     """Raise ContentError naming the part that does not parse."""
     CompiledContent(subject, html_body, text_body)
+
+
+def personalization_fields(version) -> list[str]:
+    """The variable paths a version's subject and bodies read (`profile.first_name`), sorted."""
+    paths = set()
+    for source in (version.subject, version.html_body, version.text_body):
+        try:
+            paths.update(_PLAIN.from_string(source).global_variable_paths())
+        except LiquidError:
+            continue  # content is checked when saved; a part that no longer parses reads nothing
+    return sorted(paths)
