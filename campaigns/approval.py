@@ -65,6 +65,7 @@ def _apply_rules(policy: ApprovalPolicy, rules: PolicyRules) -> None:
         raise ValidationError({"approver_groups": "Name an approver role, approver users, or both."})
     for name in ("name", "kinds", "categories", "channels", "tags", "block_self_approval", "is_active"):
         setattr(policy, name, getattr(rules, name))
+    policy.full_clean(exclude=["created_by"])  # a name already taken is reported, not an IntegrityError
     policy.save()
     policy.approver_groups.set(rules.approver_groups)
     policy.approver_users.set(rules.approver_users)
@@ -112,7 +113,8 @@ def campaign_approvers(campaign: Campaign, policies: list[ApprovalPolicy] | None
     name) who hold the approve permission, or, when no policy matches, everyone holding it."""
     if policies is None:
         policies = matching_policies(campaign)
-    users = get_user_model().objects.with_perm(APPROVE_PERMISSION)
+    # Permissions come from roles and user permissions, which ModelBackend reads; other backends only log in.
+    users = get_user_model().objects.with_perm(APPROVE_PERMISSION, backend="django.contrib.auth.backends.ModelBackend")
     if policies:
         group_ids = {group.pk for policy in policies for group in policy.approver_groups.all()}
         user_ids = {user.pk for policy in policies for user in policy.approver_users.all()}
@@ -154,9 +156,10 @@ def _state(campaign: Campaign, version: CampaignVersion) -> dict:
     return {"status": campaign.status, "version": version.number, "review_state": version.review_state}
 
 
-def _notify_on_commit(*, users: Iterable, title: str, body: str, url: str) -> None:
-    """Notify once the decision is committed: a refused or rolled-back action tells no one anything."""
-    users = [user for user in users if user is not None]
+def _notify_on_commit(*, users: Iterable, actor, title: str, body: str, url: str) -> None:
+    """Notify once the action is committed: a refused or rolled-back action tells no one anything. The actor
+    is not told of their own action."""
+    users = [user for user in users if user is not None and user.pk != actor.pk]
     if users:
         transaction.on_commit(lambda: notification_send(users=users, title=title, body=body, url=url))
 
@@ -204,6 +207,7 @@ def campaign_submit_for_review(*, campaign: Campaign, actor) -> CampaignVersion:
     )
     _notify_on_commit(
         users=reviewers,
+        actor=actor,
         title=f"Review requested: {campaign.name} (version {version.number})",
         body=f"{actor.get_username()} submitted version {version.number} of “{campaign.name}” for your review.",
         url=reverse("campaigns:review", args=[campaign.pk]),
@@ -250,6 +254,7 @@ def campaign_approve(
     what = "approved and activated" if activating else "approved"
     _notify_on_commit(
         users=[version.submitted_by],
+        actor=actor,
         title=f"{what.capitalize()}: {campaign.name} (version {version.number})",
         body=f"{actor.get_username()} {what} version {version.number} of “{campaign.name}”.\n\n{comment}".strip(),
         url=campaign.get_absolute_url(),
@@ -284,6 +289,7 @@ def campaign_request_changes(
     )
     _notify_on_commit(
         users=[version.submitted_by],
+        actor=actor,
         title=f"Changes requested: {campaign.name} (version {version.number})",
         body=f"{actor.get_username()} asked for changes to version {version.number} of “{campaign.name}”:\n\n{comment}",
         url=campaign.get_absolute_url(),

@@ -5,10 +5,13 @@ from datetime import datetime
 from functools import lru_cache
 
 from django import forms
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.utils import timezone
 
 from audiences.models import Audience, Channel
+from campaigns.approval import PolicyRules
 from campaigns.models import Campaign
 from channels.models import ChannelConfiguration
 
@@ -35,7 +38,42 @@ class LocalDateTimeField(forms.DateTimeField):
             raise ValidationError("Enter a date and time, e.g. 2026-05-04 09:00.", code="invalid") from None
 
 
-class CampaignForm(forms.Form):
+class LifecycleErrorsMixin:
+    def add_lifecycle_errors(self, error: ValidationError) -> None:
+        """Show an error of campaigns.lifecycle next to the field it names, or above the form."""
+        if not hasattr(error, "error_dict"):
+            self.add_error(None, error)
+            return
+        for field, messages in error.message_dict.items():
+            field = {"timezone_name": "timezone"}.get(field, field)
+            self.add_error(field if field in self.fields and field != NON_FIELD_ERRORS else None, messages)
+
+
+class ContentForm(LifecycleErrorsMixin, forms.Form):
+    """A version's content: subject, HTML body and text body."""
+
+    subject = forms.CharField(max_length=500, help_text="Liquid personalization works here too.")
+    html_body = forms.CharField(
+        label="HTML body",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 12, "spellcheck": "false", "class": "code"}),
+        help_text="Personalize with Liquid, e.g. {{ profile.first_name }}. Values are HTML-escaped.",
+    )
+    text_body = forms.CharField(
+        label="Text body",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 6, "spellcheck": "false", "class": "code"}),
+        help_text="The plain-text part, e.g. Hello {{ profile.first_name }},",
+    )
+
+    def clean(self):
+        data = super().clean()
+        if not data.get("html_body") and not data.get("text_body") and "html_body" not in self.errors:
+            self.add_error("html_body", "Write an HTML body, a text body, or both.")
+        return data
+
+
+class CampaignForm(ContentForm):
     name = forms.CharField(max_length=200)
     audience = forms.ModelChoiceField(
         queryset=Audience.objects.all(), empty_label="Choose an audience", help_text="Who receives it."
@@ -51,19 +89,6 @@ class CampaignForm(forms.Form):
         initial=Campaign.Category.MARKETING,
         widget=forms.RadioSelect,
         help_text="Marketing respects consent; transactional is for messages a person needs (receipts, resets).",
-    )
-    subject = forms.CharField(max_length=500, help_text="Liquid personalization works here too.")
-    html_body = forms.CharField(
-        label="HTML body",
-        required=False,
-        widget=forms.Textarea(attrs={"rows": 12, "spellcheck": "false", "class": "code"}),
-        help_text="Personalize with Liquid, e.g. {{ profile.first_name }}. Values are HTML-escaped.",
-    )
-    text_body = forms.CharField(
-        label="Text body",
-        required=False,
-        widget=forms.Textarea(attrs={"rows": 6, "spellcheck": "false", "class": "code"}),
-        help_text="The plain-text part, e.g. Hello {{ profile.first_name }},",
     )
     schedule = forms.ChoiceField(
         label="When to send",
@@ -89,13 +114,10 @@ class CampaignForm(forms.Form):
     tags = forms.CharField(required=False, max_length=500, help_text="Comma separated, e.g. newsletter, spring")
 
     def clean_tags(self) -> list[str]:
-        tags = (tag.strip() for tag in self.cleaned_data["tags"].split(","))
-        return list(dict.fromkeys(tag for tag in tags if tag))
+        return _split_tags(self.cleaned_data["tags"])
 
     def clean(self):
         data = super().clean()
-        if not data.get("html_body") and not data.get("text_body") and "html_body" not in self.errors:
-            self.add_error("html_body", "Write an HTML body, a text body, or both.")
         # The fields of the other schedules are hidden, not emptied, when the user switches: drop them.
         schedule = data.get("schedule")
         if schedule != Campaign.Schedule.RECURRING:
@@ -108,11 +130,104 @@ class CampaignForm(forms.Form):
                 data[field] = timezone.make_aware(data[field], zone)
         return data
 
-    def add_lifecycle_errors(self, error: ValidationError) -> None:
-        """Show an error of campaigns.lifecycle next to the field it names, or above the form."""
-        if not hasattr(error, "error_dict"):
-            self.add_error(None, error)
-            return
-        for field, messages in error.message_dict.items():
-            field = {"timezone_name": "timezone"}.get(field, field)
-            self.add_error(field if field in self.fields and field != NON_FIELD_ERRORS else None, messages)
+
+def _split_tags(value: str) -> list[str]:
+    tags = (tag.strip() for tag in value.split(","))
+    return list(dict.fromkeys(tag for tag in tags if tag))
+
+
+class ReviewDecisionForm(LifecycleErrorsMixin, forms.Form):
+    """A decision on the review page. `review_key` names the submission the approver looked at."""
+
+    review_key = forms.CharField(widget=forms.HiddenInput)
+    comment = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text="Required when requesting changes: say what needs to change.",
+    )
+
+
+class ApprovalPolicyForm(LifecycleErrorsMixin, forms.Form):
+    name = forms.CharField(max_length=200)
+    kinds = forms.MultipleChoiceField(
+        label="Campaign kinds",
+        choices=Campaign.Kind.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="None ticked matches every kind.",
+    )
+    categories = forms.MultipleChoiceField(
+        choices=Campaign.Category.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="None ticked matches every category.",
+    )
+    channels = forms.MultipleChoiceField(
+        choices=Channel.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="The channel of the campaign's configuration. None ticked matches every channel.",
+    )
+    tags = forms.CharField(
+        required=False,
+        max_length=500,
+        help_text="Comma separated. A campaign carrying any of them matches; empty matches every campaign.",
+    )
+    approver_groups = forms.ModelMultipleChoiceField(
+        label="Approver roles",
+        queryset=Group.objects.order_by("name"),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Holders of these roles approve, if they hold the approve permission.",
+    )
+    approver_users = forms.ModelMultipleChoiceField(
+        label="Approver users",
+        queryset=get_user_model().objects.filter(is_active=True).order_by("username"),
+        required=False,
+        widget=forms.SelectMultiple(attrs={"size": 6}),
+        help_text="Named users who approve, if they hold the approve permission.",
+    )
+    block_self_approval = forms.BooleanField(
+        required=False,
+        initial=True,
+        help_text="The user who submitted a version, or last edited it, may not approve it.",
+    )
+    is_active = forms.BooleanField(label="Active", required=False, initial=True)
+
+    @classmethod
+    def for_policy(cls, policy, data=None):
+        initial = {
+            "name": policy.name,
+            "kinds": policy.kinds,
+            "categories": policy.categories,
+            "channels": policy.channels,
+            "tags": ", ".join(policy.tags),
+            "approver_groups": list(policy.approver_groups.all()),
+            "approver_users": list(policy.approver_users.all()),
+            "block_self_approval": policy.block_self_approval,
+            "is_active": policy.is_active,
+        }
+        return cls(data, initial=initial)
+
+    def clean_tags(self) -> list[str]:
+        return _split_tags(self.cleaned_data["tags"])
+
+    def clean(self):
+        data = super().clean()
+        if not data.get("approver_groups") and not data.get("approver_users") and not self.has_error("approver_users"):
+            self.add_error("approver_groups", "Name an approver role, approver users, or both.")
+        return data
+
+    def rules(self) -> PolicyRules:
+        data = self.cleaned_data
+        return PolicyRules(
+            name=data["name"],
+            kinds=data["kinds"],
+            categories=data["categories"],
+            channels=data["channels"],
+            tags=data["tags"],
+            approver_groups=list(data["approver_groups"]),
+            approver_users=list(data["approver_users"]),
+            block_self_approval=data["block_self_approval"],
+            is_active=data["is_active"],
+        )

@@ -271,6 +271,75 @@ def test_action_buttons_follow_the_state_and_the_permission(client, personas, dr
     assert activate not in page and pause not in page
 
 
+# Editing content
+
+
+def test_manager_edits_the_draft_content_in_place(client, personas, draft):
+    response = _login(client, personas["manny"]).post(
+        reverse("campaigns:edit", args=[draft.pk]),
+        {"subject": "Hello {{ profile.first_name }}!", "html_body": "<p>New</p>", "text_body": ""},
+        follow=True,
+    )
+
+    assert b"Version 1 saved." in response.content
+    version = draft.versions.get()
+    assert (version.subject, version.html_body, version.text_body) == (
+        "Hello {{ profile.first_name }}!",
+        "<p>New</p>",
+        "",
+    )
+    assert version.edited_by == personas["manny"]
+
+
+def test_edit_page_shows_the_current_content_and_checks_it(client, personas, draft):
+    client = _login(client, personas["manny"])
+    edit = reverse("campaigns:edit", args=[draft.pk])
+
+    assert b"&lt;p&gt;Hi&lt;/p&gt;</textarea>" in client.get(edit).content
+    response = client.post(edit, {"subject": "Hi {% if %}", "html_body": "", "text_body": ""})
+
+    assert response.status_code == 200
+    assert set(response.context["form"].errors) == {"html_body"}
+    response = client.post(edit, {"subject": "Hi {% if %}", "html_body": "<p>x</p>", "text_body": ""})
+    assert list(response.context["form"].errors) == ["subject"]
+    assert draft.latest_version().subject == "Hello {{ profile.first_name }}"
+
+
+def test_editing_a_live_campaign_after_a_pause_makes_a_new_version(client, personas, draft):
+    lifecycle.campaign_activate(campaign=draft, actor=personas["april"])
+    lifecycle.campaign_pause(campaign=draft, actor=personas["april"])
+
+    response = _login(client, personas["manny"]).post(
+        reverse("campaigns:edit", args=[draft.pk]), {"subject": "Second", "html_body": "<p>2</p>"}, follow=True
+    )
+
+    assert b"Saved as version 2: version 1 is unchanged." in response.content
+    assert list(draft.versions.order_by("number").values_list("subject", flat=True)) == [
+        "Hello {{ profile.first_name }}",
+        "Second",
+    ]
+
+
+def test_an_active_campaign_cannot_be_edited(client, personas, draft):
+    lifecycle.campaign_activate(campaign=draft, actor=personas["april"])
+    client = _login(client, personas["manny"])
+
+    assert b"Pause it first." in client.get(reverse("campaigns:edit", args=[draft.pk])).content
+    response = client.post(reverse("campaigns:edit", args=[draft.pk]), {"subject": "x", "text_body": "x"})
+    assert b"cannot be edited" in response.content
+    assert draft.versions.count() == 1
+
+
+def test_viewer_cannot_edit(client, personas, draft):
+    client = _login(client, personas["vera"])
+
+    assert client.get(reverse("campaigns:edit", args=[draft.pk])).status_code == 403
+    assert (
+        client.post(reverse("campaigns:edit", args=[draft.pk]), {"subject": "x", "text_body": "x"}).status_code == 403
+    )
+    assert draft.latest_version().subject == "Hello {{ profile.first_name }}"
+
+
 def test_unknown_campaign_is_404(client, personas):
     assert _login(client, personas["vera"]).get(reverse("campaigns:detail", args=[999])).status_code == 404
 
