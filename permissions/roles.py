@@ -111,3 +111,71 @@ def user_roles(user) -> list[str]:
         return []
     held = set(user.groups.values_list("name", flat=True))
     return [role.value for role in Role if role.value in held]
+
+
+# Areas the roles page and the custom-role form group permissions under, by the app that declares them.
+_AREAS = {
+    "campaigns": "Campaigns and reports",
+    "audiences": "Audiences and profiles",
+    "channels": "Channel configurations and suppression",
+    "auth": "Users and roles",
+}
+
+
+def is_builtin_role(name: str) -> bool:
+    return name in Role.values
+
+
+def composable_permissions() -> list[str]:
+    """The permissions a custom role may be composed from: those of the built-in administrator."""
+    return list(ROLE_PERMISSIONS[Role.ADMINISTRATOR])
+
+
+def permission_area(name: str) -> str:
+    app_label, codename = name.split(".")
+    if app_label == "permissions":
+        return "Audit log" if codename.endswith("auditevent") else "API keys"
+    return _AREAS.get(app_label, app_label.title())
+
+
+def permission_labels(names) -> dict[str, str]:
+    """Human names of permissions ("Can publish campaigns (activate, pause, stop)"), as their models declare
+    them; the code itself for one not in the database yet."""
+    from django.contrib.auth.models import Permission
+
+    wanted = set(names)
+    labels = {name: name for name in wanted}
+    for permission in Permission.objects.select_related("content_type").filter(
+        content_type__app_label__in={name.split(".")[0] for name in wanted}
+    ):
+        name = f"{permission.content_type.app_label}.{permission.codename}"
+        if name in wanted:
+            labels[name] = permission.name
+    return labels
+
+
+def permissions_by_area(names, labels: dict[str, str] | None = None) -> list[tuple[str, list[tuple[str, str]]]]:
+    """`names` as [(area, [(name, label), ...]), ...], areas and names in the order of the administrator's list.
+    Pass `labels` (from permission_labels) to save its query when grouping several lists."""
+    order = {name: index for index, name in enumerate(composable_permissions())}
+    labels = labels if labels is not None else permission_labels(names)
+    areas: dict[str, list[tuple[str, str]]] = {}
+    for name in sorted(set(names), key=lambda name: (order.get(name, len(order)), name)):
+        areas.setdefault(permission_area(name), []).append((name, labels[name]))
+    return list(areas.items())
+
+
+def group_permission_names(group) -> list[str]:
+    return sorted(
+        f"{permission.content_type.app_label}.{permission.codename}"
+        for permission in group.permissions.select_related("content_type")
+    )
+
+
+def permission_matrix() -> list[tuple[str, list[tuple[str, str, list[bool]]]]]:
+    """The built-in roles × permissions table: [(area, [(name, label, [held by each Role, in order]), ...])]."""
+    names = {name for held in ROLE_PERMISSIONS.values() for name in held}
+    return [
+        (area, [(name, label, [name in ROLE_PERMISSIONS[role] for role in Role]) for name, label in rows])
+        for area, rows in permissions_by_area(names)
+    ]
