@@ -21,3 +21,4 @@ class PermissionsConfig(AppConfig):
         # Connected for every app's post-migrate signal, after Django's create_permissions (auth is
         # installed earlier), so the last call sees every permission.
         post_migrate.connect(_sync_roles, dispatch_uid="permissions.sync_roles")
+        from permissions import signals  # noqa: F401 - connects the login failure receiver
