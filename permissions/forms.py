@@ -71,7 +71,7 @@ class UserAddForm(forms.Form):
 
 
 class UserRolesForm(forms.Form):
-    roles = forms.MultipleChoiceField(widget=forms.CheckboxSelectMultiple, required=False)
+    roles = forms.MultipleChoiceField(widget=forms.CheckboxSelectMultiple, required=False, label="Holds these roles")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
