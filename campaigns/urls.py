@@ -8,6 +8,7 @@ urlpatterns = [
     path("new/", views.campaign_create, name="create"),
     path("<int:pk>/", views.campaign_detail, name="detail"),
     path("<int:pk>/status/", views.campaign_status, name="status"),
+    path("<int:pk>/versions/<int:number>/preview/", views.version_preview, name="preview"),
     path("<int:pk>/edit/", views.campaign_edit, name="edit"),
     path("<int:pk>/submit/", views.campaign_submit, name="submit"),
     path("<int:pk>/review/", views.campaign_review, name="review"),

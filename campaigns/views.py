@@ -4,9 +4,12 @@ nothing more."""
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_POST
+from django.views.decorators.clickjacking import xframe_options_sameorigin
+from django.views.decorators.csp import csp_override
+from django.views.decorators.http import require_GET, require_POST
 
 from audiences.models import Channel
 from audiences.selectors import audience_size
@@ -396,3 +399,28 @@ def policy_delete(request, pk):
         messages.success(request, f"Policy “{policy.name}” deleted.")
         return redirect(reverse("campaigns:policy_list"))
     return render(request, "campaigns/policy_delete.html", {"policy": policy})
+
+
+# Marketer HTML is untrusted. It is served on its own, never inline in our pages, under a policy that makes it
+# a sandboxed document of a unique origin (no scripts, even when opened directly) which may keep its own
+# inline styles and load images, and which only our pages may frame.
+_PREVIEW_POLICY = {
+    "default-src": ["'none'"],
+    "style-src": ["'unsafe-inline'", "https:"],
+    "img-src": ["https:", "data:"],
+    "font-src": ["https:", "data:"],
+    "frame-ancestors": ["'self'"],
+    "sandbox": [""],
+}
+
+
+@permission_required("campaigns.view_campaign")
+@require_GET
+@xframe_options_sameorigin
+@csp_override(_PREVIEW_POLICY)
+def version_preview(request, pk, number):
+    version = get_object_or_404(CampaignVersion, campaign_id=pk, number=number)
+    response = HttpResponse(version.html_body, content_type="text/html; charset=utf-8")
+    response["Cache-Control"] = "private, no-store"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response

@@ -445,7 +445,8 @@ def test_the_review_page_is_read_only_with_a_sandboxed_preview_audience_size_and
     response = _login(client, personas["april"]).get(reverse("campaigns:review", args=[submitted.pk]))
 
     content = response.content.decode()
-    assert '<iframe class="preview" sandbox srcdoc="&lt;p&gt;Hi&lt;/p&gt;' in content
+    preview_url = reverse("campaigns:preview", args=[submitted.pk, submitted.latest_version().number])
+    assert f'<iframe class="preview" sandbox src="{preview_url}"' in content
     assert "allow-scripts" not in content
     assert response.context["audience_size"] == 3
     assert "news@example.com" in content
