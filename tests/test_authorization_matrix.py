@@ -1,0 +1,269 @@
+"""The authorization matrix: every URL of the site and every operation of the API, for every persona.
+
+The expectations are written out here, not derived from the views' decorators, so a view guarded by the
+wrong permission fails. A URL or API operation added without a row here fails too.
+"""
+
+from dataclasses import dataclass
+
+import pytest
+from django.contrib.auth.models import Group
+from django.urls import URLResolver, get_resolver, reverse
+
+from audiences.models import Audience
+from campaigns import lifecycle
+from campaigns.models import ApprovalPolicy, Campaign
+from config.api import api
+from permissions import services
+from permissions.models import Notification
+from tests.conftest import PASSWORD, make_email_configuration
+
+ADMIN = {"ada"}
+PUBLISHERS = {"ada", "april"}
+EDITORS = {"ada", "april", "manny"}
+CAMPAIGN_ROLES = {"ada", "april", "manny", "vera"}
+LOGGED_IN = CAMPAIGN_ROLES | {"otto"}
+EVERYONE = LOGGED_IN | {"anonymous"}
+PERSONAS = sorted(EVERYONE)
+
+
+@dataclass(frozen=True)
+class Rule:
+    allowed: set[str]
+    method: str = "GET"
+    # The URL's keyword arguments, from the objects the `world` fixture makes.
+    kwargs: tuple[str, ...] = ()
+    # The status an allowed persona gets for a GET (a POST only has to get through the permission check).
+    status: int = 200
+    # Logged-in personas outside `allowed` get this (403), unless the URL hides what they may not see (404).
+    denied_status: int = 403
+    # Logging out lands on the login page by design; for any other URL that means "refused".
+    lands_on_login: bool = False
+
+
+C = ("pk:campaign",)
+PAGES = {
+    "": Rule(EVERYONE, status=302),
+    "login/": Rule(EVERYONE),
+    "logout/": Rule(EVERYONE, method="POST", lands_on_login=True),
+    "campaigns/": Rule(CAMPAIGN_ROLES),
+    "campaigns/new/": Rule(EDITORS),
+    "campaigns/<int:pk>/": Rule(CAMPAIGN_ROLES, kwargs=C),
+    "campaigns/<int:pk>/status/": Rule(CAMPAIGN_ROLES, kwargs=C),
+    "campaigns/<int:pk>/versions/<int:number>/preview/": Rule(CAMPAIGN_ROLES, kwargs=(*C, "number:version")),
+    "campaigns/<int:pk>/edit/": Rule(EDITORS, kwargs=C),
+    "campaigns/<int:pk>/submit/": Rule(EDITORS, method="POST", kwargs=C),
+    "campaigns/<int:pk>/review/": Rule(PUBLISHERS, kwargs=C),
+    "campaigns/<int:pk>/review/approve/": Rule(PUBLISHERS, method="POST", kwargs=C),
+    "campaigns/<int:pk>/review/request-changes/": Rule(PUBLISHERS, method="POST", kwargs=C),
+    "campaigns/<int:pk>/activate/": Rule(PUBLISHERS, method="POST", kwargs=C),
+    "campaigns/<int:pk>/pause/": Rule(PUBLISHERS, method="POST", kwargs=C),
+    "campaigns/<int:pk>/stop/": Rule(PUBLISHERS, method="POST", kwargs=C),
+    "campaigns/approval-policies/": Rule(ADMIN),
+    "campaigns/approval-policies/new/": Rule(ADMIN),
+    "campaigns/approval-policies/<int:pk>/": Rule(ADMIN, kwargs=("pk:policy",)),
+    "campaigns/approval-policies/<int:pk>/delete/": Rule(ADMIN, method="POST", kwargs=("pk:policy",)),
+    "settings/api-keys/": Rule(ADMIN),
+    "settings/api-keys/new/": Rule(ADMIN),
+    "settings/api-keys/<int:pk>/": Rule(ADMIN, kwargs=("pk:api_key",)),
+    "settings/api-keys/<int:pk>/revoke/": Rule(ADMIN, method="POST", kwargs=("pk:api_key",)),
+    "settings/users/": Rule(ADMIN),
+    "settings/users/add/": Rule(ADMIN),
+    "settings/users/<int:pk>/": Rule(ADMIN, kwargs=("pk:target",)),
+    "settings/users/<int:pk>/roles/": Rule(ADMIN, method="POST", kwargs=("pk:target",)),
+    "settings/users/<int:pk>/deactivate/": Rule(ADMIN, method="POST", kwargs=("pk:target",)),
+    "settings/users/<int:pk>/invite/": Rule(ADMIN, method="POST", kwargs=("pk:target",)),
+    "settings/roles/": Rule(ADMIN),
+    "settings/roles/add/": Rule(ADMIN),
+    "settings/roles/<int:pk>/edit/": Rule(ADMIN, kwargs=("pk:role",)),
+    "settings/roles/<int:pk>/delete/": Rule(ADMIN, method="POST", kwargs=("pk:role",)),
+    "settings/roles/<int:pk>/members/": Rule(ADMIN, method="POST", kwargs=("pk:role",)),
+    "settings/roles/<int:pk>/members/<int:user_pk>/remove/": Rule(
+        ADMIN, method="POST", kwargs=("pk:role", "user_pk:target")
+    ),
+    "settings/audit/": Rule(ADMIN),
+    "settings/audit/export/": Rule(ADMIN),
+    # Per-user pages: every logged-in user, each seeing only their own notifications.
+    "settings/notifications/": Rule(LOGGED_IN),
+    "settings/notifications/<int:pk>/open/": Rule(LOGGED_IN, method="POST", kwargs=("pk:own_notification",)),
+    "settings/notifications/read/": Rule(LOGGED_IN, method="POST"),
+    # The one page for people without an account yet: the token is the credential.
+    "settings/invitations/<str:token>/": Rule(EVERYONE, kwargs=("token:invitation",)),
+    # The API's own documentation is public; its operations are checked by API_OPERATIONS below.
+    "api/openapi.json": Rule(EVERYONE),
+    "api/docs": Rule(EVERYONE),
+}
+API_ROUTES = {"api/", "api/v1/me", "api/v1/campaigns/<campaign_id>"}
+
+
+def _routes(patterns=None, prefix=""):
+    for pattern in get_resolver().url_patterns if patterns is None else patterns:
+        if isinstance(pattern, URLResolver):
+            yield from _routes(pattern.url_patterns, prefix + str(pattern.pattern))
+        else:
+            yield prefix + str(pattern.pattern)
+
+
+def test_every_url_has_a_rule_and_every_rule_a_url():
+    routes = set(_routes())
+    assert routes - set(PAGES) - API_ROUTES == set(), "URLs without a rule in the authorization matrix"
+    assert set(PAGES) - routes == set(), "rules for URLs that no longer exist"
+
+
+@pytest.fixture
+def world(personas, django_user_model):
+    ada = personas["ada"]
+    configuration = make_email_configuration(port=25)
+    audience = Audience.objects.create(name="Everyone", kind=Audience.Kind.ALL)
+    campaign = lifecycle.campaign_create(
+        actor=personas["manny"],
+        name="Matrix",
+        channel_configuration=configuration,
+        audience=audience,
+        content=lifecycle.Content("Hi", "<p>Hi</p>", "Hi"),
+    )
+    triggered = lifecycle.campaign_create(
+        actor=ada,
+        name="Password reset",
+        kind=Campaign.Kind.API_TRIGGERED,
+        category=Campaign.Category.TRANSACTIONAL,
+        channel_configuration=configuration,
+        audience=None,
+        content=lifecycle.Content("Reset", "<p>{{ context.url }}</p>", "{{ context.url }}"),
+    )
+    target = django_user_model.objects.create_user("target", "target@example.com", PASSWORD)
+    role = Group.objects.create(name="Custom role")
+    target.groups.add(role)
+    policy = ApprovalPolicy.objects.create(name="Everything", created_by=ada)
+    api_key, _ = services.api_key_create(actor=ada, name="k", all_triggered_campaigns=True)
+    invitation = services.invitation_create(actor=ada, user=django_user_model.objects.create_user("invited"))
+    notifications = {
+        username: Notification.objects.create(user=user, title="Hello").pk for username, user in personas.items()
+    }
+    return {
+        "campaign": campaign.pk,
+        "version": 1,
+        "triggered": triggered.pk,
+        "target": target.pk,
+        "role": role.pk,
+        "policy": policy.pk,
+        "api_key": api_key.pk,
+        "invitation": invitation,
+        "notifications": notifications,
+    }
+
+
+def _url(route: str, rule: Rule, world: dict, persona: str) -> str:
+    path = route
+    for spec in rule.kwargs:
+        name, _, source = spec.partition(":")
+        if source == "own_notification":
+            value = world["notifications"].get(persona, world["notifications"]["ada"])
+        else:
+            value = world[source]
+        path = path.replace(f"<int:{name}>", str(value)).replace(f"<str:{name}>", str(value))
+    return "/" + path
+
+
+@pytest.mark.parametrize("persona", PERSONAS)
+@pytest.mark.parametrize("route", sorted(PAGES))
+def test_page_answers_each_persona_as_the_matrix_says(client, personas, world, route, persona):
+    rule = PAGES[route]
+    if persona != "anonymous":
+        client.force_login(personas[persona])
+    url = _url(route, rule, world, persona)
+
+    response = client.generic(rule.method, url)
+
+    login = reverse("login")
+    if persona in rule.allowed:
+        assert response.status_code not in (401, 403, 404, 405), f"{persona} refused at {rule.method} {url}"
+        if not rule.lands_on_login:
+            assert not response.get("Location", "").startswith(login), f"{persona} sent to log in at {url}"
+        if rule.method == "GET":
+            assert response.status_code == rule.status, f"{persona} got {response.status_code} at {url}"
+    elif persona == "anonymous":
+        assert response.status_code == 302 and response["Location"].startswith(login), url
+    else:
+        assert response.status_code == rule.denied_status, f"{persona} got {response.status_code} at {url}"
+
+
+def test_a_notification_of_someone_else_is_not_found(client, personas, world):
+    client.force_login(personas["vera"])
+    someone_elses = world["notifications"]["ada"]
+
+    response = client.post(f"/settings/notifications/{someone_elses}/open/")
+
+    assert response.status_code == 404
+    assert Notification.objects.get(pk=someone_elses).read_at is None
+
+
+# The API ------------------------------------------------------------------------------------------------
+
+# What each operation requires: "any" valid key, or a key whose scope covers the campaign named in the path.
+API_OPERATIONS = {
+    ("GET", "/api/v1/me"): "any",
+    ("GET", "/api/v1/campaigns/{campaign_id}"): "campaign",
+}
+API_PERSONAS = ["no key", "session only", "revoked", "all campaigns", "this campaign", "other campaign", "profiles"]
+
+
+def _operations():
+    schema = api.get_openapi_schema()
+    for path, methods in schema["paths"].items():
+        for method, operation in methods.items():
+            yield method.upper(), path, operation
+
+
+def test_every_api_operation_has_a_rule_that_matches_its_documented_scope():
+    operations = {(method, path): operation for method, path, operation in _operations()}
+    assert set(operations) == set(API_OPERATIONS)
+    for key, operation in operations.items():
+        assert operation.get("x-required-scope") == API_OPERATIONS[key], key
+        assert operation.get("security"), f"{key} declares no security"
+
+
+@pytest.fixture
+def api_world(world, personas):
+    ada = personas["ada"]
+    other = lifecycle.campaign_create(
+        actor=ada,
+        name="Other",
+        kind=Campaign.Kind.API_TRIGGERED,
+        channel_configuration=make_email_configuration(port=25, name="Other relay"),
+        audience=None,
+        content=lifecycle.Content("x", "x", "x"),
+    )
+    revoked, revoked_secret = services.api_key_create(actor=ada, name="revoked", all_triggered_campaigns=True)
+    services.api_key_revoke(actor=ada, key=revoked)
+    keys = {
+        "revoked": revoked_secret,
+        "all campaigns": services.api_key_create(actor=ada, name="all", all_triggered_campaigns=True)[1],
+        "this campaign": services.api_key_create(actor=ada, name="this", campaign_ids=[world["triggered"]])[1],
+        "other campaign": services.api_key_create(actor=ada, name="other", campaign_ids=[other.pk])[1],
+        "profiles": services.api_key_create(actor=ada, name="profiles", profiles=True)[1],
+    }
+    return {**world, "keys": keys}
+
+
+def _expected_api_status(scope: str, persona: str) -> int:
+    if persona in ("no key", "session only", "revoked"):
+        return 401
+    if scope == "any" or persona in ("all campaigns", "this campaign"):
+        return 200
+    return 403
+
+
+@pytest.mark.parametrize("persona", API_PERSONAS)
+@pytest.mark.parametrize(("method", "path"), sorted(API_OPERATIONS))
+def test_api_operation_answers_each_key_as_the_matrix_says(client, personas, api_world, method, path, persona):
+    headers = {}
+    if persona in api_world["keys"]:
+        headers["Authorization"] = f"Bearer {api_world['keys'][persona]}"
+    if persona == "session only":
+        client.force_login(personas["ada"])  # a browser session is no API credential
+    url = path.replace("{campaign_id}", str(api_world["triggered"]))
+
+    response = client.generic(method, url, headers=headers)
+
+    assert response.status_code == _expected_api_status(API_OPERATIONS[(method, path)], persona), response.content
