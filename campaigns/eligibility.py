@@ -1,6 +1,6 @@
 """Who may receive a message: consent and suppression, checked at planning and again just before sending."""
 
-from audiences.models import UNKNOWN_CONSENT_ALLOWS_MARKETING, Consent
+from audiences.models import Consent
 from campaigns.models import Campaign, Delivery
 from channels.models import Suppression
 
@@ -21,11 +21,14 @@ def suppressed_addresses(addresses, channel: str) -> set[str]:
     return set(Suppression.objects.filter(channel=channel, address__in=wanted).values_list("address", flat=True))
 
 
-def exclusion_reason(*, category: str, channel: str, address: str, consent: str | None, suppressed: set[str]) -> str:
+def exclusion_reason(
+    *, category: str, channel: str, address: str, consent: str | None, suppressed: set[str], unknown_allows: bool
+) -> str:
     """The reason a recipient must not get this message, or "" when they may.
 
-    Marketing honours opt-outs (and, per channel, treats unknown consent as a yes or a no);
-    transactional messages skip only suppressed addresses.
+    Marketing honours opt-outs and, per channel, treats unknown consent as a yes or a no (`unknown_allows`,
+    from audiences.models.unknown_consent_allows_marketing, read once per batch); transactional messages
+    skip only suppressed addresses.
     """
     if not address:
         return Delivery.Reason.NO_ADDRESS
@@ -34,6 +37,6 @@ def exclusion_reason(*, category: str, channel: str, address: str, consent: str 
     if category == Campaign.Category.MARKETING:
         if consent == Consent.State.OPTED_OUT:
             return Delivery.Reason.NO_CONSENT
-        if consent in (None, Consent.State.UNKNOWN) and not UNKNOWN_CONSENT_ALLOWS_MARKETING.get(channel, False):
+        if consent in (None, Consent.State.UNKNOWN) and not unknown_allows:
             return Delivery.Reason.NO_CONSENT
     return ""

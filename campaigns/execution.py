@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from audiences.models import Profile
+from audiences.models import Profile, unknown_consent_allows_marketing
 from audiences.selectors import audience_member_ids
 from campaigns.eligibility import consent_states, exclusion_reason, suppressed_addresses
 from campaigns.models import Campaign, Delivery, Run
@@ -203,6 +203,7 @@ def _plan_deliveries(run: Run, profile_ids: list[int], now: datetime) -> list[De
     consents = consent_states(profile_ids, channel)
     addresses = {profile.pk: profile.address_for(channel) for profile in profiles}
     suppressed = suppressed_addresses(addresses.values(), channel)
+    unknown_allows = unknown_consent_allows_marketing(channel)
     rows = []
     for profile in profiles:
         address = addresses[profile.pk]
@@ -212,6 +213,7 @@ def _plan_deliveries(run: Run, profile_ids: list[int], now: datetime) -> list[De
             address=address,
             consent=consents.get(profile.pk),
             suppressed=suppressed,
+            unknown_allows=unknown_allows,
         )
         rows.append(
             Delivery(
@@ -305,6 +307,7 @@ def send_slice(*, run: Run, token: uuid.UUID, deliveries: list[Delivery]) -> Non
     # Consent or suppression may have changed since planning.
     consents = consent_states([d.profile_id for d in deliveries if d.profile_id], channel)
     suppressed = suppressed_addresses([d.address for d in deliveries], channel)
+    unknown_allows = unknown_consent_allows_marketing(channel)
     content = compiled_content(run.version)
     campaign_context = {"name": campaign.name}
     messages, excluded, failed = [], [], []
@@ -315,6 +318,7 @@ def send_slice(*, run: Run, token: uuid.UUID, deliveries: list[Delivery]) -> Non
             address=delivery.address,
             consent=consents.get(delivery.profile_id),
             suppressed=suppressed,
+            unknown_allows=unknown_allows,
         )
         if reason or delivery.profile is None:
             delivery.status, delivery.reason = Delivery.Status.EXCLUDED, reason or Delivery.Reason.NO_ADDRESS

@@ -368,3 +368,18 @@ def test_rate_limited_job_reenqueues_itself_instead_of_sleeping(redis, smtp_serv
     assert Delivery.objects.filter(run_id=run_id, status="pending").count() == 7
     scheduled = ScheduledJobRegistry(CAMPAIGNS, connection=redis)
     assert scheduled.count == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_unknown_consent_follows_the_channel_setting(redis, smtp_server, marketer, everyone):
+    from audiences.models import ChannelConsentSetting
+
+    known, unknown = make_profiles(2)
+    Consent.objects.create(profile=known, channel="email", state=Consent.State.OPTED_IN)
+    ChannelConsentSetting.objects.create(channel="email", unknown_allows_marketing=False)
+
+    campaign, run_id = planned_run(marketer, everyone, smtp_server.port, profiles=0)
+
+    excluded = Delivery.objects.get(run_id=run_id, status="excluded")
+    assert (excluded.profile_id, excluded.reason) == (unknown.pk, "no_consent")
+    assert Delivery.objects.get(run_id=run_id, status="pending").profile_id == known.pk
