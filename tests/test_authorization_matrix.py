@@ -89,6 +89,9 @@ PAGES = {
     "settings/notifications/read/": Rule(LOGGED_IN, method="POST"),
     # The one page for people without an account yet: the token is the credential.
     "settings/invitations/<str:token>/": Rule(EVERYONE, kwargs=("token:invitation",)),
+    # --- audiences: profiles, identity namespaces, attribute schema, consent settings ---
+    # --- audiences: audience pages ---
+    # --- audiences: imports ---
     # The API's own documentation is public; its operations are checked by API_OPERATIONS below.
     "api/openapi.json": Rule(EVERYONE),
     "api/docs": Rule(EVERYONE),
@@ -204,6 +207,7 @@ def test_a_notification_of_someone_else_is_not_found(client, personas, world):
 API_OPERATIONS = {
     ("GET", "/api/v1/me"): "any",
     ("GET", "/api/v1/campaigns/{campaign_id}"): "campaign",
+    # --- audiences: profile API ---
 }
 API_PERSONAS = ["no key", "session only", "revoked", "all campaigns", "this campaign", "other campaign", "profiles"]
 
