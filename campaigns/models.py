@@ -232,6 +232,8 @@ class TriggerRequest(models.Model):
 
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="trigger_requests")
     run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # The person a unitary trigger was for: erasing them scrubs the stored context (campaigns.privacy).
+    profile = models.ForeignKey(Profile, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     api_key_prefix = models.CharField(max_length=16, blank=True)
     request_id = models.CharField(max_length=200)
     body_hash = models.CharField(max_length=64)
