@@ -1,0 +1,70 @@
+"""The campaigns app's part in a person's rights over their data (see audiences.profiles): what the ledger
+and the trigger log keep about a profile, for an export, and how they forget it on erase.
+
+An erased person's deliveries stay in the ledger, so run counts and reports do not change, but without
+their address, provider error detail or link to the profile. Their trigger requests keep the requestId and
+body hash (replays are still answered) with the context emptied.
+"""
+
+from django.dispatch import receiver
+
+from audiences.models import Profile
+from audiences.profiles import profile_erasing, profile_exporting
+from campaigns.models import Delivery, TriggerRequest
+
+
+@receiver(profile_exporting, sender=Profile, dispatch_uid="campaigns.privacy.export")
+def export_profile_messages(sender, profile, **kwargs) -> dict:
+    deliveries = (
+        Delivery.objects.filter(profile=profile)
+        .order_by("id")
+        .values(
+            "id",
+            "run__campaign_id",
+            "run__campaign__name",
+            "channel",
+            "address",
+            "status",
+            "reason",
+            "detail",
+            "sent_at",
+        )
+    )
+    requests = (
+        TriggerRequest.objects.filter(profile=profile)
+        .order_by("created_at", "id")
+        .values("campaign_id", "campaign__name", "request_id", "context", "created_at")
+    )
+    return {
+        "deliveries": [
+            {
+                "id": row["id"],
+                "campaign_id": row["run__campaign_id"],
+                "campaign": row["run__campaign__name"],
+                "channel": row["channel"],
+                "address": row["address"],
+                "status": row["status"],
+                "reason": row["reason"],
+                "detail": row["detail"],
+                "sent_at": row["sent_at"].isoformat() if row["sent_at"] else None,
+            }
+            for row in deliveries
+        ],
+        "trigger_requests": [
+            {
+                "campaign_id": row["campaign_id"],
+                "campaign": row["campaign__name"],
+                "request_id": row["request_id"],
+                "context": row["context"],
+                "created_at": row["created_at"].isoformat(),
+            }
+            for row in requests
+        ],
+    }
+
+
+@receiver(profile_erasing, sender=Profile, dispatch_uid="campaigns.privacy.erase")
+def erase_profile_messages(sender, profile, **kwargs) -> dict:
+    deliveries = Delivery.objects.filter(profile=profile).update(profile=None, address="", detail="")
+    requests = TriggerRequest.objects.filter(profile=profile).update(profile=None, context={})
+    return {"deliveries_anonymised": deliveries, "trigger_requests_scrubbed": requests}
