@@ -156,12 +156,12 @@ def _state(campaign: Campaign, version: CampaignVersion) -> dict:
     return {"status": campaign.status, "version": version.number, "review_state": version.review_state}
 
 
-def _notify_on_commit(*, users: Iterable, actor, title: str, body: str, url: str) -> None:
-    """Notify once the action is committed: a refused or rolled-back action tells no one anything. The actor
-    is not told of their own action."""
+def _notify(*, users: Iterable, actor, title: str, body: str, url: str) -> None:
+    """Notify in the action's transaction, so a refused or rolled-back action tells no one anything; the
+    emails are sent by a job once it commits. The actor is not told of their own action."""
     users = [user for user in users if user is not None and user.pk != actor.pk]
     if users:
-        transaction.on_commit(lambda: notification_send(users=users, title=title, body=body, url=url))
+        notification_send(users=users, title=title, body=body, url=url)
 
 
 def _locked_campaign(campaign: Campaign) -> Campaign:
@@ -205,7 +205,7 @@ def campaign_submit_for_review(*, campaign: Campaign, actor) -> CampaignVersion:
         before=before,
         after=_state(campaign, version),
     )
-    _notify_on_commit(
+    _notify(
         users=reviewers,
         actor=actor,
         title=f"Review requested: {campaign.name} (version {version.number})",
@@ -252,7 +252,7 @@ def campaign_approve(
         after={**_state(campaign, version), "comment": comment},
     )
     what = "approved and activated" if activating else "approved"
-    _notify_on_commit(
+    _notify(
         users=[version.submitted_by],
         actor=actor,
         title=f"{what.capitalize()}: {campaign.name} (version {version.number})",
@@ -287,7 +287,7 @@ def campaign_request_changes(
         before=before,
         after={**_state(campaign, version), "comment": comment},
     )
-    _notify_on_commit(
+    _notify(
         users=[version.submitted_by],
         actor=actor,
         title=f"Changes requested: {campaign.name} (version {version.number})",

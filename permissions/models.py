@@ -88,6 +88,9 @@ class Notification(models.Model):
     url = models.CharField(max_length=500, blank=True, help_text="Where the notification leads, a local path.")
     created_at = models.DateTimeField(auto_now_add=True)
     read_at = models.DateTimeField(null=True, blank=True)
+    emailed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the email job handed it to the mailer; empty if not (yet) emailed."
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

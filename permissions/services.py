@@ -169,27 +169,55 @@ def user_deactivate(*, actor, user) -> None:
 
 
 def notification_send(*, users, title: str, body: str = "", url: str = "", email: bool = True) -> int:
-    """Notify each user in the app and, when `email` is set and they have an address, by email.
+    """Notify each active user in the app and, when `email` is set and they have an address, by email.
 
-    Email is best-effort: a mail failure is logged and never undoes the action that caused it.
+    The in-app notifications are written in the caller's transaction. Email leaves the request path: one job
+    on the maintenance queue, enqueued once that transaction commits, sends the batch. It is best-effort: a
+    failure to enqueue or to send is logged and never undoes the action that caused it.
     """
+    import django_rq
+
+    from config.queues import MAINTENANCE
+    from permissions.models import Notification
+
+    users = [user for user in users if user.is_active]
+    notifications = Notification.objects.bulk_create(
+        Notification(user=user, title=title, body=body, url=url) for user in users
+    )
+    email_ids = [notification.pk for notification in notifications if notification.user.email]
+    if email and email_ids:
+
+        def enqueue_notification_emails():
+            django_rq.get_queue(MAINTENANCE).enqueue("permissions.jobs.send_notification_emails", email_ids)
+
+        # robust: an unreachable Redis is logged by Django, and the caller's response goes out all the same.
+        transaction.on_commit(enqueue_notification_emails, robust=True)
+    return len(users)
+
+
+def notification_email_send(*, notification) -> bool:
+    """Email one notification to its user, at most once however often the job runs. Best-effort: a failure
+    is logged, never raised, and leaves the notification unsent so that running the job again retries it.
+    Returns whether the email was handed to the mailer."""
+    from django.conf import settings
     from django.core.mail import send_mail
 
     from permissions.models import Notification
 
-    users = [user for user in users if user.is_active]
-    Notification.objects.bulk_create(Notification(user=user, title=title, body=body, url=url) for user in users)
-    if email:
-        from django.conf import settings
-
-        link = f"{settings.SITE_URL}{url}" if url else settings.SITE_URL
-        for user in users:
-            if user.email:
-                try:
-                    send_mail(title, f"{body}\n\n{link}".strip(), None, [user.email])
-                except Exception:  # noqa: BLE001 - see docstring
-                    logging.getLogger(__name__).exception("notification email to user %s failed", user.pk)
-    return len(users)
+    user = notification.user
+    if not (user.is_active and user.email):
+        return False
+    # Claim it before sending: a second run of the same job finds it claimed and sends nothing.
+    if not Notification.objects.filter(pk=notification.pk, emailed_at__isnull=True).update(emailed_at=timezone.now()):
+        return False
+    link = f"{settings.SITE_URL}{notification.url}" if notification.url else settings.SITE_URL
+    try:
+        send_mail(notification.title, f"{notification.body}\n\n{link}".strip(), None, [user.email])
+    except Exception:  # noqa: BLE001 - see docstring
+        Notification.objects.filter(pk=notification.pk).update(emailed_at=None)
+        logging.getLogger(__name__).exception("notification %s: email to user %s failed", notification.pk, user.pk)
+        return False
+    return True
 
 
 # Custom roles, user administration, invitation mail, notifications and login failures. Imports are local so

@@ -2,6 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 
+import django_rq
 import pytest
 import time_machine
 from django.contrib.auth.models import Group
@@ -14,8 +15,11 @@ from campaigns import approval, lifecycle
 from campaigns.models import ApprovalPolicy, Campaign, CampaignVersion, ReviewDecision
 from channels.models import ChannelConfiguration
 from channels.schemas import EmailSettings
+from config import queues
 from permissions.models import AuditEvent, Notification
 from permissions.roles import Role
+from tests.conftest import run_burst_worker
+from tests.smtp_servers import free_port
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 CONTENT = lifecycle.Content("Hello {{ profile.first_name }}", "<p>Hi</p>\n<p>Spring sale</p>", "Hi")
@@ -70,11 +74,18 @@ def policy(personas):
 
 
 @pytest.fixture
-def submitted(personas, draft, policy, django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=True):
-        approval.campaign_submit_for_review(campaign=draft, actor=personas["manny"])
-    mail.outbox.clear()
+def submitted(personas, draft, policy):
+    approval.campaign_submit_for_review(campaign=draft, actor=personas["manny"])
     return draft
+
+
+@pytest.fixture
+def submitted_and_mailed(submitted, redis):
+    """For tests that run the queued jobs (a transactional database): the approvers' emails about the submission
+    are sent and cleared, so the outbox holds only what the test's own action sends."""
+    run_burst_worker()
+    mail.outbox.clear()
+    return submitted
 
 
 def _login(client, user):
@@ -174,11 +185,11 @@ def test_activation_is_refused_while_a_version_is_in_review_even_without_a_polic
         lifecycle.campaign_activate(campaign=draft, actor=personas["april"])
 
 
-def test_submitting_notifies_the_approvers_in_the_app_and_by_email(
-    personas, draft, policy, django_capture_on_commit_callbacks
-):
-    with django_capture_on_commit_callbacks(execute=True):
-        approval.campaign_submit_for_review(campaign=draft, actor=personas["manny"])
+@pytest.mark.django_db(transaction=True)
+def test_submitting_notifies_the_approvers_in_the_app_and_by_email(personas, draft, policy, redis):
+    approval.campaign_submit_for_review(campaign=draft, actor=personas["manny"])
+    assert not mail.outbox  # the email job runs in a worker, off the request path
+    run_burst_worker()
 
     review_url = reverse("campaigns:review", args=[draft.pk])
     notified = Notification.objects.filter(url=review_url)
@@ -189,6 +200,33 @@ def test_submitting_notifies_the_approvers_in_the_app_and_by_email(
         "april@example.com",
     ]
     assert review_url in mail.outbox[0].body
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_submission_goes_through_and_notifies_in_the_app_when_the_mail_server_is_unreachable(
+    client, personas, draft, policy, redis, settings, caplog
+):
+    settings.MAILERS = {
+        "default": {
+            "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "OPTIONS": {"host": "127.0.0.1", "port": free_port(), "timeout": 2},  # nothing listens there
+        }
+    }
+
+    response = _login(client, personas["manny"]).post(reverse("campaigns:submit", args=[draft.pk]), follow=True)
+
+    assert response.status_code == 200 and b"Submitted for review" in response.content
+    assert _state(draft) == (Campaign.Status.DRAFT, CampaignVersion.ReviewState.IN_REVIEW)
+    notified = Notification.objects.filter(url=reverse("campaigns:review", args=[draft.pk]))
+    assert sorted(n.user.username for n in notified) == ["ada", "april"]
+
+    run_burst_worker()
+
+    maintenance = django_rq.get_queue(queues.MAINTENANCE)
+    assert (maintenance.finished_job_registry.count, maintenance.failed_job_registry.count) == (1, 0)
+    failures = [record for record in caplog.records if record.name == "permissions.services"]
+    assert len(failures) == 2 and all(record.levelname == "ERROR" for record in failures)
+    assert all(n.emailed_at is None for n in notified)  # unsent, so running the job again retries them
 
 
 def test_submitting_is_refused_when_no_one_could_approve(personas, draft):
@@ -202,20 +240,20 @@ def test_submitting_is_refused_when_no_one_could_approve(personas, draft):
 # Approving
 
 
+@pytest.mark.django_db(transaction=True)
 @time_machine.travel(NOW, tick=False)
-def test_approver_approves_and_activates_from_the_review_page(
-    client, personas, submitted, django_capture_on_commit_callbacks
-):
+def test_approver_approves_and_activates_from_the_review_page(client, personas, submitted_and_mailed):
+    submitted = submitted_and_mailed
     client = _login(client, personas["april"])
     page = client.get(reverse("campaigns:review", args=[submitted.pk]))
     assert b"Approve and activate" in page.content
 
-    with django_capture_on_commit_callbacks(execute=True):
-        response = client.post(
-            reverse("campaigns:approve", args=[submitted.pk]),
-            {"review_key": _review_key(submitted), "comment": "Looks good"},
-            follow=True,
-        )
+    response = client.post(
+        reverse("campaigns:approve", args=[submitted.pk]),
+        {"review_key": _review_key(submitted), "comment": "Looks good"},
+        follow=True,
+    )
+    run_burst_worker()
 
     assert b"Approved. Activated" in response.content
     assert _state(submitted) == (Campaign.Status.ACTIVE, CampaignVersion.ReviewState.APPROVED)
@@ -347,17 +385,19 @@ def test_a_refused_activation_records_no_approval(personas, audience, configurat
 # Requesting changes
 
 
+@pytest.mark.django_db(transaction=True)
 def test_request_changes_returns_the_version_to_draft_and_notifies_the_submitter(
-    client, personas, submitted, django_capture_on_commit_callbacks
+    client, personas, submitted_and_mailed
 ):
+    submitted = submitted_and_mailed
     client = _login(client, personas["april"])
 
-    with django_capture_on_commit_callbacks(execute=True):
-        response = client.post(
-            reverse("campaigns:request_changes", args=[submitted.pk]),
-            {"review_key": _review_key(submitted), "comment": "Say which products are on sale."},
-            follow=True,
-        )
+    response = client.post(
+        reverse("campaigns:request_changes", args=[submitted.pk]),
+        {"review_key": _review_key(submitted), "comment": "Say which products are on sale."},
+        follow=True,
+    )
+    run_burst_worker()
 
     assert b"Changes requested" in response.content
     assert _state(submitted) == (Campaign.Status.DRAFT, CampaignVersion.ReviewState.DRAFT)

@@ -1,10 +1,15 @@
 """The notifications inbox and the bell: each user sees and changes only their own."""
 
+import django_rq
+import pytest
+from django.core import mail
 from django.template import Context, Template
 from django.urls import reverse
 
+from config.queues import MAINTENANCE
 from permissions.models import Notification
 from permissions.services import notification_send
+from tests.conftest import run_burst_worker
 
 
 def _notify(user, title="Campaign waiting for approval", url="/campaigns/"):
@@ -103,3 +108,41 @@ def test_marking_read_needs_a_post(client, personas):
 
     assert client.get(reverse("permissions:notification_open", args=[notification.pk])).status_code == 405
     assert client.get(reverse("permissions:notifications_read_all")).status_code == 405
+
+
+# Email, off the request path: one job per batch on the maintenance queue
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_is_emailed_by_one_job_that_sends_each_message_once_even_when_run_twice(personas, redis, settings):
+    settings.SITE_URL = "https://campaigns.example.com"
+    personas["otto"].email = ""
+    personas["otto"].save()
+    queue = django_rq.get_queue(MAINTENANCE)
+
+    notification_send(
+        users=[personas["vera"], personas["manny"], personas["otto"]],
+        title="Campaign waiting",
+        body="Please look.",
+        url="/campaigns/",
+    )
+
+    assert not mail.outbox
+    [job] = queue.get_jobs()
+    assert job.func_name == "permissions.jobs.send_notification_emails"
+    run_burst_worker()
+    queue.enqueue(job.func_name, *job.args)  # the same batch again, as a retried job would be
+    run_burst_worker()
+
+    assert sorted(message.to for message in mail.outbox) == [["manny@example.com"], ["vera@example.com"]]
+    assert mail.outbox[0].subject == "Campaign waiting"
+    assert mail.outbox[0].body == "Please look.\n\nhttps://campaigns.example.com/campaigns/"
+    assert Notification.objects.filter(user=personas["otto"], emailed_at__isnull=True).exists()
+
+
+def test_in_app_only_notifications_enqueue_no_email(personas, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks() as callbacks:
+        notification_send(users=[personas["vera"]], title="In the app only", email=False)
+
+    assert Notification.objects.filter(user=personas["vera"], title="In the app only").exists()
+    assert callbacks == []
