@@ -403,7 +403,7 @@ def profile_erase(*, profile: Profile, actor) -> dict[str, int]:
         "attributes": len(profile.attributes),
         "consents": profile.consents.count(),
         "consent_events": profile.consent_events.count(),
-        "push_tokens": profile.push_tokens.count(),
+        "push_registrations": profile.push_tokens.count(),  # "token" names are redacted in the audit log
         "audience_memberships": AudienceMember.objects.filter(profile=profile).count(),
     }
     for _receiver, counts in profile_erasing.send(sender=Profile, profile=profile):
