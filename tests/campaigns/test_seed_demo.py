@@ -7,7 +7,8 @@ from django.core.management import call_command
 
 from audiences.models import Audience, Consent, Profile
 from audiences.selectors import audience_size
-from campaigns.models import Campaign
+from campaigns import approval
+from campaigns.models import ApprovalPolicy, Campaign, CampaignVersion, ReviewDecision
 from channels.models import ChannelConfiguration
 from permissions.roles import Role, user_roles
 
@@ -20,6 +21,8 @@ def _counts():
         "audiences": Audience.objects.count(),
         "configurations": ChannelConfiguration.objects.count(),
         "campaigns": Campaign.objects.count(),
+        "approval policies": ApprovalPolicy.objects.count(),
+        "review decisions": ReviewDecision.objects.count(),
     }
 
 
@@ -39,7 +42,7 @@ def test_seed_demo_twice_creates_the_data_once(db):
     assert "Nothing to do" in output
     assert first["users"] == 4
     assert 950 <= first["profiles"] <= 1050
-    assert (first["audiences"], first["configurations"]) == (2, 1)
+    assert (first["audiences"], first["configurations"], first["approval policies"]) == (2, 1, 1)
 
 
 def test_demo_users_hold_their_roles_and_log_in(db, client):
@@ -67,3 +70,34 @@ def test_demo_data_is_varied_and_usable(db):
     assert {Campaign.Status.DRAFT, Campaign.Status.ACTIVE} <= statuses
     weekly = Campaign.objects.get(status=Campaign.Status.ACTIVE)
     assert weekly.next_run_at is not None and weekly.cron
+
+
+def test_demo_marketing_campaigns_went_through_the_approval_policy(db):
+    _seed()
+
+    policy = ApprovalPolicy.objects.get()
+    assert (policy.name, policy.categories, policy.block_self_approval, policy.is_active) == (
+        "Marketing needs approval",
+        [Campaign.Category.MARKETING],
+        True,
+        True,
+    )
+    assert [group.name for group in policy.approver_groups.all()] == [Role.APPROVER.value]
+    assert not policy.approver_users.exists()
+    # Every marketing campaign that has been live sends a version the manager submitted and the approver approved.
+    published = Campaign.objects.filter(category=Campaign.Category.MARKETING, live_version__isnull=False)
+    assert set(published.values_list("status", flat=True)) == {Campaign.Status.ACTIVE, Campaign.Status.PAUSED}
+    for campaign in published:
+        assert approval.matching_policies(campaign) == [policy]
+        version = campaign.live_version
+        assert version == campaign.latest_version()
+        assert version.review_state == CampaignVersion.ReviewState.APPROVED
+        assert version.submitted_by.username == "manager"
+        [decision] = version.decisions.all()
+        assert (decision.decision, decision.decided_by.username) == (ReviewDecision.Decision.APPROVE, "approver")
+    # One waits in the approver's review queue; the transactional password reset needs no approval.
+    in_review = Campaign.objects.get(name="Spring sale preview")
+    assert in_review.latest_version().review_state == CampaignVersion.ReviewState.IN_REVIEW
+    approver = get_user_model().objects.get(username="approver")
+    assert approver.notifications.filter(title__startswith="Review requested: Spring sale preview").exists()
+    assert not approval.approval_required(Campaign.objects.get(name="Password reset"))

@@ -1,5 +1,6 @@
 """Demo data for trying the product: one user per role, ~1,000 profiles, two audiences, a local mail catcher
-configuration and a few campaigns. Idempotent: what exists is left as it is."""
+configuration, an approval policy for marketing campaigns and a few campaigns, taken through review as a manager
+and an approver would. Idempotent: what exists is left as it is."""
 
 import random
 from datetime import date, datetime, timedelta
@@ -13,8 +14,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from audiences.models import Audience, Channel, Consent, Identity, Profile
-from campaigns import lifecycle
-from campaigns.models import Campaign
+from campaigns import approval, lifecycle
+from campaigns.models import ApprovalPolicy, Campaign
 from channels.models import ChannelConfiguration
 from channels.schemas import EmailSettings
 from permissions.roles import Role
@@ -22,6 +23,8 @@ from permissions.roles import Role
 PASSWORD = "demo-password-123"
 PROFILE_COUNT = 1000
 BATCH_SIZE = 250
+# Marketing campaigns need an approval by a campaign approver; transactional ones (password reset) do not.
+POLICY_NAME = "Marketing needs approval"
 # Profiles are recognized by this identity, so a second run creates only what is missing.
 DEMO_NAMESPACE = "demo_id"
 
@@ -90,6 +93,7 @@ class Command(BaseCommand):
         profiles = self._profiles()
         audiences = self._audiences(users["admin"])
         configuration, configuration_created = self._configuration()
+        policy_created = self._approval_policy(users["admin"])
         campaigns = self._campaigns(users, audiences, configuration)
 
         created = {
@@ -98,13 +102,14 @@ class Command(BaseCommand):
             "profiles": profiles,
             "audiences": audiences.created,
             "channel configurations": int(configuration_created),
+            "approval policies": int(policy_created),
             "campaigns": campaigns,
         }
         if not any(created.values()):
             self.stdout.write("Nothing to do: the demo data is already there.")
         else:
             summary = ", ".join(
-                f"{count} {what.removesuffix('s') if count == 1 else what}" for what, count in created.items() if count
+                f"{count} {_singular(what) if count == 1 else what}" for what, count in created.items() if count
             )
             self.stdout.write(self.style.SUCCESS(f"Created {summary}."))
         self.stdout.write(
@@ -186,6 +191,20 @@ class Command(BaseCommand):
             configuration.save()
         return configuration, created
 
+    def _approval_policy(self, admin) -> bool:
+        if ApprovalPolicy.objects.filter(name=POLICY_NAME).exists():
+            return False
+        approval.approval_policy_create(
+            actor=admin,
+            rules=approval.PolicyRules(
+                name=POLICY_NAME,
+                categories=[Campaign.Category.MARKETING],
+                approver_groups=[Group.objects.get(name=Role.APPROVER.value)],
+                block_self_approval=True,
+            ),
+        )
+        return True
+
     def _campaigns(self, users, audiences, configuration) -> int:
         created = 0
 
@@ -196,7 +215,7 @@ class Command(BaseCommand):
             created += 1
             return lifecycle.campaign_create(actor=actor, name=name, channel_configuration=configuration, **kwargs)
 
-        create(
+        spring = create(
             "Spring sale preview",
             actor=users["manager"],
             audience=audiences["Pro customers in France"],
@@ -207,6 +226,9 @@ class Command(BaseCommand):
             ),
             tags=["sale", "spring"],
         )
+        if spring:
+            # Waiting in the approver's review queue.
+            approval.campaign_submit_for_review(campaign=spring, actor=users["manager"])
         weekly = create(
             "Weekly newsletter",
             actor=users["manager"],
@@ -223,7 +245,7 @@ class Command(BaseCommand):
             tags=["newsletter"],
         )
         if weekly:
-            lifecycle.campaign_activate(campaign=weekly, actor=users["approver"])
+            _approve_and_activate(weekly, users, comment="Approved for the weekly slot.")
         teaser = create(
             "Black Friday teaser",
             actor=users["manager"],
@@ -239,7 +261,7 @@ class Command(BaseCommand):
             tags=["black-friday"],
         )
         if teaser:
-            lifecycle.campaign_activate(campaign=teaser, actor=users["approver"])
+            _approve_and_activate(teaser, users, comment="Approved; on hold until the offers are final.")
             lifecycle.campaign_pause(campaign=teaser, actor=users["approver"])
         create(
             "Password reset",
@@ -258,6 +280,18 @@ class Command(BaseCommand):
             tags=["account"],
         )
         return created
+
+
+def _approve_and_activate(campaign: Campaign, users, *, comment: str) -> None:
+    """The manager submits the campaign and the approver approves and activates it, as the policy requires."""
+    version = approval.campaign_submit_for_review(campaign=campaign, actor=users["manager"])
+    lifecycle.campaign_approve_and_activate(
+        campaign=campaign, actor=users["approver"], review_key=version.review_key(), comment=comment
+    )
+
+
+def _singular(what: str) -> str:
+    return what.removesuffix("ies") + "y" if what.endswith("ies") else what.removesuffix("s")
 
 
 class _Created(dict):
