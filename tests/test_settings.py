@@ -1,6 +1,7 @@
 """A bad environment variable stops every command with one line naming it, never a traceback."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,8 +12,30 @@ ROOT = Path(__file__).resolve().parent.parent
 # Everything config/settings.py reads, so the host's or CI's environment cannot leak into these cases.
 SETTINGS_VARIABLES = (
     "DEBUG SECRET_KEY FIELD_ENCRYPTION_KEYS ALLOWED_HOSTS CSRF_TRUSTED_ORIGINS SITE_URL DATABASE_URL REDIS_URL "
-    "TIME_ZONE SMTP_HOST SMTP_PORT DEFAULT_FROM_EMAIL SCHEDULER_INTERVAL LOG_LEVEL VAR_DIR"
+    "TIME_ZONE SECURE_HSTS_SECONDS SMTP_HOST SMTP_PORT SMTP_USERNAME SMTP_PASSWORD SMTP_STARTTLS DEFAULT_FROM_EMAIL "
+    "SCHEDULER_INTERVAL LOG_LEVEL VAR_DIR"
 ).split()
+
+
+def _variables_read_by_settings() -> set[str]:
+    source = (ROOT / "config" / "settings.py").read_text()
+    return set(re.findall(r'\benv_(?:str|int|bool|list)\(\s*"([A-Z][A-Z0-9_]*)"', source))
+
+
+def test_every_variable_the_settings_read_is_in_the_readme_table_and_isolated_here():
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    documented = {
+        name
+        for row in table.splitlines()
+        if row.startswith("| `")
+        for name in re.findall(r"`([A-Z][A-Z0-9_]*)`", row.split("|")[1])
+    }
+    read = _variables_read_by_settings()
+
+    assert len(read) > 20
+    assert read - documented == set()
+    assert {name for name in read if not name.startswith("CAMPAIGNS_")} - set(SETTINGS_VARIABLES) == set()
 
 
 def run_python(args, *, var_dir, **overrides):
