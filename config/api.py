@@ -6,6 +6,7 @@ Every error is JSON `{"detail": "..."}` naming the problem, never echoing a key.
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, ValidationError
 
+from audiences.api import router as profiles_router
 from campaigns.api import router as campaigns_router
 from permissions.api import router as permissions_router
 from permissions.api_auth import ApiKeyAuth
@@ -20,6 +21,7 @@ api = NinjaAPI(
 )
 api.add_router("/v1", permissions_router)
 api.add_router("/v1/campaigns", campaigns_router)
+api.add_router("/v1/profiles", profiles_router)
 
 
 @api.exception_handler(AuthenticationError)

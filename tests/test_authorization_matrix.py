@@ -4,13 +4,14 @@ The expectations are written out here, not derived from the views' decorators, s
 wrong permission fails. A URL or API operation added without a row here fails too.
 """
 
+import json
 from dataclasses import dataclass
 
 import pytest
 from django.contrib.auth.models import Group
 from django.urls import URLResolver, get_resolver, reverse
 
-from audiences.models import Audience
+from audiences.models import Audience, Profile
 from campaigns import lifecycle
 from campaigns.models import ApprovalPolicy, Campaign
 from config.api import api
@@ -42,6 +43,8 @@ class Rule:
 
 
 C = ("pk:campaign",)
+A = ("pk:audience",)
+AUDIENCE_EDITORS = {"ada", "manny"}
 PAGES = {
     "": Rule(EVERYONE, status=302),
     "login/": Rule(EVERYONE),
@@ -91,12 +94,23 @@ PAGES = {
     "settings/invitations/<str:token>/": Rule(EVERYONE, kwargs=("token:invitation",)),
     # --- audiences: profiles, identity namespaces, attribute schema, consent settings ---
     # --- audiences: audience pages ---
+    # Seeing audiences: administrators, approvers, managers; building them: administrators and managers.
+    "audiences/": Rule(EDITORS),
+    "audiences/new/": Rule(AUDIENCE_EDITORS),
+    "audiences/rule-builder/": Rule(AUDIENCE_EDITORS, method="POST"),
+    "audiences/rule-estimate/": Rule(AUDIENCE_EDITORS, method="POST"),
+    "audiences/<int:pk>/": Rule(EDITORS, kwargs=A),
+    "audiences/<int:pk>/edit/": Rule(AUDIENCE_EDITORS, kwargs=A),
+    "audiences/<int:pk>/delete/": Rule(ADMIN, method="POST", kwargs=A),
+    "audiences/<int:pk>/size/": Rule(EDITORS, kwargs=A),
+    "audiences/<int:pk>/preview/": Rule(EDITORS, kwargs=A),
     # --- audiences: imports ---
     # The API's own documentation is public; its operations are checked by API_OPERATIONS below.
     "api/openapi.json": Rule(EVERYONE),
     "api/docs": Rule(EVERYONE),
 }
 API_ROUTES = {"api/", "api/v1/me", "api/v1/campaigns/<campaign_id>"}
+API_ROUTES |= {"api/v1/profiles", "api/v1/profiles/<profile_id>", "api/v1/profiles/<profile_id>/export"}
 
 
 def _routes(patterns=None, prefix=""):
@@ -143,8 +157,10 @@ def world(personas, django_user_model):
     notifications = {
         username: Notification.objects.create(user=user, title="Hello").pk for username, user in personas.items()
     }
+    profile = Profile.objects.create(email="matrix@example.com")
     return {
         "campaign": campaign.pk,
+        "audience": audience.pk,
         "version": 1,
         "triggered": triggered.pk,
         "target": target.pk,
@@ -153,6 +169,7 @@ def world(personas, django_user_model):
         "api_key": api_key.pk,
         "invitation": invitation,
         "notifications": notifications,
+        "profile": profile.pk,
     }
 
 
@@ -208,7 +225,13 @@ API_OPERATIONS = {
     ("GET", "/api/v1/me"): "any",
     ("GET", "/api/v1/campaigns/{campaign_id}"): "campaign",
     # --- audiences: profile API ---
+    ("POST", "/api/v1/profiles"): "profiles",
+    ("GET", "/api/v1/profiles/{profile_id}/export"): "profiles",
+    ("DELETE", "/api/v1/profiles/{profile_id}"): "profiles",
 }
+# What an allowed key gets from an operation that does not answer 200, and the body it sends.
+API_SUCCESS = {("DELETE", "/api/v1/profiles/{profile_id}"): 204}
+API_BODIES = {("POST", "/api/v1/profiles"): {"profiles": [{"email": "api-matrix@example.com"}]}}
 API_PERSONAS = ["no key", "session only", "revoked", "all campaigns", "this campaign", "other campaign", "profiles"]
 
 
@@ -253,6 +276,8 @@ def api_world(world, personas):
 def _expected_api_status(scope: str, persona: str) -> int:
     if persona in ("no key", "session only", "revoked"):
         return 401
+    if scope == "profiles":
+        return 200 if persona == "profiles" else 403
     if scope == "any" or persona in ("all campaigns", "this campaign"):
         return 200
     return 403
@@ -266,8 +291,11 @@ def test_api_operation_answers_each_key_as_the_matrix_says(client, personas, api
         headers["Authorization"] = f"Bearer {api_world['keys'][persona]}"
     if persona == "session only":
         client.force_login(personas["ada"])  # a browser session is no API credential
-    url = path.replace("{campaign_id}", str(api_world["triggered"]))
+    url = path.replace("{campaign_id}", str(api_world["triggered"])).replace("{profile_id}", str(api_world["profile"]))
+    body = json.dumps(API_BODIES[(method, path)]) if (method, path) in API_BODIES else ""
 
-    response = client.generic(method, url, headers=headers)
+    response = client.generic(method, url, data=body, content_type="application/json", headers=headers)
 
-    assert response.status_code == _expected_api_status(API_OPERATIONS[(method, path)], persona), response.content
+    expected = _expected_api_status(API_OPERATIONS[(method, path)], persona)
+    expected = API_SUCCESS.get((method, path), 200) if expected == 200 else expected
+    assert response.status_code == expected, response.content
