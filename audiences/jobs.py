@@ -1,0 +1,7 @@
+"""RQ jobs of the audiences app: they take ids (jobs are JSON) and call the services."""
+
+from audiences import services
+
+
+def import_profiles(import_id: int) -> None:
+    services.import_run(import_id=import_id)

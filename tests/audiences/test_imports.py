@@ -1,0 +1,473 @@
+"""The import pipeline, from a stored file to profiles and row errors, on CSV files with the defects real exports
+have. Pages are in test_import_pages.py."""
+
+import io
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import timezone
+
+from audiences import imports, services
+from audiences.models import (
+    AttributeDefinition,
+    Audience,
+    AudienceMember,
+    Consent,
+    ConsentEvent,
+    Identity,
+    Profile,
+    ProfileImport,
+)
+from audiences.services import profiles_upsert
+from tests.conftest import run_burst_worker
+
+FIXTURES = Path(__file__).parent / "fixtures"
+CRM_EXPORT = "crm_export_semicolon_bom.csv"
+CRM_MAPPING = {
+    "Email": "email",
+    "Téléphone": "phone",
+    "Pays": "country",
+    "Newsletter": "consent:email",
+    "Client ID": "identity:crm_id",
+}
+CRM_NEW_ATTRIBUTES = {
+    "Prénom": ("first_name", "string"),
+    "Points": ("points", "number"),
+    "Adresse": ("address", "string"),
+}
+
+
+@pytest.fixture(autouse=True)
+def storage(settings, tmp_path):
+    """Files go to a folder of the test's own, through the storage API as in production."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": tmp_path}},
+    }
+    return tmp_path
+
+
+@pytest.fixture
+def manny(personas):
+    return personas["manny"]
+
+
+def upload(actor, content: bytes, name: str = "contacts.csv") -> ProfileImport:
+    return services.import_create(actor=actor, upload=SimpleUploadedFile(name, content, content_type="text/csv"))
+
+
+def start(profile_import, actor, mapping, **options) -> ProfileImport:
+    return services.import_start(
+        profile_import=profile_import, actor=actor, mapping=mapping, run_async=False, **options
+    )
+
+
+def crm_import(actor, **options) -> ProfileImport:
+    profile_import = upload(actor, (FIXTURES / CRM_EXPORT).read_bytes(), CRM_EXPORT)
+    return start(profile_import, actor, CRM_MAPPING, new_attributes=CRM_NEW_ATTRIBUTES, default_region="FR", **options)
+
+
+def errors_of(profile_import) -> list[tuple[int, str, str]]:
+    return list(profile_import.row_errors.order_by("line", "id").values_list("line", "column", "problem"))
+
+
+def assert_counters_match_the_database(profile_import):
+    profile_import.refresh_from_db()
+    assert profile_import.rows_read == profile_import.rows_stored + profile_import.rows_rejected
+    assert profile_import.rows_rejected == profile_import.row_errors.values("line").distinct().count()
+    assert profile_import.profiles_created == Profile.objects.count()
+
+
+# The format ---------------------------------------------------------------------------------------------
+
+
+def test_the_format_of_a_bom_semicolon_export_is_detected(manny):
+    profile_import = upload(manny, (FIXTURES / CRM_EXPORT).read_bytes())
+
+    assert profile_import.delimiter == ";"
+    assert profile_import.header == [
+        "Email",
+        "Téléphone",
+        "Pays",
+        "Prénom",
+        "Points",
+        "Adresse",
+        "Newsletter",
+        "Client ID",
+    ]
+    assert profile_import.status == ProfileImport.Status.UPLOADED
+    assert profile_import.size_bytes == (FIXTURES / CRM_EXPORT).stat().st_size
+
+
+def test_tabs_are_detected(manny):
+    assert upload(manny, (FIXTURES / "helpdesk_tabs.tsv").read_bytes()).delimiter == "\t"
+
+
+def test_blank_and_repeated_header_names_are_named_apart(manny):
+    assert upload(manny, b"email,,email,x\n").header == ["email", "column 2", "email (2)", "x"]
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ("email;prénom\nzoé@example.com;Zoé\n".encode("latin-1"), "not UTF-8"),
+        (b"", "empty"),
+        (b"\x00\x01\x02binary", "binary"),
+    ],
+)
+def test_files_we_cannot_read_are_refused_at_upload(manny, content, problem):
+    with pytest.raises(imports.FileFormatError, match=problem):
+        upload(manny, content)
+    assert not ProfileImport.objects.exists()
+
+
+# A real export, end to end ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("chunk_rows", [2, 1000])
+def test_a_crm_export_lands_row_by_row_with_a_report_of_the_rest(manny, chunk_rows):
+    profile_import = crm_import(manny)
+
+    assert services.import_run(import_id=profile_import.pk, chunk_rows=chunk_rows) == "done"
+
+    profile_import.refresh_from_db()
+    assert (profile_import.rows_read, profile_import.rows_stored, profile_import.rows_rejected) == (11, 6, 5)
+    assert (profile_import.profiles_created, profile_import.profiles_updated) == (5, 1)
+    assert profile_import.bytes_read == profile_import.size_bytes
+    assert_counters_match_the_database(profile_import)
+
+    errors = errors_of(profile_import)
+    assert [(line, column) for line, column, _ in errors] == [
+        (6, "Email"),
+        (7, "Points"),
+        (8, ""),
+        (10, ""),
+        (11, "Téléphone"),
+    ]
+    assert "no dot" in errors[0][2]
+    assert "expected a number" in errors[1][2]
+    assert errors[2][2] == "expected 8 columns, found 7"
+    assert errors[3][2].startswith("no identity")
+    assert "not a valid phone number" in errors[4][2]
+
+    ann = Profile.objects.get(identities__namespace="crm_id", identities__value="C-001")
+    # The later row of the file updated what the earlier one created: merged, not duplicated.
+    assert ann.attributes == {"first_name": "Annie", "points": 15, "address": "1 High Street"}
+    assert ann.phone == "+442079460958"
+    bruno = Profile.objects.get(email="bruno@example.fr")
+    assert bruno.phone == "+33612345678"
+    assert bruno.attributes["address"] == "12 rue de la Paix\r\n75002 Paris"
+    zoe = Profile.objects.get(email="zoë@exämple.com")
+    assert zoe.phone == "+4930123456"
+    assert Profile.objects.get(email="frank@example.com").phone == "+442079460959"
+    consent = dict(Consent.objects.filter(channel="email").values_list("profile__email", "state"))
+    assert consent == {
+        "ann@example.com": "opted_in",
+        "bruno@example.fr": "opted_out",
+        "zoë@exämple.com": "opted_in",
+        "gina@example.com": "opted_out",
+    }
+    assert set(ConsentEvent.objects.values_list("source", flat=True)) == {f"import {profile_import.pk}"}
+    assert dict(AttributeDefinition.objects.values_list("name", "type")) == {
+        "first_name": "string",
+        "points": "number",
+        "address": "string",
+    }
+
+
+def test_a_rejected_row_leaves_nothing_behind(manny):
+    profile_import = crm_import(manny)
+
+    services.import_run(import_id=profile_import.pk, chunk_rows=3)
+
+    rejected = ["a@b", "carl@example.com", "dora@example.com", "eve@example.com"]
+    assert not Identity.objects.filter(value__in=rejected).exists()
+    assert not Identity.objects.filter(namespace="crm_id", value__in=["C-004", "C-005", "C-006"]).exists()
+    assert not Profile.objects.filter(email__in=rejected).exists()
+
+
+def test_the_profiles_join_the_uploaded_list(manny):
+    profile_import = crm_import(manny, new_audience_name="CRM export")
+
+    services.import_run(import_id=profile_import.pk, chunk_rows=4)
+
+    audience = Audience.objects.get(name="CRM export")
+    assert audience.kind == Audience.Kind.UPLOADED
+    assert AudienceMember.objects.filter(audience=audience).count() == 5
+
+
+def test_identities_of_two_existing_profiles_reject_the_row_and_merge_nothing(manny):
+    one, two = profiles_upsert([{"email": "x@example.com"}, {"identities": {"crm_id": "C-9"}}], source="test")
+    profile_import = upload(manny, b"crm,email,city\nC-9,x@example.com,Lyon\nC-10,y@example.com,Nice\n")
+    start(
+        profile_import, manny, {"crm": "identity:crm_id", "email": "email"}, new_attributes={"city": ("city", "string")}
+    )
+
+    services.import_run(import_id=profile_import.pk)
+
+    [(line, column, problem)] = errors_of(profile_import)
+    assert (line, column) == (2, "crm, email")
+    assert f"crm_id -> profile {two.profile_id}" in problem
+    assert f"email -> profile {one.profile_id}" in problem
+    assert Profile.objects.filter(attributes__has_key="city").count() == 1
+    assert Identity.objects.filter(profile_id=one.profile_id).count() == 1
+    assert Identity.objects.filter(profile_id=two.profile_id).count() == 1
+
+
+def test_a_huge_field_rejects_its_row_not_the_import(manny):
+    huge = "x" * (imports.MAX_FIELD + 10)
+    content = (
+        "email,notes\n"
+        "a@example.com,short\n"
+        f'b@example.com,"{huge}\nstill the same field, with a ""quote"" and, a comma\nand more"\n'
+        "c@example.com,after the huge one\n"
+        f"d@example.com,{huge}{huge}{huge}{huge}\n"
+        "e@example.com,last\n"
+    ).encode()
+    profile_import = upload(manny, content)
+    start(profile_import, manny, {"email": "email"}, new_attributes={"notes": ("notes", "string")})
+
+    services.import_run(import_id=profile_import.pk, chunk_rows=2)
+
+    assert [(line, problem) for line, _, problem in errors_of(profile_import)] == [
+        (3, "a field is larger than 1 MB"),
+        (7, "the row is larger than 4 MB"),
+    ]
+    assert set(Profile.objects.values_list("email", flat=True)) == {"a@example.com", "c@example.com", "e@example.com"}
+    assert Profile.objects.get(email="c@example.com").attributes == {"notes": "after the huge one"}
+    assert_counters_match_the_database(profile_import)
+
+
+def test_a_line_that_is_not_utf8_rejects_that_row(manny):
+    padding = "".join(f"p{n}@example.com\n" for n in range(5000)).encode()  # past the bytes checked at upload
+    content = b"email\n" + padding + "late@exämple.com\n".encode("latin-1") + b"ok@example.com\n"
+    profile_import = upload(manny, content)
+    start(profile_import, manny, {"email": "email"})
+
+    services.import_run(import_id=profile_import.pk)
+
+    assert errors_of(profile_import) == [(5002, "", "the row is not UTF-8 text")]
+    assert Profile.objects.count() == 5001
+
+
+def test_empty_cells_change_nothing(manny):
+    AttributeDefinition.objects.create(name="city", type="string")
+    profiles_upsert([{"email": "ann@example.com", "attributes": {"city": "Lyon"}}], source="test")
+    profile_import = upload(manny, b"email,city\nann@example.com,\n")
+    start(profile_import, manny, {"email": "email", "city": "attribute:city"})
+
+    services.import_run(import_id=profile_import.pk)
+
+    assert Profile.objects.get().attributes == {"city": "Lyon"}
+
+
+def test_a_mapping_without_an_identity_or_with_a_target_twice_is_refused(manny):
+    profile_import = upload(manny, b"a,b\n1,2\n")
+    with pytest.raises(imports.MappingError, match="at least one column"):
+        start(profile_import, manny, {"a": "locale"})
+    with pytest.raises(imports.MappingError, match="both fill"):
+        start(profile_import, manny, {"a": "email", "b": "email"})
+    profile_import.refresh_from_db()
+    assert profile_import.status == ProfileImport.Status.UPLOADED
+
+
+def test_declaring_a_new_attribute_with_an_existing_name_and_another_type_is_refused(manny):
+    AttributeDefinition.objects.create(name="points", type="string")
+    profile_import = upload(manny, b"email,points\na@example.com,3\n")
+
+    with pytest.raises(services.AttributeDeclarationError, match="already declared as string"):
+        start(profile_import, manny, {"email": "email"}, new_attributes={"points": ("points", "number")})
+
+
+# Cancel, failure, resume ---------------------------------------------------------------------------------
+
+
+def numbered_csv(rows: int) -> bytes:
+    return ("email,crm\n" + "".join(f"p{n}@example.com,C{n}\n" for n in range(rows))).encode()
+
+
+def test_cancelling_between_chunks_leaves_exact_counts(manny):
+    profile_import = upload(manny, numbered_csv(10))
+    start(profile_import, manny, {"email": "email", "crm": "identity:crm_id"})
+
+    def cancel_after_the_second_chunk(progress):
+        if progress.rows_read == 6:
+            services.import_cancel(profile_import=progress)
+
+    status = services.import_run(import_id=profile_import.pk, chunk_rows=3, on_chunk=cancel_after_the_second_chunk)
+
+    assert status == "cancelled"
+    profile_import.refresh_from_db()
+    assert (profile_import.rows_read, profile_import.rows_stored, profile_import.profiles_created) == (6, 6, 6)
+    assert Profile.objects.count() == 6
+    assert Identity.objects.count() == 12
+    assert profile_import.finished_at is not None
+
+
+def test_a_failure_says_what_was_stored(manny, monkeypatch):
+    profile_import = upload(manny, numbered_csv(10))
+    start(profile_import, manny, {"email": "email"})
+    calls = []
+    real_upsert = services.profiles_upsert
+
+    def failing_upsert(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("database went away")
+        return real_upsert(*args, **kwargs)
+
+    monkeypatch.setattr(services, "profiles_upsert", failing_upsert)
+
+    assert services.import_run(import_id=profile_import.pk, chunk_rows=4) == "failed"
+
+    profile_import.refresh_from_db()
+    assert profile_import.error == "RuntimeError: database went away"
+    assert (profile_import.rows_read, profile_import.rows_stored) == (8, 8)
+    assert Profile.objects.count() == 8
+
+
+class WorkerDied(BaseException):
+    """Stands for a killed worker: nothing in the import catches it."""
+
+
+def test_a_resumed_import_continues_where_it_stopped_without_duplicates(manny):
+    content = numbered_csv(9).replace(b"p4@example.com", b'"p4@example.com"').replace(b"C5\n", b'"C\n5"\n')
+    profile_import = upload(manny, content)
+    start(profile_import, manny, {"email": "email", "crm": "identity:crm_id"})
+
+    def die_after_the_second_chunk(progress):
+        if progress.rows_read == 4:
+            raise WorkerDied
+
+    with pytest.raises(WorkerDied):
+        services.import_run(import_id=profile_import.pk, chunk_rows=2, on_chunk=die_after_the_second_chunk)
+    profile_import.refresh_from_db()
+    assert profile_import.status == ProfileImport.Status.RUNNING
+    assert profile_import.rows_read == 4
+
+    assert services.import_run(import_id=profile_import.pk, chunk_rows=2) == "done"
+
+    profile_import.refresh_from_db()
+    assert (profile_import.rows_read, profile_import.rows_stored, profile_import.profiles_created) == (9, 9, 9)
+    assert profile_import.profiles_updated == 0
+    assert Profile.objects.count() == 9
+    assert Identity.objects.filter(namespace="crm_id", value="C\n5").exists()
+
+
+def test_line_numbers_stay_right_after_a_resume_past_multiline_fields(manny):
+    content = b'email,note\na@example.com,"one\ntwo"\nb@example.com,x\nc@b,x\nd@example.com,"3\n4\n5"\ne@b,x\n'
+    profile_import = upload(manny, content)
+    start(profile_import, manny, {"email": "email"})
+
+    def die_after_the_first_chunk(progress):
+        raise WorkerDied
+
+    with pytest.raises(WorkerDied):
+        services.import_run(import_id=profile_import.pk, chunk_rows=2, on_chunk=die_after_the_first_chunk)
+    services.import_run(import_id=profile_import.pk, chunk_rows=2)
+
+    assert [line for line, _, _ in errors_of(profile_import)] == [5, 9]
+
+
+def test_two_runs_at_once_store_each_chunk_once(manny):
+    profile_import = upload(manny, numbered_csv(8))
+    start(profile_import, manny, {"email": "email"})
+    statuses = []
+
+    def a_second_run_starts(progress):
+        if not statuses:
+            statuses.append(services.import_run(import_id=profile_import.pk, chunk_rows=2))
+
+    final = services.import_run(import_id=profile_import.pk, chunk_rows=2, on_chunk=a_second_run_starts)
+
+    assert statuses == ["done"]
+    assert final == "done"
+    profile_import.refresh_from_db()
+    assert (profile_import.rows_read, profile_import.profiles_created, profile_import.profiles_updated) == (8, 8, 0)
+
+
+def test_a_finished_import_does_not_run_again(manny):
+    profile_import = upload(manny, numbered_csv(3))
+    start(profile_import, manny, {"email": "email"})
+    services.import_run(import_id=profile_import.pk)
+
+    assert services.import_run(import_id=profile_import.pk) == "done"
+    profile_import.refresh_from_db()
+    assert profile_import.rows_read == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_job_that_runs_out_of_time_queues_its_continuation(manny, redis, settings):
+    settings.IMPORTS_CHUNK_ROWS = 2
+    settings.IMPORTS_JOB_SECONDS = 0.000001
+    profile_import = upload(manny, numbered_csv(7))
+    start(profile_import, manny, {"email": "email"})
+
+    assert services.import_run(import_id=profile_import.pk) == "running"
+    run_burst_worker()
+
+    profile_import.refresh_from_db()
+    assert profile_import.status == ProfileImport.Status.DONE
+    assert profile_import.rows_stored == 7
+
+
+# The scheduler's part ------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stalled_import_is_dispatched_again_and_finishes(manny, redis, settings):
+    settings.IMPORTS_CHUNK_ROWS = 2
+    profile_import = upload(manny, numbered_csv(5))
+    start(profile_import, manny, {"email": "email"})
+    with pytest.raises(WorkerDied):
+        services.import_run(import_id=profile_import.pk, chunk_rows=2, on_chunk=lambda progress: _die())
+    now = timezone.now() + timedelta(seconds=61)
+
+    assert services.imports_redispatch_stalled(now) == [profile_import.pk]
+    assert services.imports_redispatch_stalled(now) == []  # claimed: one re-dispatch per stall
+    run_burst_worker()
+
+    profile_import.refresh_from_db()
+    assert profile_import.status == ProfileImport.Status.DONE
+    assert (profile_import.rows_read, profile_import.profiles_created) == (5, 5)
+
+
+def _die():
+    raise WorkerDied
+
+
+def test_a_fresh_or_finished_import_is_not_dispatched_again(manny):
+    running = start(upload(manny, numbered_csv(1)), manny, {"email": "email"})
+    ProfileImport.objects.filter(pk=running.pk).update(status="running", heartbeat_at=timezone.now())
+    done = start(upload(manny, numbered_csv(1)), manny, {"email": "email"})
+    ProfileImport.objects.filter(pk=done.pk).update(status="done", heartbeat_at=timezone.now() - timedelta(hours=1))
+
+    assert services.imports_redispatch_stalled(timezone.now() + timedelta(seconds=30)) == []
+
+
+# Reading records -----------------------------------------------------------------------------------------
+
+
+def test_records_report_their_first_line_and_the_offset_after_them():
+    data = b'h1,h2\r\na,"multi\r\nline"\r\n\r\nb,c\r\n'
+    reader = imports.RecordReader(io.BytesIO(data), delimiter=",")
+    seen = []
+    for record in reader:
+        seen.append((record.line, record.values, reader.offset, reader.line))
+
+    assert seen == [
+        (1, ["h1", "h2"], 7, 1),
+        (2, ["a", "multi\r\nline"], 24, 3),
+        (5, ["b", "c"], len(data), 5),
+    ]
+
+
+def test_sampling_reads_at_most_the_rows_asked():
+    data = b"n,flag\n" + b"".join(f"{n},yes\n".encode() for n in range(3000))
+    fmt = imports.CsvFormat(",", ["n", "flag"])
+
+    samples = imports.sample_columns(io.BytesIO(data), fmt, rows=1000)
+
+    assert [len(values) for values in samples] == [1000, 1000]
