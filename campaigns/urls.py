@@ -1,6 +1,6 @@
 from django.urls import path
 
-from campaigns import views
+from campaigns import views, views_profile
 
 app_name = "campaigns"
 urlpatterns = [
@@ -21,4 +21,5 @@ urlpatterns = [
     path("approval-policies/new/", views.policy_create, name="policy_create"),
     path("approval-policies/<int:pk>/", views.policy_edit, name="policy_edit"),
     path("approval-policies/<int:pk>/delete/", views.policy_delete, name="policy_delete"),
+    path("profiles/<int:profile_id>/messages/", views_profile.profile_messages, name="profile_messages"),
 ]

@@ -9,6 +9,7 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("campaigns/", include("campaigns.urls")),
+    path("audiences/", include("audiences.urls")),
     path("settings/", include("permissions.urls")),
     path("api/", api.urls),
 ]

@@ -11,7 +11,7 @@ import pytest
 from django.contrib.auth.models import Group
 from django.urls import URLResolver, get_resolver, reverse
 
-from audiences.models import Audience, Profile
+from audiences.models import AttributeDefinition, Audience, IdentityNamespace, Profile
 from campaigns import lifecycle
 from campaigns.models import ApprovalPolicy, Campaign
 from config.api import api
@@ -43,6 +43,9 @@ class Rule:
 
 
 C = ("pk:campaign",)
+P = ("pk:profile",)
+# Holders of audiences.view_profile (and view_attributedefinition): the administrator and the manager.
+PROFILE_VIEWERS = {"ada", "manny"}
 A = ("pk:audience",)
 AUDIENCE_EDITORS = {"ada", "manny"}
 PAGES = {
@@ -93,6 +96,18 @@ PAGES = {
     # The one page for people without an account yet: the token is the credential.
     "settings/invitations/<str:token>/": Rule(EVERYONE, kwargs=("token:invitation",)),
     # --- audiences: profiles, identity namespaces, attribute schema, consent settings ---
+    "audiences/profiles/": Rule(PROFILE_VIEWERS),
+    "audiences/profiles/<int:pk>/": Rule(PROFILE_VIEWERS, kwargs=P),
+    "audiences/profiles/<int:pk>/export/": Rule(ADMIN, kwargs=P),
+    "audiences/profiles/<int:pk>/erase/": Rule(ADMIN, kwargs=P),
+    "campaigns/profiles/<int:profile_id>/messages/": Rule(ADMIN, kwargs=("profile_id:profile",)),
+    "audiences/attributes/": Rule(PROFILE_VIEWERS),
+    "audiences/attributes/new/": Rule(ADMIN),
+    "audiences/attributes/<int:pk>/": Rule(PROFILE_VIEWERS, kwargs=("pk:attribute",)),
+    "audiences/identity-namespaces/": Rule(ADMIN),
+    "audiences/identity-namespaces/new/": Rule(ADMIN),
+    "audiences/identity-namespaces/<int:pk>/delete/": Rule(ADMIN, method="POST", kwargs=("pk:namespace",)),
+    "audiences/consent-settings/": Rule(ADMIN),
     # --- audiences: audience pages ---
     # Seeing audiences: administrators, approvers, managers; building them: administrators and managers.
     "audiences/": Rule(EDITORS),
@@ -158,6 +173,8 @@ def world(personas, django_user_model):
         username: Notification.objects.create(user=user, title="Hello").pk for username, user in personas.items()
     }
     profile = Profile.objects.create(email="matrix@example.com")
+    attribute = AttributeDefinition.objects.create(name="first_name", type="string")
+    namespace = IdentityNamespace.objects.create(name="loyalty", label="Loyalty card")
     return {
         "campaign": campaign.pk,
         "audience": audience.pk,
@@ -170,6 +187,8 @@ def world(personas, django_user_model):
         "invitation": invitation,
         "notifications": notifications,
         "profile": profile.pk,
+        "attribute": attribute.pk,
+        "namespace": namespace.pk,
     }
 
 

@@ -1,0 +1,21 @@
+from django.urls import path
+
+from audiences import views_profiles
+
+app_name = "audiences"
+urlpatterns = [
+    # audiences pages
+    # profiles
+    path("profiles/", views_profiles.profile_list, name="profile_list"),
+    path("profiles/<int:pk>/", views_profiles.profile_detail, name="profile_detail"),
+    path("profiles/<int:pk>/export/", views_profiles.profile_export, name="profile_export"),
+    path("profiles/<int:pk>/erase/", views_profiles.profile_erase, name="profile_erase"),
+    path("attributes/", views_profiles.attribute_list, name="attribute_list"),
+    path("attributes/new/", views_profiles.attribute_create, name="attribute_create"),
+    path("attributes/<int:pk>/", views_profiles.attribute_edit, name="attribute_edit"),
+    path("identity-namespaces/", views_profiles.namespace_list, name="namespace_list"),
+    path("identity-namespaces/new/", views_profiles.namespace_create, name="namespace_create"),
+    path("identity-namespaces/<int:pk>/delete/", views_profiles.namespace_delete, name="namespace_delete"),
+    path("consent-settings/", views_profiles.consent_settings, name="consent_settings"),
+    # imports
+]
