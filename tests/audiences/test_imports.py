@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from audiences import imports, services
@@ -17,6 +18,7 @@ from audiences.models import (
     Consent,
     ConsentEvent,
     Identity,
+    IdentityNamespace,
     Profile,
     ProfileImport,
 )
@@ -471,3 +473,56 @@ def test_sampling_reads_at_most_the_rows_asked():
     samples = imports.sample_columns(io.BytesIO(data), fmt, rows=1000)
 
     assert [len(values) for values in samples] == [1000, 1000]
+
+
+# The management command ----------------------------------------------------------------------------------
+
+
+def test_the_command_imports_a_file_and_prints_the_summary(manny, tmp_path):
+    path = tmp_path / "crm.csv"
+    path.write_bytes((FIXTURES / CRM_EXPORT).read_bytes())
+    out = io.StringIO()
+
+    with pytest.raises(CommandError):  # one bad --map stops it before anything is stored
+        call_command("import_profiles", str(path), "--map", "Nope=email", "--user", "manny", stdout=out)
+    call_command(
+        "import_profiles",
+        str(path),
+        *("--map", "Email=email", "--map", "Téléphone=phone", "--map", "Pays=country"),
+        *("--map", "Client ID=identity:crm_id", "--map", "Prénom=new:first_name", "--map", "Points=new:points:number"),
+        *("--region", "FR", "--user", "manny", "--audience", "From the CLI", "--chunk-rows", "4"),
+        stdout=out,
+    )
+
+    output = out.getvalue()
+    assert "new attribute first_name of type string (inferred)" in output
+    assert "Rows read 11, stored 6, rejected 5; profiles created 5, updated 1." in output
+    assert "line 8: expected 8 columns, found 7" in output
+    assert AttributeDefinition.objects.get(name="points").type == "number"
+    assert AudienceMember.objects.filter(audience__name="From the CLI").count() == 5
+    assert ProfileImport.objects.get().created_by == manny
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_command_can_leave_the_work_to_a_worker(manny, tmp_path, redis):
+    # A transactional test starts from empty tables: the built-in namespaces come back as the migration made them.
+    IdentityNamespace.objects.get_or_create(name="crm_id", defaults={"label": "CRM id", "builtin": True})
+    path = tmp_path / "generated.csv"
+    call_command("import_profiles", str(path), "--generate", "25", stdout=io.StringIO())
+    out = io.StringIO()
+
+    call_command(
+        "import_profiles",
+        str(path),
+        *("--map", "email=email", "--map", "phone=phone", "--map", "crm_id=identity:crm_id"),
+        *("--map", "points=new:points", "--map", "signed_up=new:signed_up", "--map", "newsletter=consent:email"),
+        *("--region", "FR", "--user", "manny", "--async"),
+        stdout=out,
+    )
+    assert "queued" in out.getvalue()
+    run_burst_worker()
+
+    profile_import = ProfileImport.objects.get()
+    assert (profile_import.status, profile_import.rows_stored, profile_import.rows_rejected) == ("done", 25, 0)
+    assert dict(AttributeDefinition.objects.values_list("name", "type")) == {"points": "number", "signed_up": "date"}
+    assert Identity.objects.filter(namespace="phone").count() == 25
