@@ -1,6 +1,8 @@
 """Approval: policies, the review of a version, and who may approve and publish. Services and pages."""
 
+import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import django_rq
 import pytest
@@ -527,6 +529,26 @@ def test_detail_buttons_follow_the_review_state_and_the_permission(client, perso
     assert review in page
 
 
+def test_the_review_badge_shows_each_state_in_colours_of_its_own(client, personas, draft, policy):
+    client = _login(client, personas["manny"])
+
+    def badge() -> tuple[str, str]:
+        card = client.get(draft.get_absolute_url()).content.decode().split('id="approval"', 1)[1]
+        return re.search(r'<span class="badge (badge-[\w-]+)">([^<]+)</span>', card).groups()
+
+    assert badge() == ("badge-draft", "Draft")
+    approval.campaign_submit_for_review(campaign=draft, actor=personas["manny"])
+    assert badge() == ("badge-in_review", "In review")
+    approval.campaign_request_changes(campaign=draft, actor=personas["april"], comment="Shorter")
+    assert badge() == ("badge-changes_requested", "Changes requested")
+    approval.campaign_submit_for_review(campaign=draft, actor=personas["manny"])
+    approval.campaign_approve(campaign=draft, actor=personas["april"])
+    assert badge() == ("badge-approved", "Approved")
+    stylesheet = (Path(__file__).resolve().parents[2] / "static" / "css" / "app.css").read_text()
+    for state in ("in_review", "changes_requested", "approved"):
+        assert f".badge-{state} {{" in stylesheet
+
+
 # Audit
 
 
@@ -569,6 +591,20 @@ def test_every_state_change_and_decision_is_audited_with_before_and_after(person
 
 
 # Policy pages
+
+
+def test_approval_policies_are_in_the_nav_only_for_those_who_may_see_them(client, personas):
+    policies, campaigns = reverse("campaigns:policy_list"), reverse("campaigns:list")
+    for name in ("april", "manny", "vera", "otto"):
+        assert (
+            f'href="{policies}"'
+            not in _login(client, personas[name]).get(reverse("permissions:notifications")).content.decode()
+        )
+
+    page = _login(client, personas["ada"]).get(policies).content.decode()
+
+    assert f'<a href="{policies}" aria-current="page">Approval policies</a>' in page
+    assert f'<a href="{campaigns}">Campaigns</a>' in page  # the policy pages are not the campaigns tab
 
 
 def test_administrator_creates_edits_and_deletes_a_policy(client, personas):
