@@ -551,7 +551,8 @@ def attach_errors(root: Node, errors: list[str], locations: dict[tuple, str]) ->
         for cut in range(len(tokens), -1, -1):
             path = locations.get(tuple(tokens[:cut]))
             if path is not None and path in by_path and (cut or location in ("", "rule")):
-                rest = ".".join(str(token) for token in tokens[cut:])
+                rest = "".join(f"[{token}]" if isinstance(token, int) else f".{token}" for token in tokens[cut:])
+                rest = rest.lstrip(".")
                 by_path[path].errors.append(f"{rest}: {problem}" if rest else problem)
                 break
         else:

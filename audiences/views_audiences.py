@@ -132,7 +132,7 @@ def _save(request, form, editor: RuleEditor, *, audience: Audience | None) -> Au
 
 
 def _form_context(form, editor: RuleEditor, *, audience: Audience | None) -> dict:
-    context = {"form": form, "audience": audience, "kind": form.chosen_kind}
+    context = {"form": form, "audience": audience, "save_failed": editor.checked and editor.has_errors}
     if audience is not None:
         context["affected"] = audience_services.affected_campaigns(audience)
         context["included_by"] = audience_services.audiences_including(audience)

@@ -316,6 +316,7 @@ def test_errors_land_on_the_node_their_path_names():
         tree,
         [
             "all[1].not.any[0].value: expected a number",
+            "all[1].not.any[1].value[1]: expected a number",
             "all[2].any[0].member_of: an audience cannot include itself",
             "all[2]: something about the group",
             "rule: something about the whole rule",
@@ -324,6 +325,7 @@ def test_errors_land_on_the_node_their_path_names():
         locations,
     )
     assert builder.find(tree, "r.1.0").errors == ["value: expected a number"]
+    assert builder.find(tree, "r.1.1").errors == ["value[1]: expected a number"]
     assert builder.find(tree, "r.2.0").errors == ["member_of: an audience cannot include itself"]
     assert builder.find(tree, "r.2").errors == ["something about the group"]
     assert tree.errors == ["something about the whole rule"]
