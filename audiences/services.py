@@ -353,12 +353,14 @@ def import_start(
 
 def import_cancel(*, profile_import: ProfileImport) -> bool:
     """Ask a queued or running import to stop. It stops between two chunks: what it stored stays, and its
-    counters say exactly what that is. False when the import had finished already."""
-    return bool(
-        ProfileImport.objects.filter(
-            pk=profile_import.pk, status__in=[ImportStatus.QUEUED, ImportStatus.RUNNING]
-        ).update(cancel_requested=True)
-    )
+    counters say exactly what that is. An import still waiting for its mapping is cancelled at once. False
+    when the import had finished already."""
+    imports_of = ProfileImport.objects.filter(pk=profile_import.pk)
+    if imports_of.filter(status=ImportStatus.UPLOADED).update(
+        status=ImportStatus.CANCELLED, cancel_requested=True, finished_at=timezone.now()
+    ):
+        return True
+    return bool(imports_of.filter(status__in=[ImportStatus.QUEUED, ImportStatus.RUNNING]).update(cancel_requested=True))
 
 
 def _enqueue_on_commit(import_id: int) -> None:

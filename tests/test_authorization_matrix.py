@@ -9,9 +9,11 @@ from dataclasses import dataclass
 
 import pytest
 from django.contrib.auth.models import Group
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.urls import URLResolver, get_resolver, reverse
 
-from audiences.models import AttributeDefinition, Audience, IdentityNamespace, Profile
+from audiences.models import AttributeDefinition, Audience, IdentityNamespace, Profile, ProfileImport
 from campaigns import lifecycle
 from campaigns.models import ApprovalPolicy, Campaign
 from config.api import api
@@ -26,6 +28,7 @@ CAMPAIGN_ROLES = {"ada", "april", "manny", "vera"}
 LOGGED_IN = CAMPAIGN_ROLES | {"otto"}
 EVERYONE = LOGGED_IN | {"anonymous"}
 PERSONAS = sorted(EVERYONE)
+IMPORTERS = {"ada", "manny"}
 
 
 @dataclass(frozen=True)
@@ -120,6 +123,14 @@ PAGES = {
     "audiences/<int:pk>/size/": Rule(EDITORS, kwargs=A),
     "audiences/<int:pk>/preview/": Rule(EDITORS, kwargs=A),
     # --- audiences: imports ---
+    # Importing and following imports: administrators and managers.
+    "audiences/imports/": Rule(IMPORTERS),
+    "audiences/imports/new/": Rule(IMPORTERS),
+    "audiences/imports/<int:pk>/": Rule(IMPORTERS, kwargs=("pk:profile_import",)),
+    "audiences/imports/<int:pk>/map/": Rule(IMPORTERS, kwargs=("pk:profile_import",)),
+    "audiences/imports/<int:pk>/progress/": Rule(IMPORTERS, kwargs=("pk:profile_import",)),
+    "audiences/imports/<int:pk>/cancel/": Rule(IMPORTERS, method="POST", kwargs=("pk:profile_import",)),
+    "audiences/imports/<int:pk>/errors.csv": Rule(IMPORTERS, kwargs=("pk:profile_import",)),
     # The API's own documentation is public; its operations are checked by API_OPERATIONS below.
     "api/openapi.json": Rule(EVERYONE),
     "api/docs": Rule(EVERYONE),
@@ -189,7 +200,16 @@ def world(personas, django_user_model):
         "profile": profile.pk,
         "attribute": attribute.pk,
         "namespace": namespace.pk,
+        "profile_import": _profile_import(ada).pk,
     }
+
+
+def _profile_import(actor) -> ProfileImport:
+    """An uploaded import waiting for its mapping; its one small file is kept in storage once for every test."""
+    name = "imports/matrix/matrix.csv"
+    if not default_storage.exists(name):
+        default_storage.save(name, ContentFile(b"email\nmatrix-import@example.com\n"))
+    return ProfileImport.objects.create(file=name, original_name="matrix.csv", header=["email"], created_by=actor)
 
 
 def _url(route: str, rule: Rule, world: dict, persona: str) -> str:

@@ -308,6 +308,18 @@ def test_cancelling_between_chunks_leaves_exact_counts(manny):
     assert profile_import.finished_at is not None
 
 
+def test_an_import_waiting_for_its_mapping_is_cancelled_at_once(manny):
+    profile_import = upload(manny, numbered_csv(3))
+
+    assert services.import_cancel(profile_import=profile_import)
+
+    profile_import.refresh_from_db()
+    assert profile_import.status == ProfileImport.Status.CANCELLED
+    with pytest.raises(imports.MappingError, match="cancelled already"):
+        start(profile_import, manny, {"email": "email"})
+    assert not services.import_cancel(profile_import=profile_import)
+
+
 def test_a_failure_says_what_was_stored(manny, monkeypatch):
     profile_import = upload(manny, numbered_csv(10))
     start(profile_import, manny, {"email": "email"})
