@@ -1,10 +1,19 @@
 from django.urls import path
 
-from audiences import views_imports, views_profiles
+from audiences import views_audiences, views_imports, views_profiles
 
 app_name = "audiences"
 urlpatterns = [
     # audiences pages
+    path("", views_audiences.audience_list, name="audience_list"),
+    path("new/", views_audiences.audience_create, name="audience_create"),
+    path("rule-builder/", views_audiences.rule_builder, name="rule_builder"),
+    path("rule-estimate/", views_audiences.rule_estimate, name="rule_estimate"),
+    path("<int:pk>/", views_audiences.audience_detail, name="audience_detail"),
+    path("<int:pk>/edit/", views_audiences.audience_edit, name="audience_edit"),
+    path("<int:pk>/delete/", views_audiences.audience_delete, name="audience_delete"),
+    path("<int:pk>/size/", views_audiences.audience_size, name="audience_size"),
+    path("<int:pk>/preview/", views_audiences.audience_preview, name="audience_preview"),
     # profiles
     path("profiles/", views_profiles.profile_list, name="profile_list"),
     path("profiles/<int:pk>/", views_profiles.profile_detail, name="profile_detail"),
