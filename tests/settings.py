@@ -1,5 +1,6 @@
 """Settings for the test suite: the project's settings with fast hashing, small batches and a Redis
-database of the tests' own (15), so a test run never touches the queues of a running product."""
+database of the tests' own (1 to 15, never the product's 0), so a test run never touches the queues of a running
+product, and two test runs at once rarely share one: TEST_REDIS_DB picks it, else the process id does."""
 
 import os
 import re
@@ -11,12 +12,14 @@ os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
 from config.settings import *  # noqa: E402, F403
 from config.settings import REDIS_URL, RQ_QUEUES  # noqa: E402
 
+_TEST_REDIS_DB = int(os.environ.get("TEST_REDIS_DB") or 1 + os.getpid() % 15)
+
 
 def _test_database(url: str) -> str:
     if url.startswith("unix://"):
         path = url.split("?")[0]
-        return f"{path}?db=15"
-    return re.sub(r"^(rediss?://[^/]+)(/\d*)?$", r"\1/15", url.split("?")[0])
+        return f"{path}?db={_TEST_REDIS_DB}"
+    return re.sub(r"^(rediss?://[^/]+)(/\d*)?$", rf"\1/{_TEST_REDIS_DB}", url.split("?")[0])
 
 
 REDIS_URL = _test_database(REDIS_URL)
