@@ -80,6 +80,13 @@ def test_profiles_link_in_the_nav_for_holders_of_view_profile(client, personas, 
         assert ('href="/audiences/profiles/"' in page) is shown, name
 
 
+@pytest.mark.parametrize("url", ["/audiences/profiles/", "/audiences/attributes/", "/audiences/consent-settings/"])
+def test_the_profiles_link_is_current_on_profile_and_profile_settings_pages(client, personas, db, url):
+    page = _login(client, personas, "ada").get(url).content.decode()
+
+    assert 'href="/audiences/profiles/" aria-current="page"' in page
+
+
 # The detail page ----------------------------------------------------------------------------------------
 
 
