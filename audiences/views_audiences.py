@@ -192,7 +192,8 @@ def rule_estimate(request):
         if stored is not None and stored.kind == Audience.Kind.UPLOADED:
             return render(request, "audiences/_rule_estimate.html", _estimate(request, stored))
     if kind == Audience.Kind.ALL:
-        return render(request, "audiences/_rule_estimate.html", _estimate(request, Audience(kind=kind)))
+        context = {**_estimate(request, Audience(kind=kind)), "unsaved": True}
+        return render(request, "audiences/_rule_estimate.html", context)
     editor = RuleEditor.from_post(request.POST, schema=builder.Schema(), audience_id=audience_id)
     rule = editor.valid_rule()
     if rule is None:

@@ -347,7 +347,7 @@ def test_estimate_counts_and_samples_an_unsaved_rule(client, personas, people):
     response = client.post(reverse("audiences:rule_estimate"), state, headers={"HX-Request": "true"})
 
     page = response.content.decode()
-    assert '<span class="estimate-number">2</span>' in page and "this rule now" in page
+    assert '<span class="estimate-number">2</span>' in page and "profiles match now" in page
     assert "bob@example.com" in page and "di@example.com" in page and "ann@example.com" not in page
     assert not Audience.objects.exists()
 
