@@ -58,7 +58,7 @@ class ApiKeyForm(forms.Form):
         help_text="Only these campaigns. Hold Ctrl (⌘ on a Mac) to choose several.",
     )
     profiles = forms.BooleanField(
-        label="Profile upserts",
+        label="Profiles (upsert, export, erase)",
         required=False,
         help_text="May create and update profiles.",
     )
@@ -80,7 +80,7 @@ class ApiKeyForm(forms.Form):
             and not data.get("profiles")
         ):
             raise ValidationError(
-                "Give the key at least one scope: all API-triggered campaigns, chosen campaigns, or profile upserts.",
+                "Give the key at least one scope: all API-triggered campaigns, chosen campaigns, or profiles.",
                 code="no_scope",
             )
         return data

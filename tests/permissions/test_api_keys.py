@@ -200,7 +200,7 @@ def test_list_shows_scope_creator_and_state(client, personas, triggered):
     page = client.get(reverse("permissions:api_key_list")).content.decode()
 
     assert "Backend" in page and "Password reset" in page
-    assert "Old CRM sync" in page and "Profile upserts" in page
+    assert "Old CRM sync" in page and "Profiles (upsert, export, erase)" in page
     assert "Revoked" in page
     assert "ada" in page
 
