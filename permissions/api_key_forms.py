@@ -60,7 +60,7 @@ class ApiKeyForm(forms.Form):
     profiles = forms.BooleanField(
         label="Profiles (upsert, export, erase)",
         required=False,
-        help_text="May create and update profiles.",
+        help_text="May create and update profiles through the API, export them and erase them.",
     )
 
     def __init__(self, *args, **kwargs):
