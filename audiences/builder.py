@@ -95,8 +95,11 @@ class Schema:
     def __init__(self, declared: dict[str, str] | None = None):
         declared = attribute_types() if declared is None else declared
         self.builtins = [Attribute(name, type_, builtin=True) for name, type_ in BUILTIN_ATTRIBUTES.items()]
-        self.declared = [Attribute(name, type_) for name, type_ in sorted(declared.items())]
-        self._by_name = {attribute.name: attribute for attribute in [*self.builtins, *self.declared]}
+        # A profile field wins over a declared attribute of the same name, as in the rule language.
+        self.declared = [
+            Attribute(name, type_) for name, type_ in sorted(declared.items()) if name not in BUILTIN_ATTRIBUTES
+        ]
+        self._by_name = {attribute.name: attribute for attribute in [*self.declared, *self.builtins]}
 
     def get(self, name: str) -> Attribute:
         return self._by_name.get(name) or Attribute(name, None)

@@ -55,7 +55,6 @@ def audience_detail(request, pk):
         "uses": audience_services.audience_campaigns(audience),
         "included_by": audience_services.audiences_including(audience),
         "imports": _imports(audience),
-        "deletion_refusal": audience_services.deletion_refusal(audience),
     }
     return render(request, "audiences/audience_detail.html", context)
 

@@ -363,3 +363,9 @@ def test_a_rule_reads_as_a_sentence():
 def test_member_of_ids_finds_audiences_at_any_depth():
     rule = {"all": [{"member_of": 1}, {"not": {"any": [{"member_of": 2}, cmp("plan", "equals", "x")]}}]}
     assert builder.member_of_ids(rule) == {1, 2}
+
+
+def test_a_profile_field_wins_over_a_declared_attribute_of_its_name():
+    schema = builder.Schema(declared={"email": "number", "plan": "string"})
+    assert [attribute.name for attribute in schema.declared] == ["plan"]
+    assert schema.get("email").type == "string" and schema.get("email").builtin
