@@ -60,7 +60,7 @@ class MappingForm(forms.Form):
         suggestions = _suggestions(header, {value for value, _ in choices})
         for index, column in enumerate(header):
             self.fields[f"target_{index}"] = forms.ChoiceField(
-                label=f"Column {column}", choices=choices, initial=suggestions[index]
+                label=f"What {column} fills", choices=choices, initial=suggestions[index]
             )
             self.fields[f"new_name_{index}"] = forms.CharField(
                 label="Attribute name", required=False, max_length=64, initial=_attribute_name(column)
