@@ -13,7 +13,15 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
-from audiences.models import Audience, Channel, Consent, Identity, Profile
+from audiences.models import (
+    AttributeDefinition,
+    Audience,
+    Channel,
+    Consent,
+    Identity,
+    IdentityNamespace,
+    Profile,
+)
 from campaigns import approval, lifecycle
 from campaigns.models import ApprovalPolicy, Campaign
 from channels.models import ChannelConfiguration
@@ -90,6 +98,7 @@ class Command(BaseCommand):
     @transaction.atomic
     def handle(self, *args, **options):
         users = self._users()
+        attributes = self._attribute_schema(users["admin"])
         profiles = self._profiles()
         audiences = self._audiences(users["admin"])
         configuration, configuration_created = self._configuration()
@@ -99,6 +108,7 @@ class Command(BaseCommand):
         created = {
             "users": users.created,
             "role grants": users.granted,
+            "attribute definitions": attributes,
             "profiles": profiles,
             "audiences": audiences.created,
             "channel configurations": int(configuration_created),
@@ -116,6 +126,25 @@ class Command(BaseCommand):
             f"Log in as {', '.join(USERS)} with the password {PASSWORD!r} "
             f"(mail goes to {settings.SMTP_HOST}:{settings.SMTP_PORT})."
         )
+
+    def _attribute_schema(self, admin) -> int:
+        """Declare the demo profiles' identity namespace and attributes (audience rules are typed)."""
+        IdentityNamespace.objects.get_or_create(
+            name=DEMO_NAMESPACE, defaults={"label": "Demo id", "kind": IdentityNamespace.Kind.TEXT}
+        )
+        created = 0
+        for name, type_, indexed in DEMO_ATTRIBUTES:
+            _, was_created = AttributeDefinition.objects.get_or_create(
+                name=name,
+                defaults={
+                    "type": type_,
+                    "label": name.replace("_", " ").capitalize(),
+                    "indexed": indexed,
+                    "created_by": admin,
+                },
+            )
+            created += was_created
+        return created
 
     def _users(self):
         User = get_user_model()
@@ -305,6 +334,17 @@ def _days_ahead(days: int, *, hour: int, zone: str) -> datetime:
     """`hour` o'clock in `zone`, `days` days from today there."""
     local = timezone.localtime(timezone=ZoneInfo(zone)) + timedelta(days=days)
     return local.replace(hour=hour, minute=0, second=0, microsecond=0)
+
+
+DEMO_ATTRIBUTES = [
+    ("first_name", AttributeDefinition.Type.STRING, False),
+    ("last_name", AttributeDefinition.Type.STRING, False),
+    ("country", AttributeDefinition.Type.STRING, True),
+    ("plan", AttributeDefinition.Type.STRING, True),
+    ("signup_date", AttributeDefinition.Type.DATE, True),
+    ("age", AttributeDefinition.Type.NUMBER, False),
+    ("vip", AttributeDefinition.Type.BOOLEAN, False),
+]
 
 
 def _demo_id(n: int) -> str:
