@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from audiences.models import Profile, unknown_consent_allows_marketing
 from audiences.selectors import audience_member_ids
+from audiences.services import imports_redispatch_stalled
 from campaigns.eligibility import consent_states, exclusion_reason, suppressed_addresses
 from campaigns.models import Campaign, Delivery, Run
 from campaigns.personalization import ContentError, compiled_content
@@ -59,11 +60,12 @@ def enqueue_on_commit(queue_name: str, func: str, *args, delay: float | None = N
 
 
 def scheduler_tick(*, now: datetime | None = None) -> None:
-    """One pass of the scheduler: start due occurrences, keep runs moving."""
+    """One pass of the scheduler: start due occurrences, keep runs moving, restart stalled imports."""
     now = now or timezone.now()
     start_due_runs(now=now)
     release_stale_claims(now=now)
     redispatch_stalled_runs(now=now)
+    imports_redispatch_stalled(now)
 
 
 def start_due_runs(*, now: datetime, limit: int = 50) -> list[int]:

@@ -232,6 +232,11 @@ CAMPAIGNS_CLAIM_TIMEOUT = env_int("CAMPAIGNS_CLAIM_TIMEOUT", 300, minimum=1)
 CAMPAIGNS_STALL_SECONDS = env_int("CAMPAIGNS_STALL_SECONDS", 60, minimum=1)
 CAMPAIGNS_JOB_SECONDS = env_int("CAMPAIGNS_JOB_SECONDS", 60, minimum=1)
 SCHEDULER_INTERVAL = env_int("SCHEDULER_INTERVAL", 2, minimum=1)
+# Profile imports: rows per transaction, seconds before a job hands over to its continuation, and how long a
+# running import may go without progress before the scheduler restarts it.
+IMPORTS_CHUNK_ROWS = env_int("IMPORTS_CHUNK_ROWS", 1000, minimum=1)
+IMPORTS_JOB_SECONDS = env_int("IMPORTS_JOB_SECONDS", 600, minimum=1)
+IMPORTS_STALL_SECONDS = env_int("IMPORTS_STALL_SECONDS", 60, minimum=1)
 
 LOGGING = {
     "version": 1,
