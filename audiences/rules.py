@@ -1,82 +1,207 @@
-"""The audience rule language: a typed tree, validated by pydantic and compiled to an ORM filter.
+"""The audience rule language: a typed tree, validated by pydantic against the attribute schema, compiled to
+an ORM filter (audiences.rule_sql writes the SQL of one comparison), and evaluated in Python by `evaluate`
+with the same meaning.
 
-    {"all": [{"attribute": "country", "op": "equals", "value": "FR"},
-             {"not": {"attribute": "vip", "op": "equals", "value": true}}]}
+    {"all": [{"attribute": "plan", "op": "equals", "value": "pro"},
+             {"consent": {"channel": "email", "state": "opted_in"}},
+             {"not": {"member_of": 7}}]}
 
-A missing attribute matches no comparison, so `not` of a comparison matches profiles that lack it.
+A missing attribute (no key, or a JSON null) matches no comparison, so `not` of a comparison matches the
+profiles that lack it. docs/audiences.md ("Rule language") is the reference.
 """
 
+import re
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from django.db.models import Q
-from django.db.models.fields.json import KeyTransform
+from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
 from pydantic import (
     BaseModel,
     ConfigDict,
     Discriminator,
     Field,
+    PrivateAttr,
+    StrictInt,
     Tag,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
-Operator = Literal["equals", "not_equals", "in", "gt", "gte", "lt", "lte", "exists", "starts_with"]
-_ORDERING = {"gt": "gt", "gte": "gte", "lt": "lt", "lte": "lte"}
-Scalar = str | int | float | bool
+from audiences.attributes import attribute_types
+from audiences.models import Audience, AudienceMember, Channel, Consent
+from audiences.rule_values import (
+    DATETIME_FORMAT,
+    LIST_OPERATORS,
+    PERIOD_OPERATORS,
+    PERIOD_UNITS,
+    TYPE_NAMES,
+    Type,
+    ValueProblem,
+    period_start,
+    present_moment,
+    typed_value,
+)
+
+# Profile fields every rule can compare, besides the declared attributes. They win over a declared
+# attribute of the same name.
+BUILTIN_FIELDS = {
+    "email": Type.STRING,
+    "phone": Type.STRING,
+    "timezone": Type.STRING,
+    "locale": Type.STRING,
+    "created_at": Type.DATETIME,
+}
+_DATE_OPERATORS = ["equals", "before", "after", "between", "in_last", "more_than_ago", "exists"]
+OPERATORS = {
+    Type.STRING: ["equals", "not_equals", "in", "not_in", "contains", "starts_with", "exists"],
+    Type.NUMBER: ["equals", "not_equals", "in", "not_in", "gt", "gte", "lt", "lte", "between", "exists"],
+    Type.BOOLEAN: ["equals", "not_equals", "exists"],
+    Type.DATE: _DATE_OPERATORS,
+    Type.DATETIME: _DATE_OPERATORS,
+    Type.STRING_LIST: ["contains", "contains_any", "exists"],
+}
+ALL_OPERATORS = list(dict.fromkeys(op for ops in OPERATORS.values() for op in ops))
+CONSENT_STATES = [Consent.State.OPTED_IN, Consent.State.OPTED_OUT, Consent.State.UNKNOWN]
+
+# Bounds on one rule: the JSON editor and the API accept any JSON, the database should not get a monster.
+MAX_NODES = 500
+MAX_DEPTH = 24
 
 
-class Comparison(BaseModel):
+class RuleError(ValueError):
+    """A rule that does not validate or compile; `errors` lists "path: problem" strings (path like
+    `all[2].value`, or `rule` for the whole rule)."""
+
+    def __init__(self, errors: list[str]):
+        super().__init__("; ".join(errors))
+        self.errors = errors
+
+
+# The tree -----------------------------------------------------------------------------------------------
+
+
+class _Node(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    attribute: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
-    op: Operator
-    value: Scalar | list[Scalar] | None = None
+
+class Comparison(_Node):
+    """An attribute (declared, or a built-in profile field) compared with a value by an operator of its type.
+
+    After validation `value` holds the stored form (see audiences.attributes) and `type` the attribute's type.
+    """
+
+    attribute: str
+    op: str
+    value: Any = Field(default=None, validate_default=True)
+    _type: str = PrivateAttr(default="")
+
+    @property
+    def type(self) -> str:
+        return self._type
+
+    @property
+    def builtin(self) -> bool:
+        return self.attribute in BUILTIN_FIELDS
 
     @field_validator("attribute")
     @classmethod
-    def _no_lookup_separator(cls, name: str) -> str:
-        if "__" in name:
-            raise ValueError("attribute names cannot contain '__'")
+    def _known_attribute(cls, name: str, info: ValidationInfo) -> str:
+        if not _NAME.match(name) or "__" in name:
+            raise ValueError("expected an attribute name (lower-case letters, digits and single underscores)")
+        if _schema(info).get(name) is None:
+            raise ValueError(f"unknown attribute {name!r}")
         return name
 
+    @field_validator("op")
+    @classmethod
+    def _operator_of_the_type(cls, op: str, info: ValidationInfo) -> str:
+        type_ = _schema(info).get(info.data.get("attribute", ""))
+        if type_ is None:
+            if op not in ALL_OPERATORS:
+                raise ValueError(f"unknown operator {op!r}")
+        elif op not in OPERATORS[type_]:
+            raise ValueError(
+                f"{op!r} does not apply to {TYPE_NAMES[type_]} attribute; use one of {', '.join(OPERATORS[type_])}"
+            )
+        return op
+
+    @field_validator("value")
+    @classmethod
+    def _value_of_the_type(cls, value: Any, info: ValidationInfo) -> Any:
+        if "attribute" not in info.data or "op" not in info.data:
+            return value  # their own errors are reported; the value cannot be judged without them
+        try:
+            return typed_value(_schema(info)[info.data["attribute"]], info.data["op"], value)
+        except ValueProblem as problem:
+            raise PydanticCustomError(
+                "rule_value", "{problem}", {"problem": str(problem), "where": problem.where}
+            ) from None
+
     @model_validator(mode="after")
-    def _value_fits_operator(self):
-        if self.op == "exists":
-            if self.value is not None:
-                raise ValueError("'exists' takes no value")
-        elif self.op == "in":
-            if not isinstance(self.value, list) or not self.value:
-                raise ValueError("'in' needs a non-empty list of values")
-        elif self.value is None or isinstance(self.value, list):
-            raise ValueError(f"'{self.op}' needs a single value")
-        if self.op in _ORDERING and isinstance(self.value, bool):
-            raise ValueError(f"'{self.op}' compares numbers or text, not booleans")
-        if self.op == "starts_with" and not isinstance(self.value, str):
-            raise ValueError("'starts_with' needs a text value")
+    def _remember_type(self, info: ValidationInfo):
+        self._type = _schema(info)[self.attribute]
         return self
 
 
-class All(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ConsentState(_Node):
+    channel: Channel
+    state: Literal["opted_in", "opted_out", "unknown"]
+
+
+class ConsentTest(_Node):
+    """The profile's consent on a channel is in this state ("unknown": no consent recorded, or unknown)."""
+
+    consent: ConsentState
+
+
+class MemberOf(_Node):
+    """The profile is a member of another audience, of any kind."""
+
+    member_of: StrictInt
+
+    @field_validator("member_of")
+    @classmethod
+    def _existing_audience_without_cycle(cls, audience_id: int, info: ValidationInfo) -> int:
+        problem = info.context["audiences"].problem_with(audience_id) if info.context else None
+        if problem:
+            raise ValueError(problem)
+        return audience_id
+
+
+class All(_Node):
+    """Every child matches (an empty list matches every profile)."""
+
     all: list["Rule"]
 
 
-class Any_(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Any_(_Node):
+    """At least one child matches."""
+
     any: list["Rule"] = Field(min_length=1)
 
 
-class Not(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Not(_Node):
+    """The child does not match."""
+
     not_: "Rule" = Field(alias="not")
 
 
-def _node_kind(data: Any) -> str:
+_KINDS = ("all", "any", "not", "consent", "member_of")
+
+
+def _node_kind(data: Any) -> str | None:
     if isinstance(data, dict):
-        return next((key for key in ("all", "any", "not") if key in data), "comparison")
-    return "comparison"
+        return next((key for key in _KINDS if key in data), "comparison")
+    if isinstance(data, BaseModel):
+        return {All: "all", Any_: "any", Not: "not", ConsentTest: "consent", MemberOf: "member_of"}.get(
+            type(data), "comparison"
+        )
+    return None
 
 
 # A node's keys say which kind it is, so an error names that node's own problem, not every branch's.
@@ -84,93 +209,347 @@ Rule = Annotated[
     Annotated[All, Tag("all")]
     | Annotated[Any_, Tag("any")]
     | Annotated[Not, Tag("not")]
+    | Annotated[ConsentTest, Tag("consent")]
+    | Annotated[MemberOf, Tag("member_of")]
     | Annotated[Comparison, Tag("comparison")],
-    Discriminator(_node_kind),
+    Discriminator(
+        _node_kind,
+        custom_error_type="rule_node",
+        custom_error_message="expected a rule: an object with all, any, not, attribute, consent or member_of",
+    ),
 ]
+All.model_rebuild()
+Any_.model_rebuild()
+Not.model_rebuild()
 _RULE = TypeAdapter(Rule)
 
 
-class RuleError(ValueError):
-    """A rule that does not validate; `errors` lists "path: problem" strings."""
+# Parsing ------------------------------------------------------------------------------------------------
 
-    def __init__(self, errors: list[str]):
-        super().__init__("; ".join(errors))
-        self.errors = errors
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 
-def parse_rule(data: Any) -> All | Any_ | Not | Comparison:
+def _schema(info: ValidationInfo) -> dict[str, str]:
+    return info.context["schema"] if info.context else BUILTIN_FIELDS
+
+
+class _AudienceGraph:
+    """The audiences a rule may name, loaded lazily: whether one exists, and whether naming it closes a cycle
+    back to the audience whose rule is being checked."""
+
+    def __init__(self, audience_id: int | None):
+        self.audience_id = audience_id
+        self._references: dict[int, set[int] | None] = {}
+
+    def problem_with(self, audience_id: int) -> str | None:
+        if audience_id == self.audience_id:
+            return "an audience cannot include itself"
+        if self._load([audience_id])[audience_id] is None:
+            return f"no audience {audience_id}"
+        cycle = self._cycle_from(audience_id)
+        if cycle and self.audience_id is not None and self.audience_id in cycle:
+            return f"audience {audience_id} includes this audience"
+        if cycle:
+            return f"audience {audience_id} is part of a cycle ({' → '.join(map(str, cycle))})"
+        return None
+
+    def _cycle_from(self, start: int) -> list[int] | None:
+        """A path of member_of references from `start` back to this audience or to an audience already on it."""
+        path: list[int] = []
+        on_path: set[int] = set()
+        done: set[int] = set()
+
+        def walk(audience_id: int) -> list[int] | None:
+            if audience_id == self.audience_id:
+                return [*path, audience_id]
+            if audience_id in on_path:
+                return [*path, audience_id]
+            if audience_id in done:
+                return None
+            path.append(audience_id)
+            on_path.add(audience_id)
+            references = sorted(self._load([audience_id])[audience_id] or ())
+            self._load(references)
+            for reference in references:
+                if found := walk(reference):
+                    return found
+            path.pop()
+            on_path.discard(audience_id)
+            done.add(audience_id)
+            return None
+
+        return walk(start)
+
+    def _load(self, audience_ids) -> dict[int, set[int] | None]:
+        missing = [pk for pk in audience_ids if pk not in self._references]
+        if missing:
+            found = {
+                pk: (kind, rule)
+                for pk, kind, rule in Audience.objects.filter(pk__in=missing).values_list("pk", "kind", "rule")
+            }
+            for pk in missing:
+                kind, rule = found.get(pk, (None, None))
+                self._references[pk] = (
+                    None if kind is None else (member_of_ids(rule) if kind == Audience.Kind.RULE else set())
+                )
+        return self._references
+
+
+def member_of_ids(rule) -> set[int]:
+    """The audiences a stored rule names in `member_of`, at any depth (the rule need not be valid)."""
+    found: set[int] = set()
+    stack = [rule]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if isinstance(node.get("member_of"), int) and not isinstance(node["member_of"], bool):
+                found.add(node["member_of"])
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return found
+
+
+def parse_rule(data: Any, *, audience_id: int | None = None) -> Rule:
+    """The rule tree of `data` (JSON), with every value in its attribute's stored form, or RuleError listing
+    each problem with the path of its node. `audience_id` is the audience the rule belongs to, so that a
+    `member_of` leading back to it is refused."""
+    if data == {}:
+        raise RuleError(['rule: empty; {"all": []} matches every profile'])
+    _check_size(data)
+    context = {
+        "schema": {**attribute_types(), **BUILTIN_FIELDS},
+        "audiences": _AudienceGraph(audience_id),
+    }
     try:
-        return _RULE.validate_python(data)
+        return _RULE.validate_python(data, context=context)
     except ValidationError as exc:
         raise RuleError(_describe(exc)) from None
+
+
+def _check_size(data: Any) -> None:
+    nodes = 0
+    stack = [(data, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise RuleError([f"rule: nested deeper than {MAX_DEPTH} levels"])
+        if isinstance(node, dict):
+            nodes += 1
+            children = node.get("all") or node.get("any") or ([node["not"]] if "not" in node else [])
+            if isinstance(children, list):
+                stack.extend((child, depth + 1) for child in children)
+    if nodes > MAX_NODES:
+        raise RuleError([f"rule: more than {MAX_NODES} conditions and groups"])
+
+
+_MESSAGES = {
+    "missing": "required",
+    "extra_forbidden": "unknown key",
+    "list_type": "expected a list",
+    "int_type": "expected a whole number",
+    "string_type": "expected a text",
+    "model_type": "expected an object",
+    "dict_type": "expected an object",
+}
 
 
 def _describe(exc: ValidationError) -> list[str]:
     described = []
     for error in exc.errors():
-        message = error["msg"].removeprefix("Value error, ")
-        described.append(f"{_path(error['loc']) or 'rule'}: {message}")
+        context = error.get("ctx") or {}
+        if error["type"] == "too_short" and error["loc"] and error["loc"][-1] == "any":
+            message = "needs at least one rule"
+        else:
+            message = _MESSAGES.get(error["type"], error["msg"].removeprefix("Value error, "))
+        path = _path(error["loc"]) + context.get("where", "")
+        described.append(f"{path or 'rule'}: {message}")
     return list(dict.fromkeys(described))
 
 
 def _path(loc: tuple) -> str:
     # The location interleaves discriminator tags with real keys (`all`, `all`, 0, ...): drop the tags.
-    parts, keys = [], iter(loc)
-    for part in keys:
-        if part in ("all", "any", "not"):
-            next(keys, None)  # the tag is followed by the field of the same name
-            parts.append(f".{part}")
-        elif part == "comparison":
+    parts: list[str] = []
+    index = 0
+    while index < len(loc):
+        part = loc[index]
+        following = loc[index + 1] if index + 1 < len(loc) else None
+        if part == "comparison" or (part in _KINDS and following != part):
+            index += 1  # a tag alone: the node's own field (or the node) follows
             continue
-        elif isinstance(part, int):
-            parts.append(f"[{part}]")
-        else:
-            parts.append(f".{part}")
+        if part in _KINDS:
+            index += 1  # a tag followed by the field of the same name
+        parts.append(f"[{part}]" if isinstance(part, int) else f".{part}")
+        index += 1
     return "".join(parts).lstrip(".")
 
 
-def compile_rule(rule) -> tuple[dict, Q]:
-    """Compile a parsed rule to (aliases, Q) for `Profile.objects.alias(**aliases).filter(q)`.
+# Compiling ----------------------------------------------------------------------------------------------
 
-    Attribute values are reached through KeyTransform aliases, so an attribute named like a lookup
-    ("contains") is still read as a key.
-    """
-    aliases: dict = {}
+_TRUE, _FALSE = "true", "false"  # constants that fold away before they reach a Q
 
-    def visit(node) -> Q:
-        if isinstance(node, All):
-            q = Q()
-            for child in node.all:
-                q &= visit(child)
-            return q
-        if isinstance(node, Any_):
-            q = Q(pk__in=[])
-            for child in node.any:
-                q |= visit(child)
-            return q
+
+def compile_rule(rule: Rule, *, now: datetime | None = None) -> Q:
+    """An ORM filter on Profile selecting exactly the profiles `evaluate` accepts, relative dates taken at
+    `now` (default: the present). Another audience named by `member_of` is inlined (a rule) or tested with
+    EXISTS (an uploaded list); RuleError if it no longer exists or no longer validates."""
+    from audiences.rule_sql import AttributeCondition
+
+    now = now or timezone.now()
+
+    def visit(node, negated: bool, stack: tuple[int, ...]):
+        if isinstance(node, All | Any_):
+            children = [visit(child, negated, stack) for child in (node.all if isinstance(node, All) else node.any)]
+            # De Morgan: under `not`, all becomes any and any becomes all.
+            conjunction = isinstance(node, All) != negated
+            return _combine(children, conjunction)
         if isinstance(node, Not):
-            return ~visit(node.not_)
-        alias = f"_attr_{node.attribute}"
-        aliases[alias] = KeyTransform(node.attribute, "attributes")
-        present = Q(**{"attributes__has_key": node.attribute})
-        match node.op:
-            case "exists":
-                return present
-            case "equals":
-                return present & Q(**{alias: node.value})
-            case "not_equals":
-                return present & ~Q(**{alias: node.value})
-            case "in":
-                return present & Q(**{f"{alias}__in": node.value})
-            case "starts_with":
-                return present & Q(**{f"{alias}__startswith": node.value})
-            case op:
-                return present & Q(**{f"{alias}__{_ORDERING[op]}": node.value})
+            return visit(node.not_, not negated, stack)
+        if isinstance(node, Comparison):
+            return Q(AttributeCondition(node, now=now, negated=negated))
+        if isinstance(node, ConsentTest):
+            return _consent_q(node.consent, negated)
+        return _membership_q(node.member_of, negated, stack)
 
-    q = visit(rule)
-    return aliases, q
+    def _membership_q(audience_id: int, negated: bool, stack: tuple[int, ...]):
+        if audience_id in stack:
+            raise RuleError([f"member_of: audience {audience_id} includes itself through {stack}"])
+        audience = Audience.objects.filter(pk=audience_id).only("kind", "rule").first()
+        if audience is None:
+            raise RuleError([f"member_of: audience {audience_id} no longer exists"])
+        if audience.kind == Audience.Kind.ALL:
+            return _FALSE if negated else _TRUE
+        if audience.kind == Audience.Kind.UPLOADED:
+            members = Exists(AudienceMember.objects.filter(audience_id=audience_id, profile_id=OuterRef("pk")))
+            return ~Q(members) if negated else Q(members)
+        try:
+            included = parse_rule(audience.rule, audience_id=audience_id)
+        except RuleError as exc:
+            raise RuleError([f"member_of: audience {audience_id}'s rule: {error}" for error in exc.errors]) from None
+        return visit(included, negated, (*stack, audience_id))
+
+    folded = visit(rule, False, ())
+    if folded == _TRUE:
+        return Q()
+    if folded == _FALSE:
+        return Q(pk__in=[])
+    return folded
 
 
-All.model_rebuild()
-Any_.model_rebuild()
-Not.model_rebuild()
+def _combine(children: list, conjunction: bool):
+    absorbing, neutral = (_FALSE, _TRUE) if conjunction else (_TRUE, _FALSE)
+    if absorbing in children:
+        return absorbing
+    children = [child for child in children if child != neutral]
+    if not children:
+        return neutral
+    combined = children[0]
+    for child in children[1:]:
+        combined = (combined & child) if conjunction else (combined | child)
+    return combined
+
+
+def _consent_q(consent: ConsentState, negated: bool) -> Q:
+    recorded = Consent.objects.filter(profile_id=OuterRef("pk"), channel=consent.channel)
+    if consent.state == Consent.State.UNKNOWN:
+        # Unknown: no row, or a row that says unknown. So: no row that says opted in or out.
+        q = ~Q(Exists(recorded.filter(state__in=[Consent.State.OPTED_IN, Consent.State.OPTED_OUT])))
+    else:
+        q = Q(Exists(recorded.filter(state=consent.state)))
+    return ~q if negated else q
+
+
+# Evaluating in Python -----------------------------------------------------------------------------------
+
+
+def evaluate(rule: Rule, profile, *, consents: dict[str, str], memberships: set[int], now: datetime) -> bool:
+    """Whether `profile` matches `rule`, with the same meaning as the compiled query: `consents` maps a
+    channel to its state (absent: unknown), `memberships` holds the ids of the audiences the profile is in."""
+    match rule:
+        case All():
+            return all(
+                evaluate(child, profile, consents=consents, memberships=memberships, now=now) for child in rule.all
+            )
+        case Any_():
+            return any(
+                evaluate(child, profile, consents=consents, memberships=memberships, now=now) for child in rule.any
+            )
+        case Not():
+            return not evaluate(rule.not_, profile, consents=consents, memberships=memberships, now=now)
+        case ConsentTest():
+            return consents.get(rule.consent.channel, Consent.State.UNKNOWN) == rule.consent.state
+        case MemberOf():
+            return rule.member_of in memberships
+    return _compare(rule, profile_value(profile, rule.attribute), now)
+
+
+def profile_value(profile, attribute: str) -> Any:
+    """The value a rule compares, in stored form; None when missing ("" counts as missing for profile fields)."""
+    if attribute == "created_at":
+        return profile.created_at.astimezone(UTC).strftime(DATETIME_FORMAT) if profile.created_at else None
+    if attribute in BUILTIN_FIELDS:
+        return getattr(profile, attribute) or None
+    return (profile.attributes or {}).get(attribute)
+
+
+def _compare(node: Comparison, actual: Any, now: datetime) -> bool:
+    if actual is None:
+        return False
+    op, expected = node.op, node.value
+    match op:
+        case "exists":
+            return True
+        case "equals":
+            return actual == expected
+        case "not_equals":
+            return actual != expected
+        case "in":
+            return actual in expected
+        case "not_in":
+            return actual not in expected
+        case "contains" if node.type == Type.STRING_LIST:
+            return isinstance(actual, list) and expected in actual
+        case "contains":
+            return isinstance(actual, str) and expected in actual
+        case "contains_any":
+            return isinstance(actual, list) and any(item in actual for item in expected)
+        case "starts_with":
+            return isinstance(actual, str) and actual.startswith(expected)
+        case "gt" | "after":
+            return actual > expected
+        case "gte":
+            return actual >= expected
+        case "lt" | "before":
+            return actual < expected
+        case "lte":
+            return actual <= expected
+        case "between":
+            return expected[0] <= actual <= expected[1]
+        case "in_last":
+            return period_start(now, expected, node.type) <= actual <= present_moment(now, node.type)
+        case "more_than_ago":
+            return actual < period_start(now, expected, node.type)
+    raise RuleError([f"{node.attribute}: unknown operator {op!r}"])
+
+
+__all__ = [
+    "ALL_OPERATORS",
+    "BUILTIN_FIELDS",
+    "LIST_OPERATORS",
+    "OPERATORS",
+    "PERIOD_OPERATORS",
+    "PERIOD_UNITS",
+    "All",
+    "Any_",
+    "Comparison",
+    "ConsentTest",
+    "MemberOf",
+    "Not",
+    "Rule",
+    "RuleError",
+    "Type",
+    "compile_rule",
+    "evaluate",
+    "member_of_ids",
+    "parse_rule",
+]

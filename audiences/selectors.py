@@ -1,24 +1,49 @@
-"""Reads of audiences: membership as a query, and member ids streamed for the campaign planner."""
+"""Reads of audiences: membership as a query, its size and a sample, and member ids streamed for the campaign
+planner. A rule that no longer validates (an attribute undeclared since, an audience it names deleted) raises
+audiences.rules.RuleError rather than selecting a different set of profiles."""
 
-from django.db.models import QuerySet
+from datetime import datetime
 
-from audiences.models import Audience, Profile
+from django.db.models import Exists, OuterRef, QuerySet
+
+from audiences.models import Audience, AudienceMember, Profile
 from audiences.rules import compile_rule, parse_rule
 
 
-def audience_profiles(audience: Audience) -> QuerySet[Profile]:
-    """The profiles that are members of `audience` now."""
-    if audience.kind == Audience.Kind.ALL:
-        return Profile.objects.all()
-    aliases, q = compile_rule(parse_rule(audience.rule))
-    return Profile.objects.alias(**aliases).filter(q)
+def audience_profiles(audience: Audience, *, now: datetime | None = None) -> QuerySet[Profile]:
+    """The profiles that are members of `audience` now (relative dates in its rule taken at `now`)."""
+    match audience.kind:
+        case Audience.Kind.ALL:
+            return Profile.objects.all()
+        case Audience.Kind.UPLOADED:
+            members = AudienceMember.objects.filter(audience_id=audience.pk, profile_id=OuterRef("pk"))
+            return Profile.objects.filter(Exists(members))
+    return rule_profiles(audience.rule, audience_id=audience.pk, now=now)
+
+
+def rule_profiles(rule_data, *, audience_id: int | None = None, now: datetime | None = None) -> QuerySet[Profile]:
+    """The profiles a rule (JSON, maybe not saved yet) selects: for live estimates while it is edited.
+    `audience_id` is the audience being edited, if any, so that a rule naming it is refused."""
+    return Profile.objects.filter(compile_rule(parse_rule(rule_data, audience_id=audience_id), now=now))
 
 
 def audience_size(audience: Audience) -> int:
+    if audience.kind == Audience.Kind.UPLOADED:
+        return AudienceMember.objects.filter(audience_id=audience.pk).count()
     return audience_profiles(audience).count()
 
 
+def audience_sample(audience: Audience, *, limit: int = 20) -> list[Profile]:
+    """Up to `limit` members, the most recently created first."""
+    return list(audience_profiles(audience).order_by("-pk")[:limit])
+
+
 def audience_member_ids(audience: Audience, *, after_id: int, limit: int) -> list[int]:
-    """The next `limit` member ids above `after_id`, in id order: keyset pages in constant memory."""
+    """The next `limit` member ids above `after_id`, in id order: keyset pages, so a whole audience streams
+    in constant memory and a planner resumes from the last id it stored."""
+    if audience.kind == Audience.Kind.UPLOADED:
+        # Served by the (audience, profile) unique index alone; a member's profile always exists (CASCADE).
+        members = AudienceMember.objects.filter(audience_id=audience.pk, profile_id__gt=after_id)
+        return list(members.order_by("profile_id").values_list("profile_id", flat=True)[:limit])
     members = audience_profiles(audience).filter(pk__gt=after_id).order_by("pk")
     return list(members.values_list("pk", flat=True)[:limit])
