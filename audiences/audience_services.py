@@ -10,8 +10,8 @@ from django.apps import apps
 from django.db import transaction
 from django.db.models import Exists, OuterRef, ProtectedError
 
-from audiences.builder import check_rule, member_of_ids
 from audiences.models import Audience
+from audiences.rules import member_of_ids, parse_rule
 from permissions.services import audit_record
 
 # Campaign statuses, as campaigns.models.Campaign.Status names them.
@@ -100,7 +100,7 @@ def _checked_rule(kind: str, rule, audience_id: int | None):
     """The rule to store: validated for a rule audience (RuleError when it does not), empty otherwise."""
     if kind != Audience.Kind.RULE:
         return {}
-    check_rule(rule, audience_id=audience_id)
+    parse_rule(rule, audience_id=audience_id)
     return rule
 
 

@@ -11,7 +11,6 @@ Values travel as text and are typed by the attribute's declared type on the way 
 fit the type is passed on unchanged, so the rule language's own validation names the problem and its path.
 """
 
-import inspect
 import json
 import re
 from dataclasses import dataclass, field
@@ -19,29 +18,17 @@ from datetime import UTC, datetime
 
 from audiences.attributes import attribute_types
 from audiences.models import Audience, Channel, Consent
-from audiences.rules import parse_rule
+from audiences.rules import (
+    ALL_OPERATORS,
+    BUILTIN_FIELDS,
+    LIST_OPERATORS,
+    OPERATORS,
+    PERIOD_OPERATORS,
+    PERIOD_UNITS,
+)
 
-# Profile fields every rule can use besides the declared attributes.
-BUILTIN_ATTRIBUTES = {
-    "email": "string",
-    "phone": "string",
-    "timezone": "string",
-    "locale": "string",
-    "created_at": "datetime",
-}
-
-_DATES = ["equals", "before", "after", "between", "in_last", "more_than_ago", "exists"]
-OPERATORS = {
-    "string": ["equals", "not_equals", "in", "not_in", "contains", "starts_with", "exists"],
-    "number": ["equals", "not_equals", "in", "not_in", "gt", "gte", "lt", "lte", "between", "exists"],
-    "boolean": ["equals", "not_equals", "exists"],
-    "date": _DATES,
-    "datetime": _DATES,
-    "string_list": ["contains", "contains_any", "exists"],
-}
-# An attribute no longer declared keeps its operator: every one is offered.
-ANY_OPERATOR = list(dict.fromkeys(op for ops in OPERATORS.values() for op in ops))
-
+# The operators and the profile fields come from the rule language (audiences.rules); how the page names them is
+# the builder's.
 OPERATOR_LABELS = {
     "equals": "is",
     "not_equals": "is not",
@@ -61,10 +48,6 @@ OPERATOR_LABELS = {
     "more_than_ago": "is more than … ago",
     "exists": "is set",
 }
-LIST_OPERATORS = {"in", "not_in", "contains_any"}
-PERIOD_OPERATORS = {"in_last", "more_than_ago"}
-PERIOD_UNITS = ["hours", "days", "weeks", "months"]
-
 COMBINATORS = {"all": "all of", "any": "any of", "none": "none of"}
 JOINERS = {"all": "and", "any": "or", "none": "or"}
 
@@ -86,7 +69,7 @@ class Attribute:
 
     @property
     def operators(self) -> list[str]:
-        return OPERATORS.get(self.type, ANY_OPERATOR)
+        return OPERATORS.get(self.type, ALL_OPERATORS)
 
 
 class Schema:
@@ -94,10 +77,10 @@ class Schema:
 
     def __init__(self, declared: dict[str, str] | None = None):
         declared = attribute_types() if declared is None else declared
-        self.builtins = [Attribute(name, type_, builtin=True) for name, type_ in BUILTIN_ATTRIBUTES.items()]
+        self.builtins = [Attribute(name, type_, builtin=True) for name, type_ in BUILTIN_FIELDS.items()]
         # A profile field wins over a declared attribute of the same name, as in the rule language.
         self.declared = [
-            Attribute(name, type_) for name, type_ in sorted(declared.items()) if name not in BUILTIN_ATTRIBUTES
+            Attribute(name, type_) for name, type_ in sorted(declared.items()) if name not in BUILTIN_FIELDS
         ]
         self._by_name = {attribute.name: attribute for attribute in [*self.declared, *self.builtins]}
 
@@ -154,8 +137,13 @@ class Node:
         return f"attribute:{self.attribute}" if self.subject == "attribute" else self.subject
 
     @property
+    def period_units(self) -> list[str]:
+        # Hours only mean something for a date-time.
+        return PERIOD_UNITS if self.type in ("datetime", None) else [unit for unit in PERIOD_UNITS if unit != "hours"]
+
+    @property
     def operator_choices(self) -> list[tuple[str, str]]:
-        return [(op, OPERATOR_LABELS[op]) for op in OPERATORS.get(self.type, ANY_OPERATOR)]
+        return [(op, OPERATOR_LABELS.get(op, op)) for op in OPERATORS.get(self.type, ALL_OPERATORS)]
 
     @property
     def error_pairs(self) -> list[tuple[str, str]]:
@@ -191,14 +179,6 @@ def new_group(path: str = "r", combinator: str = "all") -> Node:
 def new_condition(path: str, schema: Schema) -> Node:
     attribute = schema.first()
     return Node(path=path, attribute=attribute.name, op=attribute.operators[0])
-
-
-def check_rule(data, *, audience_id: int | None = None):
-    """parse_rule, told which audience the rule belongs to (a rule may not include its own audience)."""
-    # Until the rule language's rewrite lands, parse_rule may not take audience_id yet.
-    if "audience_id" in inspect.signature(parse_rule).parameters:
-        return parse_rule(data, audience_id=audience_id)
-    return parse_rule(data)
 
 
 # Form state -> tree ----------------------------------------------------------------------------------------
@@ -285,6 +265,8 @@ def fit_to_schema(root: Node, schema: Schema) -> None:
             node.op = operators[0]
             node.value = node.value_to = node.amount = ""
         if node.value_shape == "period" and node.unit not in PERIOD_UNITS:
+            node.unit = "days"
+        if node.value_shape == "period" and schema.get(node.attribute).type == "date" and node.unit == "hours":
             node.unit = "days"
 
 
@@ -576,90 +558,6 @@ def _tokens(location: str) -> list:
     for index, name in _TOKEN.findall(location):
         tokens.append(int(index) if index else name)
     return tokens
-
-
-# A rule in words -------------------------------------------------------------------------------------------
-
-
-def rule_in_words(rule, audience_names: dict[int, str] | None = None) -> str:
-    """The rule as a sentence: "plan is pro and (country is one of FR, DE)"."""
-    if not rule:
-        return "every profile"
-    return _words(rule, audience_names or {}, top=True)
-
-
-def _words(node, names: dict[int, str], top: bool = False) -> str:
-    if not isinstance(node, dict):
-        return "?"
-    for key, joiner in (("all", " AND "), ("any", " OR ")):
-        if key in node:
-            children = node[key] if isinstance(node[key], list) else []
-            if not children:
-                return "every profile" if key == "all" else "no profile"
-            text = joiner.join(_words(child, names) for child in children)
-            return text if top or len(children) == 1 else f"({text})"
-    if "not" in node:
-        return f"NOT {_words(node['not'], names)}" if _is_group(node["not"]) else f"NOT ({_words(node['not'], names)})"
-    if "consent" in node:
-        consent = node["consent"] if isinstance(node["consent"], dict) else {}
-        channel = _label(Channel, consent.get("channel"))
-        state = _label(Consent.State, consent.get("state")).lower()
-        return f"{channel} consent is {state}"
-    if "member_of" in node:
-        audience_id = node["member_of"]
-        name = names.get(audience_id) if isinstance(audience_id, int) else None
-        return f"member of “{name}”" if name else f"member of audience #{audience_id}"
-    op = node.get("op", "")
-    label = OPERATOR_LABELS.get(op, op)
-    value = node.get("value")
-    attribute = node.get("attribute", "?")
-    if op == "exists":
-        return f"{attribute} is set"
-    if op == "between" and isinstance(value, list) and len(value) == 2:
-        return f"{attribute} is between {_word(value[0])} and {_word(value[1])}"
-    if op in PERIOD_OPERATORS and isinstance(value, dict):
-        period = f"{_word(value.get('amount'))} {_word(value.get('unit'))}"
-        return f"{attribute} is in the last {period}" if op == "in_last" else f"{attribute} is more than {period} ago"
-    if isinstance(value, list):
-        return f"{attribute} {label} {', '.join(_word(item) for item in value)}"
-    return f"{attribute} {label} {_word(value)}"
-
-
-def _is_group(node) -> bool:
-    return isinstance(node, dict) and ("all" in node or "any" in node)
-
-
-def _word(value) -> str:
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, str):
-        return value if value and value == value.strip() else f"“{value}”"
-    return _text(value)
-
-
-def _label(choices, value) -> str:
-    try:
-        return choices(value).label
-    except ValueError:
-        return str(value)
-
-
-def member_of_ids(rule) -> set[int]:
-    """The audiences a rule names in `member_of`, at any depth."""
-    found = set()
-
-    def visit(node):
-        if isinstance(node, dict):
-            if isinstance(node.get("member_of"), int):
-                found.add(node["member_of"])
-            for value in node.values():
-                visit(value)
-        elif isinstance(node, list):
-            for item in node:
-                visit(item)
-
-    visit(rule)
-    return found
 
 
 def audience_choices(*, exclude: int | None = None) -> list[tuple[int, str]]:

@@ -9,7 +9,7 @@ from django import forms
 
 from audiences import builder
 from audiences.models import Audience
-from audiences.rules import RuleError
+from audiences.rules import RuleError, parse_rule
 
 BUILDER, JSON = "builder", "json"
 # A rule typed into the JSON editor larger than this is refused before parsing.
@@ -128,7 +128,7 @@ class RuleEditor:
         if data is None:
             return None
         try:
-            builder.check_rule(data, audience_id=self.audience_id)
+            parse_rule(data, audience_id=self.audience_id)
         except RuleError as error:
             self.place(error.errors)
             return None

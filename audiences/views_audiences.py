@@ -16,7 +16,8 @@ from django.views.decorators.http import require_GET, require_POST
 from audiences import audience_services, builder, selectors
 from audiences.forms_audiences import AudienceForm, RuleEditor
 from audiences.models import Audience, Channel, Consent, Profile
-from audiences.rules import RuleError
+from audiences.rule_words import rule_in_words
+from audiences.rules import RuleError, member_of_ids
 from permissions.access import forbidden, permission_required
 
 SAMPLE_SIZE = 20
@@ -49,7 +50,7 @@ def audience_detail(request, pk):
     audience = get_object_or_404(Audience.objects.select_related("created_by"), pk=pk)
     context = {
         "audience": audience,
-        "words": builder.rule_in_words(audience.rule, _audience_names(audience.rule)),
+        "words": rule_in_words(audience.rule, _audience_names(audience.rule)),
         "rule_json": json.dumps(audience.rule, indent=2, ensure_ascii=False),
         "member_count": audience.members.count() if audience.kind == Audience.Kind.UPLOADED else None,
         "uses": audience_services.audience_campaigns(audience),
@@ -214,7 +215,6 @@ def _builder_context(editor: RuleEditor) -> dict:
         "editor": editor,
         "schema": schema,
         "combinators": builder.COMBINATORS,
-        "units": builder.PERIOD_UNITS,
         "channels": Channel.choices,
         "consent_states": Consent.State.choices,
         "member_choices": builder.audience_choices(exclude=editor.audience_id),
@@ -281,5 +281,5 @@ def _imports(audience: Audience) -> list[tuple[object, str | None]]:
 
 
 def _audience_names(rule) -> dict[int, str]:
-    ids = builder.member_of_ids(rule)
+    ids = member_of_ids(rule)
     return dict(Audience.objects.filter(pk__in=ids).values_list("pk", "name")) if ids else {}

@@ -3,6 +3,7 @@
 import pytest
 
 from audiences import builder
+from audiences.rule_words import rule_in_words
 
 SCHEMA = builder.Schema(
     declared={
@@ -291,6 +292,19 @@ def test_changing_the_attribute_keeps_operators_that_fit_and_resets_others():
     assert (tree.children[1].op, tree.children[1].value) == ("equals", "x")
 
 
+def test_hours_are_offered_for_date_times_only():
+    tree = builder.tree_from_rule(
+        {"all": [cmp("signup_date", "in_last", {"amount": 2, "unit": "days"}), cmp("created_at", "exists")]}, SCHEMA
+    )
+    builder.annotate(tree, SCHEMA)
+    date, datetime_ = tree.children
+    assert "hours" not in date.period_units and "hours" in datetime_.period_units
+
+    date.unit = "hours"
+    builder.fit_to_schema(tree, SCHEMA)
+    assert date.unit == "days"
+
+
 def test_annotate_gives_each_condition_its_type_and_operators():
     tree = builder.tree_from_rule({"all": [cmp("vip", "exists"), cmp("gone", "equals", "x")]}, SCHEMA)
     builder.annotate(tree, SCHEMA)
@@ -348,21 +362,16 @@ def test_a_rule_reads_as_a_sentence():
             cmp("tags", "exists"),
         ]
     }
-    assert builder.rule_in_words(rule, {4: "Newsletter"}) == (
+    assert rule_in_words(rule, {4: "Newsletter"}) == (
         "plan is pro AND (country is one of FR, DE OR age is between 18 and 30) AND NOT (vip is yes) AND "
         "Email consent is opted in AND member of “Newsletter” AND signup_date is in the last 30 days AND "
         "tags is set"
     )
-    assert builder.rule_in_words({}) == "every profile"
-    assert builder.rule_in_words({"member_of": 9}) == "member of audience #9"
-    assert builder.rule_in_words({"not": {"all": [cmp("a", "gt", 1), cmp("b", "lt", 2)]}}) == (
+    assert rule_in_words({}) == "every profile"
+    assert rule_in_words({"member_of": 9}) == "member of audience #9"
+    assert rule_in_words({"not": {"all": [cmp("a", "gt", 1), cmp("b", "lt", 2)]}}) == (
         "NOT (a is more than 1 AND b is less than 2)"
     )
-
-
-def test_member_of_ids_finds_audiences_at_any_depth():
-    rule = {"all": [{"member_of": 1}, {"not": {"any": [{"member_of": 2}, cmp("plan", "equals", "x")]}}]}
-    assert builder.member_of_ids(rule) == {1, 2}
 
 
 def test_a_profile_field_wins_over_a_declared_attribute_of_its_name():
