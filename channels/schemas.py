@@ -1,19 +1,43 @@
-"""Settings of each channel, validated by pydantic. Secrets are SecretStr so no error or repr shows them."""
+"""Settings of each channel, validated by pydantic. Secrets are SecretStr so no error or repr shows them.
 
+Field names are stored in ChannelConfiguration.settings: rename one only with a data migration.
+"""
+
+import json
 import re
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 _ADDRESS = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$", re.IGNORECASE)
+_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+_SELECTOR = re.compile(r"^[a-z0-9]([a-z0-9_-]{0,62})(\.[a-z0-9]([a-z0-9_-]{0,62}))*$", re.IGNORECASE)
+DAY = 24 * 3600
 
 
-class EmailSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("is not an http(s) URL")
+    return value
 
+
+class _Settings(BaseModel):
+    # Pydantic puts the raw input in its errors, and a validator raising about a secret would echo it.
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, hide_input_in_errors=True)
+
+
+class EmailSettings(_Settings):
     from_email: str = Field(max_length=254)
     from_name: str = Field(default="", max_length=200)
     reply_to: str = Field(default="", max_length=254)
+    bounce_domain: str = Field(
+        default="",
+        max_length=253,
+        description="Return-Path domain: bounces go to bounce+<delivery id>@<this domain>. Empty: the sender address.",
+    )
     host: str = Field(min_length=1, max_length=253)
     port: int = Field(default=587, ge=1, le=65535)
     security: Literal["none", "starttls", "tls"] = "starttls"
@@ -22,6 +46,17 @@ class EmailSettings(BaseModel):
     timeout_seconds: float = Field(default=30, gt=0, le=300)
     connections: int = Field(default=4, ge=1, le=32, description="SMTP connections kept open per worker.")
     rate_per_second: float | None = Field(default=None, gt=0, description="Messages per second, all workers.")
+    list_unsubscribe: bool = Field(
+        default=True, description="Add List-Unsubscribe and one-click unsubscribe headers (RFC 8058) to marketing mail."
+    )
+    track_opens: bool = Field(default=False, description="Stored; open tracking is not implemented yet.")
+    track_clicks: bool = Field(default=False, description="Stored; click tracking is not implemented yet.")
+    dkim_domain: str = Field(default="", max_length=253, description="DKIM signing domain (d=); empty: no signing.")
+    dkim_selector: str = Field(default="", max_length=253, description="DKIM selector (s=).")
+    dkim_private_key: SecretStr = Field(default=SecretStr(""), description="PEM private key (RSA or Ed25519).")
+    retry_window_seconds: int = Field(
+        default=DAY, ge=60, le=7 * DAY, description="How long transient failures are retried."
+    )
 
     @field_validator("from_email", "reply_to")
     @classmethod
@@ -32,6 +67,178 @@ class EmailSettings(BaseModel):
             raise ValueError("is required")
         return value
 
+    @field_validator("bounce_domain", "dkim_domain")
+    @classmethod
+    def _domain(cls, value: str) -> str:
+        if value and not _DOMAIN.match(value):
+            raise ValueError("is not a domain name")
+        return value.lower()
 
-SECRET_FIELDS = {"email": ("password",)}
-SETTINGS_MODELS = {"email": EmailSettings}
+    @field_validator("dkim_selector")
+    @classmethod
+    def _selector(cls, value: str) -> str:
+        if value and not _SELECTOR.match(value):
+            raise ValueError("is not a DKIM selector")
+        return value
+
+    @field_validator("dkim_private_key")
+    @classmethod
+    def _private_key(cls, value: SecretStr) -> SecretStr:
+        pem = value.get_secret_value().strip()
+        if not pem:
+            return SecretStr("")
+        from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+        try:
+            load_pem_private_key(pem.encode(), password=None)
+        except (ValueError, TypeError):
+            raise ValueError("is not an unencrypted PEM private key") from None
+        return SecretStr(pem)
+
+    @model_validator(mode="after")
+    def _dkim_complete(self):
+        given = [bool(self.dkim_domain), bool(self.dkim_selector), bool(self.dkim_private_key.get_secret_value())]
+        if any(given) and not all(given):
+            raise ValueError("DKIM needs all of dkim_domain, dkim_selector and dkim_private_key, or none of them")
+        return self
+
+    @property
+    def dkim_enabled(self) -> bool:
+        return bool(self.dkim_domain)
+
+
+class _HttpSettings(_Settings):
+    """What every channel that talks HTTP to a provider has."""
+
+    timeout_seconds: float = Field(default=10, gt=0, le=120, description="Seconds to wait for the provider.")
+    connections: int = Field(default=4, ge=1, le=64, description="Requests kept in flight per worker.")
+    rate_per_second: float | None = Field(default=None, gt=0, description="Messages per second, all workers.")
+    retry_window_seconds: int = Field(
+        default=DAY, ge=60, le=7 * DAY, description="How long transient failures are retried."
+    )
+
+
+class SmsSettings(_HttpSettings):
+    """A Twilio-compatible REST provider."""
+
+    base_url: str = Field(default="https://api.twilio.com", max_length=500)
+    account_sid: str = Field(min_length=1, max_length=64)
+    auth_token: SecretStr
+    from_number: str = Field(description="The sender number, E.164 (+15551234567).")
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        return _http_url(value).rstrip("/")
+
+    @field_validator("account_sid")
+    @classmethod
+    def _sid(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", value):
+            raise ValueError("may hold only letters, digits, - and _")
+        return value
+
+    @field_validator("from_number")
+    @classmethod
+    def _number(cls, value: str) -> str:
+        if not _E164.match(value):
+            raise ValueError("is not an E.164 number (+ and 7 to 15 digits)")
+        return value
+
+    @field_validator("auth_token")
+    @classmethod
+    def _required(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().strip():
+            raise ValueError("is required")
+        return value
+
+
+class PushSettings(_HttpSettings):
+    """Firebase Cloud Messaging, HTTP v1 API, authenticated with a service account."""
+
+    project_id: str = Field(min_length=1, max_length=100)
+    service_account_json: SecretStr = Field(description="The service account's JSON key file, as downloaded.")
+    send_endpoint: str = Field(default="https://fcm.googleapis.com", max_length=500)
+    token_uri: str = Field(default="", max_length=500, description="OAuth2 token endpoint; empty: the key's own.")
+
+    @field_validator("send_endpoint", "token_uri")
+    @classmethod
+    def _endpoint(cls, value: str) -> str:
+        return _http_url(value).rstrip("/") if value else value
+
+    @field_validator("project_id")
+    @classmethod
+    def _project(cls, value: str) -> str:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", value):
+            raise ValueError("is not a Firebase project id")
+        return value
+
+    @field_validator("service_account_json")
+    @classmethod
+    def _service_account(cls, value: SecretStr) -> SecretStr:
+        # Errors name what is missing, never a value from the key.
+        try:
+            key = json.loads(value.get_secret_value())
+        except ValueError:
+            raise ValueError("is not JSON") from None
+        if not isinstance(key, dict):
+            raise ValueError("is not a service account key (a JSON object)")
+        missing = [name for name in ("client_email", "private_key") if not isinstance(key.get(name), str)]
+        if missing:
+            raise ValueError(f"lacks {', '.join(missing)}")
+        from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+        from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+        try:
+            private_key = load_pem_private_key(key["private_key"].encode(), password=None)
+        except (ValueError, TypeError):
+            raise ValueError("holds a private_key that is not an unencrypted PEM key") from None
+        if not isinstance(private_key, RSAPrivateKey):
+            raise ValueError("holds a private_key that is not an RSA key")
+        if key.get("token_uri") is not None:
+            _http_url(str(key["token_uri"]))
+        return value
+
+    def service_account(self) -> dict:
+        return json.loads(self.service_account_json.get_secret_value())
+
+
+class WebhookSettings(_HttpSettings):
+    """POST each message as signed JSON to a URL of the organization's own."""
+
+    url: str = Field(max_length=2000)
+    signing_secret: SecretStr = Field(description="Shared secret for the X-Campaign-Signature HMAC, 16+ characters.")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return _http_url(value)
+
+    @field_validator("signing_secret")
+    @classmethod
+    def _secret(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters")
+        return value
+
+
+class InAppSettings(_Settings):
+    """The inbox is served by this product (channels.api): there is nothing to configure yet."""
+
+    rate_per_second: float | None = Field(default=None, gt=0, description="Messages per second, all workers.")
+
+
+SECRET_FIELDS = {
+    "email": ("password", "dkim_private_key"),
+    "sms": ("auth_token",),
+    "push": ("service_account_json",),
+    "webhook": ("signing_secret",),
+    "in_app": (),
+}
+SETTINGS_MODELS = {
+    "email": EmailSettings,
+    "sms": SmsSettings,
+    "push": PushSettings,
+    "webhook": WebhookSettings,
+    "in_app": InAppSettings,
+}

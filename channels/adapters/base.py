@@ -15,15 +15,36 @@ class Outcome(enum.StrEnum):
     INDETERMINATE = "indeterminate"  # the data went out but no answer came back: maybe delivered
 
 
+class Reason(enum.StrEnum):
+    """Reason codes shared by adapters. Provider-specific ones look like "smtp_5.1.1", "twilio_21610", "http_404"."""
+
+    INVALID_ADDRESS = "invalid_address"  # PERMANENT: no such number / push token: retire or suppress the address
+    RECIPIENT_OPTED_OUT = "recipient_opted_out"  # PERMANENT: the provider holds an opt-out (SMS STOP)
+    RATE_LIMITED = "rate_limited"  # TRANSIENT, with retry_after when the provider said how long
+    PROVIDER_ERROR = "provider_error"  # TRANSIENT: 5xx
+    AUTH_FAILED = "auth_failed"  # TRANSIENT: credentials refused; retried within the window while someone fixes them
+    CONNECT_FAILED = "connect_failed"  # TRANSIENT: nothing reached the provider
+    CONNECTION_LOST = "connection_lost"  # TRANSIENT before the data went out, INDETERMINATE after
+    TIMEOUT = "timeout"  # INDETERMINATE: the request went out and no answer came in time
+    REJECTED = "rejected"  # PERMANENT: the provider refused the message itself (4xx without a known code)
+
+
 @dataclass(slots=True)
 class OutboundMessage:
     delivery_id: int
-    to: str
+    to: str  # the delivery's address: email, E.164 number, push token, or the profile id (webhook, in-app)
     subject: str = ""
     html: str = ""
     text: str = ""
     marketing: bool = True
     headers: dict[str, str] = field(default_factory=dict)
+    unsubscribe_url: str = ""  # one-click unsubscribe for this recipient and channel; "" for none
+    campaign_id: int | None = None
+
+    @property
+    def idempotency_key(self) -> str:
+        """The same for every attempt at this delivery, so a provider can drop a repeat."""
+        return f"delivery-{self.delivery_id}"
 
 
 @dataclass(slots=True)
@@ -31,8 +52,9 @@ class SendResult:
     delivery_id: int
     outcome: Outcome
     provider_message_id: str = ""
-    reason: str = ""
+    reason: str = ""  # a short code (max 40 characters): "invalid_address", "rate_limited", "smtp_5.1.1", ...
     detail: str = ""
+    retry_after: float | None = None  # seconds the provider asked us to wait (429 / Retry-After)
 
 
 class Adapter:
