@@ -4,6 +4,7 @@ from django.utils.module_loading import import_string
 
 ADAPTERS = {
     "email": "channels.adapters.email.EmailAdapter",
+    "sms": "channels.adapters.sms.SmsAdapter",
 }
 
 # Open adapters by configuration, kept for the life of the worker process so connections are reused
