@@ -1,10 +1,9 @@
 """What a failure means: retry it, give up, and whether the address goes on the suppression list.
 
 One table for every source of failure: an SMTP reply at send time (`smtp_5.1.1`, `smtp_550`), a provider's
-error reported by an adapter (`invalid_address`, `rate_limited`, `http_503`, `connect_failed`), and the
-Status field of a delivery status notification (DSN, RFC 3464) that arrives later. The send path and the
-feedback path both ask `classify`, so a dead mailbox is treated alike whether the relay refused it at RCPT
-or bounced it an hour later.
+error reported by an adapter (channels.adapters.base.Reason, `http_503`), and the Status field of a delivery
+status notification (DSN, RFC 3464) that arrives later. The send path and the feedback path both ask it, so a
+dead mailbox is treated alike whether the relay refused it at RCPT or bounced it an hour later.
 
 Enhanced status codes (RFC 3463) are `class.subject.detail`: class 2 success, 4 persistent transient, 5
 permanent. The subject says what failed: 1 the address, 2 the mailbox, 3 the mail system, 4 network and
@@ -14,7 +13,7 @@ routing, 5 the protocol, 6 the content, 7 security and policy.
 import re
 from dataclasses import dataclass
 
-from channels.adapters.base import Outcome
+from channels.adapters.base import Outcome, Reason
 
 _SMTP_REASON = re.compile(r"^smtp_(?:(?P<enhanced>[245]\.\d{1,3}\.\d{1,3})|(?P<basic>[245]\d\d))$")
 _HTTP_REASON = re.compile(r"^http_(?P<status>\d{3})$")
@@ -68,13 +67,18 @@ _BASIC = {
     452: _transient("insufficient_storage"),
     552: _transient("mailbox_full"),
 }
-# Reasons adapters report without a code of their own.
+# The shared reasons of channels.adapters.base.Reason, and the email adapter's own.
 _ADAPTER_REASONS = {
-    "invalid_address": _permanent("invalid_address", suppress=True),  # an SMS number or a push token
-    "connect_failed": _transient("connect_failed", provider_unavailable=True),
-    "connection_lost": _transient("connection_lost"),  # one broken connection; the next one may do
-    "rate_limited": _transient("rate_limited", provider_unavailable=True),
-    "timeout": _transient("timeout", provider_unavailable=True),
+    Reason.INVALID_ADDRESS: _permanent("invalid_address", suppress=True),  # an SMS number or a push token
+    # The provider keeps the person's STOP: the send path records it as their consent, not as a suppression.
+    Reason.RECIPIENT_OPTED_OUT: _permanent("recipient_opted_out"),
+    Reason.REJECTED: _permanent("rejected"),
+    Reason.RATE_LIMITED: _transient("rate_limited", provider_unavailable=True),
+    Reason.PROVIDER_ERROR: _transient("provider_error", provider_unavailable=True),
+    Reason.AUTH_FAILED: _transient("auth_failed", provider_unavailable=True),  # retried while someone fixes it
+    Reason.CONNECT_FAILED: _transient("connect_failed", provider_unavailable=True),
+    Reason.TIMEOUT: _transient("timeout", provider_unavailable=True),
+    Reason.CONNECTION_LOST: _transient("connection_lost"),  # one broken connection; the next one may do
     "smtputf8_unsupported": _permanent("smtputf8_unsupported"),
 }
 

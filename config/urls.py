@@ -2,6 +2,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from channels import views_public
 from config.api import api
 
 urlpatterns = [
@@ -12,4 +13,6 @@ urlpatterns = [
     path("audiences/", include("audiences.urls")),
     path("settings/", include("permissions.urls")),
     path("api/", api.urls),
+    # Public and short (SMS bodies count characters): the unsubscribe links in messages, see channels.unsubscribe.
+    path("u/<str:token>/", views_public.unsubscribe, name="unsubscribe"),
 ]

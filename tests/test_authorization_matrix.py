@@ -16,6 +16,7 @@ from django.urls import URLResolver, get_resolver, reverse
 from audiences.models import AttributeDefinition, Audience, IdentityNamespace, Profile, ProfileImport
 from campaigns import lifecycle
 from campaigns.models import ApprovalPolicy, Campaign
+from channels.unsubscribe import unsubscribe_token
 from config.api import api
 from permissions import services
 from permissions.models import Notification
@@ -131,6 +132,9 @@ PAGES = {
     "audiences/imports/<int:pk>/progress/": Rule(IMPORTERS, kwargs=("pk:profile_import",)),
     "audiences/imports/<int:pk>/cancel/": Rule(IMPORTERS, method="POST", kwargs=("pk:profile_import",)),
     "audiences/imports/<int:pk>/errors.csv": Rule(IMPORTERS, kwargs=("pk:profile_import",)),
+    # --- channels: public endpoints ---
+    # Recipients' links: the signed token is the credential (channels.unsubscribe).
+    "u/<str:token>/": Rule(EVERYONE, kwargs=("token:unsubscribe",)),
     # The API's own documentation is public; its operations are checked by API_OPERATIONS below.
     "api/openapi.json": Rule(EVERYONE),
     "api/docs": Rule(EVERYONE),
@@ -201,6 +205,7 @@ def world(personas, django_user_model):
         "attribute": attribute.pk,
         "namespace": namespace.pk,
         "profile_import": _profile_import(ada).pk,
+        "unsubscribe": unsubscribe_token(profile_id=profile.pk, channel="email"),
     }
 
 

@@ -44,6 +44,10 @@ P, T = Outcome.PERMANENT, Outcome.TRANSIENT
         ("http_429", T, "http_429", False),
         ("http_503", T, "http_503", False),
         ("http_400", P, "http_400", False),
+        ("recipient_opted_out", P, "recipient_opted_out", False),
+        ("rejected", P, "rejected", False),
+        ("provider_error", T, "provider_error", False),
+        ("auth_failed", T, "auth_failed", False),
         ("smtputf8_unsupported", P, "smtputf8_unsupported", False),
     ],
 )
@@ -65,7 +69,9 @@ def test_an_unknown_reason_keeps_the_adapters_outcome_and_suppresses_nothing():
         assert (classification.outcome, classification.suppress) == (outcome, False)
 
 
-@pytest.mark.parametrize("reason", ["connect_failed", "smtp_421", "rate_limited", "http_429", "http_502", "timeout"])
+@pytest.mark.parametrize(
+    "reason", ["connect_failed", "smtp_421", "rate_limited", "provider_error", "auth_failed", "http_429", "http_502"]
+)
 def test_provider_wide_failures_say_the_provider_is_unavailable(reason):
     assert classify(reason, Outcome.TRANSIENT).provider_unavailable
 
