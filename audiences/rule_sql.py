@@ -1,25 +1,144 @@
-"""The SQL of one rule comparison, for PostgreSQL (JSONB) and SQLite (JSON1).
+"""The rule compiler: a parsed rule to an ORM filter, and the SQL of one comparison for PostgreSQL (JSONB) and
+SQLite (JSON1).
 
 An attribute is read as `attributes -> 'name'` on PostgreSQL (Django's KeyTransform, so a key named like a
 lookup is still a key), which is exactly the expression audiences.indexes indexes: equality, ranges and
 IN compare JSONB with JSONB and can use that index; list membership is `@>` / `?|`, served by a GIN index.
 On SQLite the value is JSON_EXTRACT's, and list membership an EXISTS over json_each.
 
-Values are always parameters. A comparison with a missing attribute is NULL or false; under `not` it is
-wrapped in NOT COALESCE(..., FALSE), so a `not` of a comparison matches the profiles that lack it.
+Values are always parameters. `not` is pushed down to the comparisons (De Morgan), so every comparison knows
+whether it stands negated: a comparison with a missing attribute is NULL or false, and a negated one is
+NOT COALESCE(..., FALSE), so a `not` of a comparison matches the profiles that lack it, while the positive
+comparisons stay plain conditions that an index can serve.
 """
 
 import json
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from django.db.models import F, Lookup
+from django.db.models import Exists, F, Lookup, OuterRef, Q, QuerySet
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
+from django.utils import timezone
 
+from audiences.models import Audience, AudienceMember, Consent
 from audiences.rule_values import Type, parse_stored_datetime, period_start, present_moment
 
 if TYPE_CHECKING:
-    from audiences.rules import Comparison
+    from audiences.rules import Comparison, ConsentState, Rule
+
+_TRUE, _FALSE = "true", "false"  # constants that fold away before they reach a Q
+
+
+class RuleCompiler:
+    """Compiles parsed rules to a filter on the rows that stand for a profile: Profile itself, or (with
+    `through_list`) the AudienceMember rows of a list, whose profile is `profile_id` and `profile__...`.
+
+    `after_id` keeps only greater profile ids, for keyset pages. The bound is repeated inside the consent and
+    list subqueries: PostgreSQL carries equalities across a join, not inequalities, and without it each page
+    would read a list's or a channel's rows from the start."""
+
+    def __init__(self, *, now: datetime | None = None, after_id: int | None = None, through_list: bool = False):
+        self.now = now or timezone.now()
+        self.after_id = after_id
+        self.profile_id = "profile_id" if through_list else "pk"
+        self.prefix = "profile__" if through_list else ""
+        self.bound = {} if after_id is None else {"profile_id__gt": after_id}
+
+    def compile(self, rule: "Rule") -> Q:
+        folded = self._visit(rule, False, ())
+        keyset = Q() if self.after_id is None else Q(**{f"{self.profile_id}__gt": self.after_id})
+        if folded == _TRUE:
+            return keyset
+        if folded == _FALSE:
+            return Q(pk__in=[])
+        return keyset & folded
+
+    def _visit(self, node, negated: bool, stack: tuple[int, ...]):
+        from audiences.rules import All, Any_, Comparison, ConsentTest, Not
+
+        if isinstance(node, All | Any_):
+            children = node.all if isinstance(node, All) else node.any
+            # De Morgan: under `not`, all becomes any and any becomes all.
+            return _combine(
+                [self._visit(child, negated, stack) for child in children], isinstance(node, All) != negated
+            )
+        if isinstance(node, Not):
+            return self._visit(node.not_, not negated, stack)
+        if isinstance(node, Comparison):
+            return Q(AttributeCondition(node, now=self.now, negated=negated, prefix=self.prefix))
+        if isinstance(node, ConsentTest):
+            return self._consent(node.consent, negated)
+        return self._membership(node, negated, stack)
+
+    def _consent(self, consent: "ConsentState", negated: bool) -> Q:
+        recorded = Consent.objects.filter(profile_id=OuterRef(self.profile_id), channel=consent.channel, **self.bound)
+        if consent.state == Consent.State.UNKNOWN:
+            # Unknown: no row, or a row that says unknown. So: no row that says opted in or out.
+            q = ~Q(Exists(recorded.filter(state__in=[Consent.State.OPTED_IN, Consent.State.OPTED_OUT])))
+        else:
+            q = Q(Exists(recorded.filter(state=consent.state)))
+        return ~q if negated else q
+
+    def _membership(self, node, negated: bool, stack: tuple[int, ...]):
+        from audiences.rules import RuleError, parse_rule
+
+        audience_id = node.member_of
+        if audience_id in stack:
+            raise RuleError([f"member_of: audience {audience_id} includes itself through {stack}"])
+        kind, rule = node.audience or _stored_audience(audience_id)
+        if kind == Audience.Kind.ALL:
+            return _FALSE if negated else _TRUE
+        if kind == Audience.Kind.UPLOADED:
+            members = AudienceMember.objects.filter(
+                audience_id=audience_id, profile_id=OuterRef(self.profile_id), **self.bound
+            )
+            return ~Q(Exists(members)) if negated else Q(Exists(members))
+        try:
+            included = parse_rule(rule, audience_id=audience_id)
+        except RuleError as exc:
+            raise RuleError([f"member_of: audience {audience_id}'s rule: {error}" for error in exc.errors]) from None
+        return self._visit(included, negated, (*stack, audience_id))
+
+
+def list_members(rule: "Rule", *, now: datetime | None = None, after_id: int | None = None) -> QuerySet | None:
+    """For a rule that requires an uploaded list at its top level (`member_of` the list, alone or in an `all`):
+    the list's AudienceMember rows that match the rest of the rule. Counting and paging those reads the list's
+    own index in profile order, and a profile row only when the rest needs one. None for any other rule."""
+    from audiences.rules import All, MemberOf
+
+    children = rule.all if isinstance(rule, All) else [rule]
+    for child in children:
+        if (
+            isinstance(child, MemberOf)
+            and (child.audience or _stored_audience(child.member_of))[0] == Audience.Kind.UPLOADED
+        ):
+            rest = All.model_construct(all=[other for other in children if other is not child])
+            compiler = RuleCompiler(now=now, after_id=after_id, through_list=True)
+            return AudienceMember.objects.filter(compiler.compile(rest), audience_id=child.member_of)
+    return None
+
+
+def _stored_audience(audience_id: int) -> tuple[str, object]:
+    from audiences.rules import RuleError
+
+    found = Audience.objects.filter(pk=audience_id).values_list("kind", "rule").first()
+    if found is None:
+        raise RuleError([f"member_of: audience {audience_id} no longer exists"])
+    return found
+
+
+def _combine(children: list, conjunction: bool):
+    absorbing, neutral = (_FALSE, _TRUE) if conjunction else (_TRUE, _FALSE)
+    if absorbing in children:
+        return absorbing
+    children = [child for child in children if child != neutral]
+    if not children:
+        return neutral
+    combined = children[0]
+    for child in children[1:]:
+        combined = (combined & child) if conjunction else (combined | child)
+    return combined
+
 
 _SECOND = timedelta(seconds=1)
 # In JSONB order null sorts below every number and string: `x > 'null'` keeps `x < value` off JSON nulls.
@@ -54,9 +173,9 @@ class AttributeCondition(Lookup):
     lookup_name = "rule_comparison"
     prepare_rhs = False
 
-    def __init__(self, node: "Comparison", *, now: datetime, negated: bool = False):
+    def __init__(self, node: "Comparison", *, now: datetime, negated: bool = False, prefix: str = ""):
         self.node, self.now, self.negated = node, now, negated
-        super().__init__(F(node.attribute if node.builtin else "attributes"), None)
+        super().__init__(F(prefix + (node.attribute if node.builtin else "attributes")), None)
 
     @property
     def identity(self):

@@ -14,8 +14,7 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from django.db.models import Exists, OuterRef, Q
-from django.utils import timezone
+from django.db.models import Q
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -33,7 +32,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from audiences.attributes import attribute_types
-from audiences.models import Audience, AudienceMember, Channel, Consent
+from audiences.models import Audience, Channel, Consent
 from audiences.rule_values import (
     DATETIME_FORMAT,
     LIST_OPERATORS,
@@ -160,9 +159,15 @@ class ConsentTest(_Node):
 
 
 class MemberOf(_Node):
-    """The profile is a member of another audience, of any kind."""
+    """The profile is a member of another audience, of any kind. After validation `audience` holds that
+    audience's (kind, rule) as parsing found it, so compiling reads it once."""
 
     member_of: StrictInt
+    _audience: tuple[str, Any] | None = PrivateAttr(default=None)
+
+    @property
+    def audience(self) -> tuple[str, Any] | None:
+        return self._audience
 
     @field_validator("member_of")
     @classmethod
@@ -171,6 +176,12 @@ class MemberOf(_Node):
         if problem:
             raise ValueError(problem)
         return audience_id
+
+    @model_validator(mode="after")
+    def _remember_audience(self, info: ValidationInfo):
+        if info.context:
+            self._audience = info.context["audiences"].stored(self.member_of)
+        return self
 
 
 class All(_Node):
@@ -230,7 +241,11 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 
 def _schema(info: ValidationInfo) -> dict[str, str]:
-    return info.context["schema"] if info.context else BUILTIN_FIELDS
+    if not info.context:
+        return BUILTIN_FIELDS
+    if info.context["schema"] is None:  # read once, and only for a rule that compares attributes
+        info.context["schema"] = {**attribute_types(), **BUILTIN_FIELDS}
+    return info.context["schema"]
 
 
 class _AudienceGraph:
@@ -240,6 +255,11 @@ class _AudienceGraph:
     def __init__(self, audience_id: int | None):
         self.audience_id = audience_id
         self._references: dict[int, set[int] | None] = {}
+        self._stored: dict[int, tuple[str, Any]] = {}
+
+    def stored(self, audience_id: int) -> tuple[str, Any] | None:
+        """The (kind, rule) of an audience loaded while checking, if it exists."""
+        return self._stored.get(audience_id)
 
     def problem_with(self, audience_id: int) -> str | None:
         if audience_id == self.audience_id:
@@ -287,6 +307,7 @@ class _AudienceGraph:
                 pk: (kind, rule)
                 for pk, kind, rule in Audience.objects.filter(pk__in=missing).values_list("pk", "kind", "rule")
             }
+            self._stored.update(found)
             for pk in missing:
                 kind, rule = found.get(pk, (None, None))
                 self._references[pk] = (
@@ -318,7 +339,7 @@ def parse_rule(data: Any, *, audience_id: int | None = None) -> Rule:
         raise RuleError(['rule: empty; {"all": []} matches every profile'])
     _check_size(data)
     context = {
-        "schema": {**attribute_types(), **BUILTIN_FIELDS},
+        "schema": None,
         "audiences": _AudienceGraph(audience_id),
     }
     try:
@@ -386,77 +407,15 @@ def _path(loc: tuple) -> str:
 
 # Compiling ----------------------------------------------------------------------------------------------
 
-_TRUE, _FALSE = "true", "false"  # constants that fold away before they reach a Q
 
-
-def compile_rule(rule: Rule, *, now: datetime | None = None) -> Q:
+def compile_rule(rule: Rule, *, now: datetime | None = None, after_id: int | None = None) -> Q:
     """An ORM filter on Profile selecting exactly the profiles `evaluate` accepts, relative dates taken at
     `now` (default: the present). Another audience named by `member_of` is inlined (a rule) or tested with
-    EXISTS (an uploaded list); RuleError if it no longer exists or no longer validates."""
-    from audiences.rule_sql import AttributeCondition
+    EXISTS (an uploaded list); RuleError if it no longer validates. `after_id` keeps only greater ids, for
+    keyset pages. audiences.rule_sql is the compiler."""
+    from audiences.rule_sql import RuleCompiler
 
-    now = now or timezone.now()
-
-    def visit(node, negated: bool, stack: tuple[int, ...]):
-        if isinstance(node, All | Any_):
-            children = [visit(child, negated, stack) for child in (node.all if isinstance(node, All) else node.any)]
-            # De Morgan: under `not`, all becomes any and any becomes all.
-            conjunction = isinstance(node, All) != negated
-            return _combine(children, conjunction)
-        if isinstance(node, Not):
-            return visit(node.not_, not negated, stack)
-        if isinstance(node, Comparison):
-            return Q(AttributeCondition(node, now=now, negated=negated))
-        if isinstance(node, ConsentTest):
-            return _consent_q(node.consent, negated)
-        return _membership_q(node.member_of, negated, stack)
-
-    def _membership_q(audience_id: int, negated: bool, stack: tuple[int, ...]):
-        if audience_id in stack:
-            raise RuleError([f"member_of: audience {audience_id} includes itself through {stack}"])
-        audience = Audience.objects.filter(pk=audience_id).only("kind", "rule").first()
-        if audience is None:
-            raise RuleError([f"member_of: audience {audience_id} no longer exists"])
-        if audience.kind == Audience.Kind.ALL:
-            return _FALSE if negated else _TRUE
-        if audience.kind == Audience.Kind.UPLOADED:
-            members = Exists(AudienceMember.objects.filter(audience_id=audience_id, profile_id=OuterRef("pk")))
-            return ~Q(members) if negated else Q(members)
-        try:
-            included = parse_rule(audience.rule, audience_id=audience_id)
-        except RuleError as exc:
-            raise RuleError([f"member_of: audience {audience_id}'s rule: {error}" for error in exc.errors]) from None
-        return visit(included, negated, (*stack, audience_id))
-
-    folded = visit(rule, False, ())
-    if folded == _TRUE:
-        return Q()
-    if folded == _FALSE:
-        return Q(pk__in=[])
-    return folded
-
-
-def _combine(children: list, conjunction: bool):
-    absorbing, neutral = (_FALSE, _TRUE) if conjunction else (_TRUE, _FALSE)
-    if absorbing in children:
-        return absorbing
-    children = [child for child in children if child != neutral]
-    if not children:
-        return neutral
-    combined = children[0]
-    for child in children[1:]:
-        combined = (combined & child) if conjunction else (combined | child)
-    return combined
-
-
-def _consent_q(consent: ConsentState, negated: bool) -> Q:
-    recorded = Consent.objects.filter(profile_id=OuterRef("pk"), channel=consent.channel)
-    if consent.state == Consent.State.UNKNOWN:
-        # Unknown: no row, or a row that says unknown. So: no row that says opted in or out.
-        q = ~Q(Exists(recorded.filter(state__in=[Consent.State.OPTED_IN, Consent.State.OPTED_OUT])))
-    else:
-        q = Q(Exists(recorded.filter(state=consent.state)))
-    return ~q if negated else q
+    return RuleCompiler(now=now, after_id=after_id).compile(rule)
 
 
 # Evaluating in Python -----------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from datetime import datetime
 from django.db.models import Exists, OuterRef, QuerySet
 
 from audiences.models import Audience, AudienceMember, Profile
+from audiences.rule_sql import list_members
 from audiences.rules import compile_rule, parse_rule
 
 
@@ -30,7 +31,11 @@ def rule_profiles(rule_data, *, audience_id: int | None = None, now: datetime | 
 def audience_size(audience: Audience) -> int:
     if audience.kind == Audience.Kind.UPLOADED:
         return AudienceMember.objects.filter(audience_id=audience.pk).count()
-    return audience_profiles(audience).count()
+    if audience.kind == Audience.Kind.RULE:
+        rule = parse_rule(audience.rule, audience_id=audience.pk)
+        rows = list_members(rule)
+        return (rows if rows is not None else Profile.objects.filter(compile_rule(rule))).count()
+    return Profile.objects.count()
 
 
 def audience_sample(audience: Audience, *, limit: int = 20) -> list[Profile]:
@@ -45,5 +50,13 @@ def audience_member_ids(audience: Audience, *, after_id: int, limit: int) -> lis
         # Served by the (audience, profile) unique index alone; a member's profile always exists (CASCADE).
         members = AudienceMember.objects.filter(audience_id=audience.pk, profile_id__gt=after_id)
         return list(members.order_by("profile_id").values_list("profile_id", flat=True)[:limit])
-    members = audience_profiles(audience).filter(pk__gt=after_id).order_by("pk")
-    return list(members.values_list("pk", flat=True)[:limit])
+    if audience.kind == Audience.Kind.ALL:
+        members = Profile.objects.filter(pk__gt=after_id).order_by("pk").values_list("pk", flat=True)
+        return list(members[:limit])
+    rule = parse_rule(audience.rule, audience_id=audience.pk)
+    # A rule on an uploaded list pages through the list's rows; any other through the profiles.
+    rows = list_members(rule, after_id=after_id)
+    if rows is not None:
+        return list(rows.order_by("profile_id").values_list("profile_id", flat=True)[:limit])
+    members = Profile.objects.filter(compile_rule(rule, after_id=after_id))
+    return list(members.order_by("pk").values_list("pk", flat=True)[:limit])

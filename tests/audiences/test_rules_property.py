@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from audiences.models import AttributeDefinition as Definition
 from audiences.models import Audience, AudienceMember, Consent, Profile
+from audiences.rule_sql import list_members
 from audiences.rules import OPERATORS, PERIOD_UNITS, compile_rule, evaluate, parse_rule
 
 NOW = datetime(2026, 3, 15, 12, 0, tzinfo=UTC)
@@ -198,4 +199,13 @@ def test_the_compiled_query_agrees_with_the_python_evaluator(world, people, data
                 if evaluate(rule, profile, consents=consents, memberships=member_of, now=NOW):
                     expected.add(profile.pk)
             assert selected == expected, f"rule {drawn} on {[person for _, person in created]}"
+
+            # A keyset page's bound, and a rule on the uploaded list (evaluated through the list's rows).
+            cut = created[len(created) // 2][0].pk
+            paged = Profile.objects.filter(compile_rule(rule, now=NOW, after_id=cut)).values_list("pk", flat=True)
+            assert set(paged) == {pk for pk in expected if pk > cut}, f"rule {drawn} after {cut}"
+            on_list = parse_rule({"all": [{"member_of": world["list"].pk}, with_audience_ids(drawn, world)]})
+            listed = {profile.pk for profile, person in created if person["listed"]}
+            rows = list_members(on_list, now=NOW, after_id=cut).values_list("profile_id", flat=True)
+            assert set(rows) == {pk for pk in expected & listed if pk > cut}, f"rule {drawn} on the list"
         transaction.set_rollback(True)
