@@ -5,6 +5,7 @@ from django.utils.module_loading import import_string
 ADAPTERS = {
     "email": "channels.adapters.email.EmailAdapter",
     "sms": "channels.adapters.sms.SmsAdapter",
+    "webhook": "channels.adapters.webhook.WebhookAdapter",
 }
 
 # Open adapters by configuration, kept for the life of the worker process so connections are reused
