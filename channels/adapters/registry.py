@@ -5,6 +5,7 @@ from django.utils.module_loading import import_string
 ADAPTERS = {
     "email": "channels.adapters.email.EmailAdapter",
     "sms": "channels.adapters.sms.SmsAdapter",
+    "push": "channels.adapters.push.PushAdapter",
     "webhook": "channels.adapters.webhook.WebhookAdapter",
 }
 
