@@ -11,6 +11,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("campaigns/", include("campaigns.urls")),
     path("audiences/", include("audiences.urls")),
+    path("channels/", include("channels.urls")),
     path("settings/", include("permissions.urls")),
     path("api/", api.urls),
     # Public and short (SMS bodies count characters): the unsubscribe links in messages, see channels.unsubscribe.

@@ -52,6 +52,7 @@ P = ("pk:profile",)
 PROFILE_VIEWERS = {"ada", "manny"}
 A = ("pk:audience",)
 AUDIENCE_EDITORS = {"ada", "manny"}
+CONF = ("pk:configuration",)
 PAGES = {
     "": Rule(EVERYONE, status=302),
     "login/": Rule(EVERYONE),
@@ -132,6 +133,15 @@ PAGES = {
     "audiences/imports/<int:pk>/progress/": Rule(IMPORTERS, kwargs=("pk:profile_import",)),
     "audiences/imports/<int:pk>/cancel/": Rule(IMPORTERS, method="POST", kwargs=("pk:profile_import",)),
     "audiences/imports/<int:pk>/errors.csv": Rule(IMPORTERS, kwargs=("pk:profile_import",)),
+    # --- channels: configurations ---
+    # Seeing them: administrators, approvers, managers; creating, changing, testing and deleting: administrators.
+    "channels/": Rule(EDITORS),
+    "channels/new/": Rule(ADMIN),
+    "channels/<int:pk>/": Rule(EDITORS, kwargs=CONF),
+    "channels/<int:pk>/edit/": Rule(ADMIN, kwargs=CONF),
+    "channels/<int:pk>/active/": Rule(ADMIN, method="POST", kwargs=CONF),
+    "channels/<int:pk>/delete/": Rule(ADMIN, method="POST", kwargs=CONF),
+    "channels/<int:pk>/send-test/": Rule(ADMIN, method="POST", kwargs=CONF),
     # --- channels: public endpoints ---
     # Recipients' links: the signed token is the credential (channels.unsubscribe).
     "u/<str:token>/": Rule(EVERYONE, kwargs=("token:unsubscribe",)),
@@ -205,6 +215,7 @@ def world(personas, django_user_model):
         "attribute": attribute.pk,
         "namespace": namespace.pk,
         "profile_import": _profile_import(ada).pk,
+        "configuration": configuration.pk,
         "unsubscribe": unsubscribe_token(profile_id=profile.pk, channel="email"),
     }
 

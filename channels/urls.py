@@ -1,0 +1,17 @@
+from django.urls import path
+
+from channels import views
+
+app_name = "channels"
+urlpatterns = [
+    # configurations
+    path("", views.configuration_list, name="configuration_list"),
+    path("new/", views.configuration_create, name="configuration_create"),
+    path("<int:pk>/", views.configuration_detail, name="configuration_detail"),
+    path("<int:pk>/edit/", views.configuration_edit, name="configuration_edit"),
+    path("<int:pk>/active/", views.configuration_set_active, name="configuration_set_active"),
+    path("<int:pk>/delete/", views.configuration_delete, name="configuration_delete"),
+    path("<int:pk>/send-test/", views.configuration_send_test, name="configuration_send_test"),
+    # suppression and consent
+    # (routes of the suppression list, unsubscribe and consent pages, and provider feedback go here)
+]
