@@ -38,6 +38,13 @@ class LocalDateTimeField(forms.DateTimeField):
             raise ValidationError("Enter a date and time, e.g. 2026-05-04 09:00.", code="invalid") from None
 
 
+class ConfigurationChoiceField(forms.ModelChoiceField):
+    """An active channel configuration of any channel, labelled with its channel: "Email · Newsletter relay"."""
+
+    def label_from_instance(self, obj):
+        return f"{obj.get_channel_display()} · {obj.name}"
+
+
 class LifecycleErrorsMixin:
     def add_lifecycle_errors(self, error: ValidationError) -> None:
         """Show an error of campaigns.lifecycle next to the field it names, or above the form."""
@@ -78,11 +85,11 @@ class CampaignForm(ContentForm):
     audience = forms.ModelChoiceField(
         queryset=Audience.objects.all(), empty_label="Choose an audience", help_text="Who receives it."
     )
-    channel_configuration = forms.ModelChoiceField(
-        queryset=ChannelConfiguration.objects.filter(channel=Channel.EMAIL, is_active=True),
+    channel_configuration = ConfigurationChoiceField(
+        queryset=ChannelConfiguration.objects.filter(is_active=True).order_by("channel", "name"),
         empty_label="Choose a configuration",
         label="Channel configuration",
-        help_text="The email configuration it is sent through.",
+        help_text="The channel and configuration it is sent through.",
     )
     category = forms.ChoiceField(
         choices=Campaign.Category.choices,
