@@ -82,3 +82,29 @@ def test_manager_builds_a_rule_with_clicks_and_saves_it(log_in, customers):
     expect(page.locator(".rule-words")).to_have_text("plan is pro AND country is one of FR, DE")
     expect(page.locator(".estimate .estimate-number")).to_have_text("2")
     assert Audience.objects.get(name="Pros in France or Germany").rule == rule
+
+
+def test_builder_inputs_and_save_wait_while_the_builder_is_re_rendered(log_in, customers):
+    page = log_in("manny")
+    page.goto("/audiences/new/")
+    page.locator("#rule-builder").get_by_role("button", name="+ Condition").click()
+    value = page.locator("#rule-r-0").get_by_label("Value")
+    save = page.get_by_role("button", name="Create audience")
+    expect(value).to_be_enabled()
+    held = []
+
+    def hold(route):
+        held.append(route)  # the builder's answer waits until released below
+
+    page.route("**/audiences/rule-builder/", hold, times=1)
+
+    page.locator("#rule-r-0").get_by_label("What to check").select_option("attribute:age")
+
+    # Typing into an input about to be replaced, or saving a form whose rule is being re-rendered, would lose it.
+    expect(value).to_be_disabled()
+    expect(save).to_be_disabled()
+    assert len(held) == 1
+    held[0].continue_()
+    expect(page.locator("#rule-r-0").get_by_label("Operator").locator("option[value=between]")).to_have_count(1)
+    expect(value).to_be_enabled()
+    expect(save).to_be_enabled()
