@@ -40,6 +40,12 @@ class Profile(models.Model):
             return self.email
         if channel == Channel.SMS:
             return self.phone
+        if channel == Channel.PUSH:
+            # The newest live token; prefetch push_tokens to address many profiles without a query each.
+            live = [token for token in self.push_tokens.all() if token.retired_at is None]
+            return max(live, key=lambda token: (token.created_at, token.pk)).token if live else ""
+        if channel in (Channel.WEBHOOK, Channel.IN_APP):
+            return str(self.pk)
         return ""
 
     def personalization(self) -> dict:

@@ -1,7 +1,7 @@
 from django.db import models
 from pydantic import BaseModel, SecretStr
 
-from audiences.models import Channel
+from audiences.models import Channel, Profile
 from channels.schemas import SECRET_FIELDS, SETTINGS_MODELS
 from channels.secrets import decrypt_secrets, encrypt_secrets
 
@@ -60,3 +60,28 @@ class Suppression(models.Model):
 
     def __str__(self):
         return f"{self.channel}:{self.address}"
+
+
+class InboxMessage(models.Model):
+    """A message in a profile's in-app inbox, written by the in-app adapter and served to apps by channels.api."""
+
+    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="inbox_messages")
+    configuration = models.ForeignKey(ChannelConfiguration, on_delete=models.CASCADE, related_name="inbox_messages")
+    delivery_id = models.BigIntegerField(help_text="The delivery that wrote it: a re-sent delivery adds nothing.")
+    title = models.CharField(max_length=500, blank=True)
+    body_html = models.TextField(blank=True)
+    body_text = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(
+        null=True, blank=True, help_text="Deleted by the person; the row stays so a re-send stays deleted."
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["configuration", "delivery_id"], name="inbox_message_once_per_delivery")
+        ]
+        indexes = [models.Index(fields=["profile", "-created_at"], name="inbox_profile_recent")]
+
+    def __str__(self):
+        return f"Inbox message {self.pk} of profile {self.profile_id}"

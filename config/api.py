@@ -8,6 +8,7 @@ from ninja.errors import AuthenticationError, ValidationError
 
 from audiences.api import router as profiles_router
 from campaigns.api import router as campaigns_router
+from channels.api import router as inbox_router
 from permissions.api import router as permissions_router
 from permissions.api_auth import ApiKeyAuth
 
@@ -22,6 +23,7 @@ api = NinjaAPI(
 api.add_router("/v1", permissions_router)
 api.add_router("/v1/campaigns", campaigns_router)
 api.add_router("/v1/profiles", profiles_router)
+api.add_router("/v1/inbox", inbox_router)
 
 
 @api.exception_handler(AuthenticationError)

@@ -16,10 +16,12 @@ from django.urls import URLResolver, get_resolver, reverse
 from audiences.models import AttributeDefinition, Audience, IdentityNamespace, Profile, ProfileImport
 from campaigns import lifecycle
 from campaigns.models import ApprovalPolicy, Campaign
+from channels.models import InboxMessage
 from channels.unsubscribe import unsubscribe_token
 from config.api import api
 from permissions import services
 from permissions.models import Notification
+from tests.channels.conftest import make_configuration
 from tests.conftest import PASSWORD, make_email_configuration
 
 ADMIN = {"ada"}
@@ -151,6 +153,11 @@ PAGES = {
 }
 API_ROUTES = {"api/", "api/v1/me", "api/v1/campaigns/<campaign_id>"}
 API_ROUTES |= {"api/v1/profiles", "api/v1/profiles/<profile_id>", "api/v1/profiles/<profile_id>/export"}
+API_ROUTES |= {
+    "api/v1/inbox/<profile_id>/messages",
+    "api/v1/inbox/<profile_id>/messages/<message_id>/read",
+    "api/v1/inbox/<profile_id>/messages/<message_id>",
+}
 
 
 def _routes(patterns=None, prefix=""):
@@ -283,9 +290,16 @@ API_OPERATIONS = {
     ("POST", "/api/v1/profiles"): "profiles",
     ("GET", "/api/v1/profiles/{profile_id}/export"): "profiles",
     ("DELETE", "/api/v1/profiles/{profile_id}"): "profiles",
+    # --- channels: inbox API ---
+    ("GET", "/api/v1/inbox/{profile_id}/messages"): "profiles",
+    ("POST", "/api/v1/inbox/{profile_id}/messages/{message_id}/read"): "profiles",
+    ("DELETE", "/api/v1/inbox/{profile_id}/messages/{message_id}"): "profiles",
 }
 # What an allowed key gets from an operation that does not answer 200, and the body it sends.
-API_SUCCESS = {("DELETE", "/api/v1/profiles/{profile_id}"): 204}
+API_SUCCESS = {
+    ("DELETE", "/api/v1/profiles/{profile_id}"): 204,
+    ("DELETE", "/api/v1/inbox/{profile_id}/messages/{message_id}"): 204,
+}
 API_BODIES = {("POST", "/api/v1/profiles"): {"profiles": [{"email": "api-matrix@example.com"}]}}
 API_PERSONAS = ["no key", "session only", "revoked", "all campaigns", "this campaign", "other campaign", "profiles"]
 
@@ -325,13 +339,16 @@ def api_world(world, personas):
         "other campaign": services.api_key_create(actor=ada, name="other", campaign_ids=[other.pk])[1],
         "profiles": services.api_key_create(actor=ada, name="profiles", profiles=True)[1],
     }
-    return {**world, "keys": keys}
+    inbox_message = InboxMessage.objects.create(
+        profile_id=world["profile"], configuration=make_configuration("in_app"), delivery_id=1, title="Hi"
+    )
+    return {**world, "keys": keys, "inbox_message": inbox_message.pk}
 
 
 def _expected_api_status(scope: str, persona: str) -> int:
     if persona in ("no key", "session only", "revoked"):
         return 401
-    if scope == "profiles":
+    if scope == "profiles":  # the profile API and the inbox API
         return 200 if persona == "profiles" else 403
     if scope == "any" or persona in ("all campaigns", "this campaign"):
         return 200
@@ -347,6 +364,7 @@ def test_api_operation_answers_each_key_as_the_matrix_says(client, personas, api
     if persona == "session only":
         client.force_login(personas["ada"])  # a browser session is no API credential
     url = path.replace("{campaign_id}", str(api_world["triggered"])).replace("{profile_id}", str(api_world["profile"]))
+    url = url.replace("{message_id}", str(api_world["inbox_message"]))
     body = json.dumps(API_BODIES[(method, path)]) if (method, path) in API_BODIES else ""
 
     response = client.generic(method, url, data=body, content_type="application/json", headers=headers)

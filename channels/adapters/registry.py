@@ -7,6 +7,7 @@ ADAPTERS = {
     "sms": "channels.adapters.sms.SmsAdapter",
     "push": "channels.adapters.push.PushAdapter",
     "webhook": "channels.adapters.webhook.WebhookAdapter",
+    "in_app": "channels.adapters.in_app.InAppAdapter",
 }
 
 # Open adapters by configuration, kept for the life of the worker process so connections are reused
