@@ -79,8 +79,11 @@ def setting_specs(channel: str) -> list[SettingSpec]:
     """One spec per field of the channel's settings model, in the model's order."""
     model = SETTINGS_MODELS[channel]
     secrets = set(SECRET_FIELDS.get(channel, ()))
+    # The channel's own fields first, then those it shares with other channels (timeouts, rate limits).
+    own = set(model.__annotations__)
+    fields = sorted(model.model_fields.items(), key=lambda item: item[0] not in own)
     specs = []
-    for name, info in model.model_fields.items():
+    for name, info in fields:
         annotation, nullable, _ = _unwrap(info.annotation)
         extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
         choices = ()
@@ -139,7 +142,7 @@ def _django_field(spec: SettingSpec) -> forms.Field:
     if spec.kind == "bool":
         return forms.BooleanField(required=False, **common)
     if spec.kind == "choice":
-        choices = [(str(value), _CHOICE_LABELS.get(str(value), str(value).replace("_", " "))) for value in spec.choices]
+        choices = [(str(value), choice_label(value)) for value in spec.choices]
         if spec.nullable or not required and _default(spec) is None:
             choices.insert(0, ("", "—"))
         return forms.ChoiceField(choices=choices, required=required, **common)
@@ -174,6 +177,10 @@ def _django_field(spec: SettingSpec) -> forms.Field:
     else:
         widget = forms.TextInput(attrs=attrs)
     return forms.CharField(required=required, widget=widget, **common)
+
+
+def choice_label(value) -> str:
+    return _CHOICE_LABELS.get(str(value), str(value).replace("_", " "))
 
 
 def _shown(spec: SettingSpec, value):

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_POST
 from audiences.models import Channel
 from channels import configurations
 from channels.adapters.base import Outcome
-from channels.forms import ConfigurationForm, SendTestForm, setting_specs
+from channels.forms import ConfigurationForm, SendTestForm, choice_label, setting_specs
 from channels.models import ChannelConfiguration
 from channels.schemas import SETTINGS_MODELS
 from permissions.access import permission_required
@@ -91,8 +91,8 @@ def configuration_set_active(request, pk):
     else:
         messages.success(
             request,
-            f"“{configuration.name}” is inactive: no new campaign can choose it, and campaigns using it cannot be "
-            "activated.",
+            f"“{configuration.name}” is inactive: no new campaign can choose it, and no campaign using it can be "
+            "activated or resumed. Active campaigns keep sending through it until paused or stopped.",
         )
     if request.POST.get("next") == "list":
         return redirect("channels:configuration_list")
@@ -153,7 +153,12 @@ def _settings_rows(configuration) -> list[tuple[str, object, str]]:
         if spec.kind == "secret":
             rows.append((spec.label, "set" if spec.name in stored_secrets else "not set", "secret"))
         else:
-            rows.append((spec.label, configuration.settings.get(spec.name), spec.kind))
+            value = configuration.settings.get(spec.name)
+            if spec.kind == "choice" and value is not None:
+                value = choice_label(value)
+            elif isinstance(value, float) and value.is_integer():
+                value = int(value)
+            rows.append((spec.label, value, spec.kind))
     return rows
 
 
