@@ -53,7 +53,7 @@ class EmailSettings(_Settings):
     track_clicks: bool = Field(default=False, description="Stored; click tracking is not implemented yet.")
     dkim_domain: str = Field(default="", max_length=253, description="DKIM signing domain (d=); empty: no signing.")
     dkim_selector: str = Field(default="", max_length=253, description="DKIM selector (s=).")
-    dkim_private_key: SecretStr = Field(default=SecretStr(""), description="PEM private key (RSA or Ed25519).")
+    dkim_private_key: SecretStr = Field(default=SecretStr(""), description="PEM RSA private key (2048 bits advised).")
     retry_window_seconds: int = Field(
         default=DAY, ge=60, le=7 * DAY, description="How long transient failures are retried."
     )
@@ -87,12 +87,15 @@ class EmailSettings(_Settings):
         pem = value.get_secret_value().strip()
         if not pem:
             return SecretStr("")
+        from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
         from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
         try:
-            load_pem_private_key(pem.encode(), password=None)
+            key = load_pem_private_key(pem.encode(), password=None)
         except (ValueError, TypeError):
             raise ValueError("is not an unencrypted PEM private key") from None
+        if not isinstance(key, RSAPrivateKey) or key.key_size < 1024:
+            raise ValueError("is not an RSA key of 1024 bits or more")
         return SecretStr(pem)
 
     @model_validator(mode="after")

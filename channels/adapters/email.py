@@ -1,4 +1,9 @@
-"""Email over SMTP: message bytes built directly, several connections in flight, each reused across slices."""
+"""Email over SMTP: message bytes built directly, several connections in flight, each reused across slices.
+
+The envelope sender carries the delivery id (VERP, `bounce+<id>@<bounce domain>`) so an asynchronous bounce
+names the delivery it is about; `delivery_id_from_verp` reads it back. Marketing mail carries RFC 8058
+one-click List-Unsubscribe headers; messages are DKIM-signed when the configuration has a key.
+"""
 
 import binascii
 import re
@@ -9,14 +14,29 @@ from concurrent.futures import ThreadPoolExecutor
 from email.header import Header
 from email.utils import formataddr, formatdate
 
-from channels.adapters.base import Adapter, OutboundMessage, Outcome, SendResult
+from channels.adapters.base import Adapter, OutboundMessage, Outcome, Reason, SendResult
+from channels.adapters.email_dkim import DkimSigner
 
 _LEADING_DOT = re.compile(rb"^\.", re.MULTILINE)
 _ENHANCED_STATUS = re.compile(r"^([245]\.\d{1,3}\.\d{1,3})\b")
+_VERP = re.compile(r"^<?bounce\+(\d{1,19})@[^@>\s]+>?$", re.IGNORECASE)
+
+
+def verp_address(delivery_id: int, bounce_domain: str) -> str:
+    return f"bounce+{delivery_id}@{bounce_domain}"
+
+
+def delivery_id_from_verp(address: str) -> int | None:
+    """The delivery id in a VERP address (`bounce+<id>@domain`, angle brackets allowed), or None."""
+    match = _VERP.match(address.strip())
+    if not match or int(match.group(1)) >= 2**63:
+        return None
+    return int(match.group(1))
 
 
 def _header(value: str) -> str:
-    return value if value.isascii() else Header(value, "utf-8").encode()
+    # Folded with CRLF: a bare LF inside a header is refused by strict relays.
+    return value if value.isascii() else Header(value, "utf-8").encode(linesep="\r\n")
 
 
 def _qp(text: str) -> bytes:
@@ -24,8 +44,13 @@ def _qp(text: str) -> bytes:
     return encoded.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
 
-def build_message_bytes(message: OutboundMessage, *, sender: str, reply_to: str, domain: str, date: str) -> bytes:
-    """RFC 5322 bytes for a multipart text + HTML message, without the cost of email.message."""
+def build_message_bytes(
+    message: OutboundMessage, *, sender: str, reply_to: str, domain: str, date: str, list_unsubscribe: bool = False
+) -> bytes:
+    """RFC 5322 bytes for a multipart text + HTML message, without the cost of email.message.
+
+    With `list_unsubscribe`, a marketing message that has an unsubscribe URL gets RFC 8058's one-click headers.
+    """
     # "=_" never occurs in quoted-printable output, so the boundary cannot collide with the body.
     boundary = f"=_d{message.delivery_id}"
     lines = [
@@ -38,6 +63,9 @@ def build_message_bytes(message: OutboundMessage, *, sender: str, reply_to: str,
     ]
     if reply_to:
         lines.append(f"Reply-To: {reply_to}")
+    if list_unsubscribe and message.marketing and message.unsubscribe_url:
+        lines.append(f"List-Unsubscribe: <{message.unsubscribe_url}>")
+        lines.append("List-Unsubscribe-Post: List-Unsubscribe=One-Click")
     lines.extend(f"{name}: {_header(value)}" for name, value in message.headers.items())
     lines.append(f'Content-Type: multipart/alternative; boundary="{boundary}"')
     head = ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")
@@ -81,6 +109,28 @@ class EmailAdapter(Adapter):
         self._pool = ThreadPoolExecutor(max_workers=s.connections, thread_name_prefix=f"smtp{configuration.pk}")
         self._lock = threading.Lock()
         self.connections_opened = 0
+        self._dkim = None
+        if s.dkim_domain:
+            self._dkim = DkimSigner(
+                domain=s.dkim_domain, selector=s.dkim_selector, private_key_pem=s.dkim_private_key.get_secret_value()
+            )
+
+    def envelope_sender(self, message: OutboundMessage) -> str:
+        """The Return-Path: a VERP address naming the delivery when there is a bounce domain."""
+        domain = self.settings.bounce_domain
+        return verp_address(message.delivery_id, domain) if domain else self.settings.from_email
+
+    def message_bytes(self, message: OutboundMessage, date: str) -> bytes:
+        s = self.settings
+        data = build_message_bytes(
+            message,
+            sender=self.sender,
+            reply_to=s.reply_to,
+            domain=self.domain,
+            date=date,
+            list_unsubscribe=s.list_unsubscribe,
+        )
+        return self._dkim.signature_header(data) + data if self._dkim else data
 
     def send(self, messages: list[OutboundMessage]) -> list[SendResult]:
         date = formatdate()
@@ -130,22 +180,25 @@ class EmailAdapter(Adapter):
                 except (smtplib.SMTPException, OSError) as exc:
                     detail = f"cannot connect to {s.host}:{s.port}: {exc}"
                     results.extend(
-                        SendResult(m.delivery_id, Outcome.TRANSIENT, reason="connect_failed", detail=detail)
+                        SendResult(m.delivery_id, Outcome.TRANSIENT, reason=Reason.CONNECT_FAILED, detail=detail)
                         for m in messages[len(results) :]
                     )
                     return results
-            data = build_message_bytes(message, sender=self.sender, reply_to=s.reply_to, domain=self.domain, date=date)
+            data = self.message_bytes(message, date)
             try:
                 results.append(self._transmit(connection, message, data))
             except _ConnectionLost as lost:
                 connection.close()
                 self._connections[lane] = None
                 outcome = Outcome.INDETERMINATE if lost.after_data else Outcome.TRANSIENT
-                results.append(SendResult(message.delivery_id, outcome, reason="connection_lost", detail=lost.detail))
+                results.append(
+                    SendResult(message.delivery_id, outcome, reason=Reason.CONNECTION_LOST, detail=lost.detail)
+                )
         return results
 
     def _transmit(self, connection: smtplib.SMTP, message: OutboundMessage, data: bytes) -> SendResult:
-        needs_utf8 = not (message.to.isascii() and self.settings.from_email.isascii())
+        envelope_sender = self.envelope_sender(message)
+        needs_utf8 = not (message.to.isascii() and envelope_sender.isascii() and self.settings.from_email.isascii())
         options = []
         if needs_utf8:
             if not connection.has_extn("smtputf8"):
@@ -157,7 +210,7 @@ class EmailAdapter(Adapter):
                 )
             options.append("SMTPUTF8")
         try:
-            code, reply = connection.mail(self.settings.from_email, options)
+            code, reply = connection.mail(envelope_sender, options)
             if code == 250:
                 code, reply = connection.rcpt(message.to)
             if code not in (250, 251):

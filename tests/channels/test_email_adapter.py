@@ -1,9 +1,14 @@
 """The email adapter against real SMTP servers on loopback."""
 
+import base64
+
+import dkim
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from channels.adapters.base import OutboundMessage, Outcome
-from channels.adapters.email import EmailAdapter
+from channels.adapters.email import EmailAdapter, delivery_id_from_verp
 from tests.conftest import make_email_configuration
 from tests.smtp_servers import DroppingSMTPServer, free_port
 
@@ -128,3 +133,128 @@ def test_unreachable_relay_is_a_transient_failure_for_every_message(adapter_for)
     assert {r.outcome for r in results} == {Outcome.TRANSIENT}
     assert {r.reason for r in results} == {"connect_failed"}
     assert "cannot connect to 127.0.0.1" in results[0].detail
+
+
+def test_envelope_sender_is_a_verp_address_carrying_the_delivery_id(adapter_for, smtp_server):
+    adapter = adapter_for(port=smtp_server.port, bounce_domain="bounces.example.com")
+
+    [result] = adapter.send([message(42)])
+
+    assert result.outcome == Outcome.SENT
+    [received] = smtp_server.messages
+    assert received["mail_from"] == "bounce+42@bounces.example.com"
+    assert received["message"]["From"] == "Shop <news@example.com>"
+    assert delivery_id_from_verp(received["mail_from"]) == 42
+
+
+@pytest.mark.parametrize(
+    ("address", "expected"),
+    [
+        ("bounce+42@bounces.example.com", 42),
+        ("<BOUNCE+9007199254740993@b.example.com>", 9007199254740993),
+        ("bounce+@b.example.com", None),
+        ("bounce+12x@b.example.com", None),
+        ("news@example.com", None),
+        ("bounce+99999999999999999999@b.example.com", None),
+    ],
+)
+def test_delivery_id_from_verp(address, expected):
+    assert delivery_id_from_verp(address) == expected
+
+
+def test_marketing_mail_carries_one_click_list_unsubscribe_headers(adapter_for, smtp_server):
+    adapter = adapter_for(port=smtp_server.port)
+    url = "https://campaigns.example.com/u/abc.def"
+
+    adapter.send(
+        [
+            message(1, unsubscribe_url=url),
+            message(2, unsubscribe_url=url, marketing=False),
+            message(3),
+        ]
+    )
+
+    received = {item["rcpt_tos"][0]: item["message"] for item in smtp_server.messages}
+    marketing = received["r1@example.com"]
+    assert marketing["List-Unsubscribe"] == f"<{url}>"
+    assert marketing["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert "List-Unsubscribe" not in received["r2@example.com"], "transactional mail has no unsubscribe header"
+    assert "List-Unsubscribe" not in received["r3@example.com"], "no URL, no header"
+
+
+def test_list_unsubscribe_can_be_switched_off(adapter_for, smtp_server):
+    adapter = adapter_for(port=smtp_server.port, list_unsubscribe=False)
+
+    adapter.send([message(1, unsubscribe_url="https://campaigns.example.com/u/x")])
+
+    assert "List-Unsubscribe" not in smtp_server.messages[0]["message"]
+
+
+def test_long_non_ascii_subject_is_folded_with_crlf_only(adapter_for, smtp_server):
+    adapter = adapter_for(port=smtp_server.port)
+    subject = "Soldes d'été ☀️ " * 12
+
+    adapter.send([message(1, subject=subject)])
+
+    raw = smtp_server.messages[0]["raw"]
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    assert b"\n" not in head.replace(b"\r\n", b""), "no bare LF in the header"
+    assert str(smtp_server.messages[0]["message"]["Subject"]) == subject
+
+
+@pytest.fixture(scope="module")
+def dkim_key():
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    public = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
+
+    def dns(name, timeout=5):
+        # The TXT record a receiver would find at <selector>._domainkey.<domain>.
+        return record if name == b"mail2026._domainkey.example.com." else None
+
+    return pem, dns
+
+
+def test_dkim_signature_verifies_with_the_published_key_and_covers_list_unsubscribe(adapter_for, smtp_server, dkim_key):
+    pem, dns = dkim_key
+    adapter = adapter_for(
+        port=smtp_server.port, dkim_domain="example.com", dkim_selector="mail2026", dkim_private_key=pem
+    )
+
+    adapter.send(
+        [
+            message(
+                1,
+                subject="Soldes d'été ☀️ " * 6,
+                unsubscribe_url="https://campaigns.example.com/u/tok",
+                html="<p>\n.x</p>",
+            )
+        ]
+    )
+
+    raw = smtp_server.messages[0]["raw"]
+    assert raw.startswith(b"DKIM-Signature:")
+    assert dkim.verify(raw, dnsfunc=dns)
+    signed = smtp_server.messages[0]["message"]["DKIM-Signature"]
+    tags = dict(part.strip().split("=", 1) for part in str(signed).split(";") if "=" in part)
+    assert {"from", "subject", "list-unsubscribe", "list-unsubscribe-post"} <= set(tags["h"].split(":"))
+    assert (tags["d"], tags["s"], tags["a"]) == ("example.com", "mail2026", "rsa-sha256")
+
+
+def test_dkim_signature_breaks_when_the_body_or_an_unsubscribe_header_is_changed(adapter_for, smtp_server, dkim_key):
+    pem, dns = dkim_key
+    adapter = adapter_for(
+        port=smtp_server.port, dkim_domain="example.com", dkim_selector="mail2026", dkim_private_key=pem
+    )
+
+    adapter.send([message(1, unsubscribe_url="https://campaigns.example.com/u/tok")])
+
+    raw = smtp_server.messages[0]["raw"]
+    assert dkim.verify(raw, dnsfunc=dns)
+    assert not dkim.verify(raw.replace(b"Hello 1", b"Hello 9"), dnsfunc=dns)
+    assert not dkim.verify(raw.replace(b"/u/tok", b"/u/evil"), dnsfunc=dns)
+    added = raw.replace(b"MIME-Version", b"List-Unsubscribe: <https://evil.example/>\r\nMIME-Version", 1)
+    assert not dkim.verify(added, dnsfunc=dns), "a second List-Unsubscribe header is caught by oversigning"
