@@ -221,13 +221,10 @@ def configuration_send_test(*, actor, configuration: ChannelConfiguration, to: s
         delivery_id=delivery_id,
         to=to,
         subject=f"Test message from “{configuration.name}”",
-        text=(
-            f"This is a test message sent through the channel configuration “{configuration.name}” "
-            "of the campaign manager. Nothing else is needed."
-        ),
+        text=f"Test message from “{configuration.name}”, a channel configuration of the campaign manager.",
         html=(
-            "<p>This is a <strong>test message</strong> sent through the channel configuration "
-            f"“{escape(configuration.name)}” of the campaign manager. Nothing else is needed.</p>"
+            f"<p><strong>Test message</strong> from “{escape(configuration.name)}”, a channel configuration of the "
+            "campaign manager.</p>"
         ),
         marketing=False,
     )

@@ -19,7 +19,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from audiences.models import Channel
+from audiences.models import Channel, Profile
 from channels.models import ChannelConfiguration
 from channels.schemas import SECRET_FIELDS, SETTINGS_MODELS
 from channels.secrets import decrypt_secrets
@@ -353,13 +353,14 @@ _PHONE = re.compile(r"^\+[1-9]\d{6,14}$")
 
 
 class SendTestForm(forms.Form):
-    """Where a test message goes: an address that suits the channel, or nothing when the configuration itself
-    says where (a webhook's URL) or the product keeps the message (in-app)."""
+    """Where a test message goes: an address that suits the channel, the profile whose inbox gets it (in-app),
+    or nothing when the configuration itself says where (a webhook's URL)."""
 
     ADDRESS = {
         Channel.EMAIL: ("Email address", "email", "The test message is sent to this address."),
         Channel.SMS: ("Phone number", "tel", "In international format, e.g. +33612345678."),
         Channel.PUSH: ("Device token", "text", "The FCM registration token of a device of yours."),
+        Channel.IN_APP: ("Profile ID", "text", "The test message goes into this profile's inbox, e.g. yours."),
     }
 
     def __init__(self, data=None, *, channel: str):
@@ -380,6 +381,10 @@ class SendTestForm(forms.Form):
                 raise forms.ValidationError("Enter the number in international format, e.g. +33612345678.")
         if self.channel == Channel.PUSH and re.search(r"\s", to):
             raise forms.ValidationError("A device token has no spaces.")
+        if self.channel == Channel.IN_APP:
+            to = to.removeprefix("#")
+            if not to.isdigit() or not Profile.objects.filter(pk=int(to)).exists():
+                raise forms.ValidationError("Enter the ID of a profile, as its page shows it (e.g. 42).")
         return to
 
     @property

@@ -112,7 +112,9 @@ def configuration_delete(request, pk):
         else:
             messages.success(request, f"Configuration “{name}” deleted.")
             return redirect("channels:configuration_list")
-    context = {"configuration": configuration, "refusal": refusal}
+    # In-app messages live in this database, tied to their configuration: deleting it empties those inboxes.
+    inbox_messages = configuration.inbox_messages.count() if configuration.channel == Channel.IN_APP else 0
+    context = {"configuration": configuration, "refusal": refusal, "inbox_messages": inbox_messages}
     status = 409 if refusal and request.method == "POST" else 200
     return render(request, "channels/configuration_delete.html", context, status=status)
 

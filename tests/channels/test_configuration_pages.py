@@ -12,13 +12,15 @@ from django.forms import CheckboxInput
 from django.urls import reverse
 from django.utils.html import escape
 
-from audiences.models import Audience
+from audiences.models import Audience, Profile
 from campaigns import lifecycle
 from campaigns.models import Campaign
 from channels.forms import CLEAR_SUFFIX, ConfigurationForm
-from channels.models import ChannelConfiguration
+from channels.models import ChannelConfiguration, InboxMessage
 from channels.schemas import SECRET_FIELDS, SETTINGS_MODELS
 from permissions.models import AuditEvent
+from tests.channels.conftest import make_configuration
+from tests.channels.http_servers import Reply
 from tests.conftest import make_email_configuration
 from tests.smtp_servers import free_port
 
@@ -419,6 +421,48 @@ def test_send_test_to_a_closed_port_shows_why_it_failed(client, personas):
     assert SMTP_PASSWORD not in html
 
 
+def test_send_test_through_the_sms_provider_shows_its_message_id(client, personas, provider):
+    provider.queue(Reply(201, {"sid": "SM777", "status": "queued"}))
+    texts = make_configuration(
+        "sms", base_url=provider.url, account_sid="AC1", auth_token="sms-token-0a1b2c3d", from_number="+15559990000"
+    )
+    url = reverse("channels:configuration_send_test", args=[texts.pk])
+
+    response = logged_in(client, personas).post(url, {"to": "+33 6 12 34 56 78"}, headers={"HX-Request": "true"})
+
+    [request] = provider.requests
+    assert request.form["To"] == "+33612345678" and "Test message" in request.form["Body"]
+    assert "as <code>SM777</code>" in response.content.decode()
+
+
+def test_send_test_of_a_webhook_posts_to_its_url_without_an_address(client, personas, provider):
+    hook = make_configuration("webhook", url=f"{provider.url}/hooks", signing_secret="webhook-signing-secret-0123")
+    detail = logged_in(client, personas).get(reverse("channels:configuration_detail", args=[hook.pk]))
+    assert 'name="to"' not in detail.content.decode()
+
+    response = client.post(reverse("channels:configuration_send_test", args=[hook.pk]), headers={"HX-Request": "true"})
+
+    [request] = provider.requests
+    assert request.path == "/hooks" and "x-campaign-signature" in request.headers
+    assert "<strong>Sent.</strong>" in response.content.decode()
+    assert "webhook-signing-secret-0123" not in response.content.decode()
+
+
+def test_send_test_of_in_app_puts_the_message_in_the_chosen_inbox(client, personas):
+    inbox = make_configuration("in_app")
+    profile = Profile.objects.create(email="me@example.com")
+    url = reverse("channels:configuration_send_test", args=[inbox.pk])
+    client = logged_in(client, personas)
+
+    refused = client.post(url, {"to": "999999"})
+    response = client.post(url, {"to": str(profile.pk)}, headers={"HX-Request": "true"})
+
+    assert "Enter the ID of a profile" in refused.context["test_form"].errors["to"][0]
+    [message] = InboxMessage.objects.filter(profile=profile)
+    assert message.title.startswith("Test message") and message.delivery_id < 0
+    assert f"as <code>inbox:{message.pk}</code>" in response.content.decode()
+
+
 def test_send_test_needs_an_address_of_the_channel(client, personas, relay):
     url = reverse("channels:configuration_send_test", args=[relay.pk])
 
@@ -494,3 +538,13 @@ def test_saving_unchanged_settings_records_nothing(client, personas, relay):
     logged_in(client, personas).post(reverse("channels:configuration_edit", args=[relay.pk]), post_data("email", relay))
 
     assert not AuditEvent.objects.filter(action="channel_configuration.changed").exists()
+
+
+def test_deleting_an_in_app_configuration_says_its_inbox_messages_go_too(client, personas):
+    inbox = make_configuration("in_app")
+    profile = Profile.objects.create(email="me@example.com")
+    InboxMessage.objects.create(profile=profile, configuration=inbox, delivery_id=-1, title="Test")
+
+    response = logged_in(client, personas).get(reverse("channels:configuration_delete", args=[inbox.pk]))
+
+    assert "The 1 message it put in people's in-app inboxes is deleted too." in response.content.decode()
