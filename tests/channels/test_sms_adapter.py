@@ -3,8 +3,14 @@
 import base64
 
 import pytest
+from django.utils import timezone
 
+from audiences.models import Audience, Consent, Profile
+from campaigns import execution
+from campaigns.lifecycle import Content, campaign_activate, campaign_create
+from campaigns.models import Delivery
 from channels.adapters.base import OutboundMessage, Outcome
+from tests.channels.conftest import make_configuration
 from tests.channels.http_servers import BlackholeServer, Reply
 from tests.smtp_servers import free_port
 
@@ -157,3 +163,36 @@ def test_an_empty_message_is_refused_without_a_request(sms_adapter, provider):
 
     assert (result.outcome, result.reason) == (Outcome.PERMANENT, "rejected")
     assert provider.requests == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_sms_campaign_goes_through_the_send_path_to_the_provider(personas, redis, provider):
+    people = Profile.objects.bulk_create(
+        Profile(phone=f"+1555000{n:04d}", attributes={"first_name": f"N{n}"}) for n in range(1, 7)
+    )
+    Consent.objects.bulk_create(Consent(profile=p, channel="sms", state=Consent.State.OPTED_IN) for p in people)
+    provider.script = lambda request: (
+        Reply(400, {"code": 21211, "message": "invalid 'To'"})
+        if request.form["To"].endswith("0003")
+        else created(request)
+    )
+    configuration = make_configuration(
+        "sms", base_url=provider.url, account_sid=SID, auth_token="token-0123", from_number="+15559990000"
+    )
+    campaign = campaign_create(
+        actor=personas["april"],
+        name="SMS sale",
+        channel_configuration=configuration,
+        audience=Audience.objects.create(name="Everyone", kind=Audience.Kind.ALL),
+        content=Content("", "", "Hi {{ profile.first_name }}, 20% off today"),
+    )
+    campaign_activate(campaign=campaign, actor=personas["april"])
+    [run_id] = execution.start_due_runs(now=timezone.now())
+    execution.plan_run(run_id=run_id)
+    execution.send_run(run_id=run_id)
+
+    outcomes = {d.address: (d.status, d.reason, d.provider_message_id) for d in Delivery.objects.all()}
+    assert outcomes.pop("+15550000003") == (Delivery.Status.FAILED, "invalid_address", "")
+    assert outcomes == {p.phone: (Delivery.Status.SENT, "", f"SM{p.phone[-4:]}") for p in people if p.phone in outcomes}
+    assert len(outcomes) == 5
+    assert sorted(r.form["Body"] for r in provider.requests)[0] == "Hi N1, 20% off today"
