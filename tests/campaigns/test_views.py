@@ -449,3 +449,12 @@ def test_html_preview_is_sandboxed_and_scripts_stay_escaped(client, personas, au
     assert "frame-ancestors 'self'" in policy
     assert preview["X-Frame-Options"] == "SAMEORIGIN"
     assert client.get(reverse("campaigns:preview", args=[campaign.pk, 2])).status_code == 404
+
+
+def test_detail_links_the_audience_for_those_who_may_see_it(client, personas, draft):
+    link = f'href="{reverse("audiences:audience_detail", args=[draft.audience_id])}"'
+
+    assert link in _login(client, personas["april"]).get(draft.get_absolute_url()).content.decode()
+    client.logout()
+    page = _login(client, personas["vera"]).get(draft.get_absolute_url()).content.decode()
+    assert link not in page and draft.audience.name in page
