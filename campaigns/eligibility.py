@@ -3,10 +3,7 @@
 from audiences.models import Consent
 from campaigns.models import Campaign, Delivery
 from channels.models import Suppression
-
-
-def normalize_address(channel: str, address: str) -> str:
-    return address.strip().lower() if channel == "email" else address.strip()
+from channels.suppression import normalize_address
 
 
 def consent_states(profile_ids, channel: str) -> dict[int, str]:

@@ -14,22 +14,31 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from audiences.models import Profile, unknown_consent_allows_marketing
+from audiences.models import Channel, Consent, Profile, unknown_consent_allows_marketing
+from audiences.profiles import consent_set, push_token_retire
 from audiences.selectors import audience_member_ids
 from audiences.services import imports_redispatch_stalled
 from campaigns.eligibility import consent_states, exclusion_reason, suppressed_addresses
 from campaigns.models import Campaign, Delivery, Run
 from campaigns.personalization import ContentError, compiled_content
 from campaigns.schedules import next_occurrence, occurrence_key
-from channels.adapters.base import OutboundMessage, Outcome, SendResult
+from channels.adapters.base import OutboundMessage, Outcome, Reason, SendResult
 from channels.adapters.registry import adapter_for
+from channels.classification import classify
+from channels.models import Suppression
 from channels.ratelimit import RateLimiter
+from channels.suppression import suppress_addresses
+from channels.unsubscribe import unsubscribe_url
 from config import queues
 
 log = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 5
-_BACKOFF = [60, 300, 900, 3600]  # seconds before attempt 2, 3, 4, 5
+# Transient failures are retried until the configuration's retry window, measured from the first attempt,
+# is spent: after the provider's Retry-After when it gave one, else after these waits (the last repeats).
+_BACKOFF = [60, 300, 900, 1800, 3600]  # seconds before attempt 2, 3, 4, 5, 6 and after
+DEFAULT_RETRY_WINDOW = timedelta(hours=24)  # for configurations whose settings name none
+# A guard against a provider that keeps asking for a retry within a second: never more attempts than this.
+MAX_ATTEMPTS = 100
 
 
 def queue_for(campaign: Campaign) -> str:
@@ -240,7 +249,9 @@ def send_run(*, run_id: int, now_func=timezone.now) -> None:
     """Pull slices of the run's due deliveries and send them until none is left, the run is no longer
     sending, or this job's time budget is spent (then it re-enqueues itself so other runs get a turn).
 
-    Never sleeps for rate-limit tokens: it re-enqueues itself for when the next token is due.
+    Never sleeps for rate-limit tokens: it re-enqueues itself for when the next token is due. Nor does it
+    hammer a provider that is down: after a slice that found it unavailable, it re-enqueues itself for when
+    that slice's first retry falls due, and the rest of the run waits, pending, untouched.
     """
     run = Run.objects.select_related("campaign__channel_configuration", "version").get(pk=run_id)
     campaign = run.campaign
@@ -269,8 +280,13 @@ def send_run(*, run_id: int, now_func=timezone.now) -> None:
                 # Nothing due now (retries later): let the scheduler wake the run when they fall due.
                 Run.objects.filter(pk=run_id, state=Run.State.SENDING).update(heartbeat_at=None)
             return
-        send_slice(run=run, token=token, deliveries=deliveries)
+        retry_in = send_slice(run=run, token=token, deliveries=deliveries)
         Run.objects.filter(pk=run_id).update(heartbeat_at=timezone.now())
+        if retry_in is not None:
+            log.warning("run %s: %s unavailable, trying again in %.0f s", run_id, configuration, retry_in)
+            with transaction.atomic():
+                enqueue_on_commit(queue_for(campaign), "campaigns.jobs.send_run", run_id, delay=retry_in)
+            return
 
 
 def claim_slice(*, run_id: int, limit: int, now: datetime) -> tuple[uuid.UUID, list[Delivery]]:
@@ -299,8 +315,12 @@ def claim_slice(*, run_id: int, limit: int, now: datetime) -> tuple[uuid.UUID, l
     return token, list(deliveries.order_by("id"))
 
 
-def send_slice(*, run: Run, token: uuid.UUID, deliveries: list[Delivery]) -> None:
-    """Re-check, render, hand over and record the outcomes of one claimed slice."""
+def send_slice(*, run: Run, token: uuid.UUID, deliveries: list[Delivery]) -> float | None:
+    """Re-check, render, hand over and record the outcomes of one claimed slice.
+
+    Returns None, or the seconds until the provider is worth trying again when every message of the slice
+    failed because the provider or relay was unavailable (down, refusing connections, rate limiting us).
+    """
     campaign = run.campaign
     configuration = campaign.channel_configuration
     channel = configuration.channel
@@ -312,6 +332,7 @@ def send_slice(*, run: Run, token: uuid.UUID, deliveries: list[Delivery]) -> Non
     unknown_allows = unknown_consent_allows_marketing(channel)
     content = compiled_content(run.version)
     campaign_context = {"name": campaign.name}
+    marketing = campaign.category == Campaign.Category.MARKETING
     messages, excluded, failed = [], [], []
     for delivery in deliveries:
         reason = exclusion_reason(
@@ -326,8 +347,14 @@ def send_slice(*, run: Run, token: uuid.UUID, deliveries: list[Delivery]) -> Non
             delivery.status, delivery.reason = Delivery.Status.EXCLUDED, reason or Delivery.Reason.NO_ADDRESS
             excluded.append(delivery)
             continue
+        unsubscribe = unsubscribe_url(profile_id=delivery.profile_id, channel=channel, delivery_id=delivery.pk)
+        context = {
+            "profile": delivery.profile.personalization(),
+            "campaign": campaign_context,
+            "unsubscribe_url": unsubscribe,
+        }
         try:
-            rendered = content.render({"profile": delivery.profile.personalization(), "campaign": campaign_context})
+            rendered = content.render(context)
         except ContentError as exc:
             delivery.status, delivery.reason, delivery.detail = (
                 Delivery.Status.FAILED,
@@ -343,13 +370,15 @@ def send_slice(*, run: Run, token: uuid.UUID, deliveries: list[Delivery]) -> Non
                 subject=rendered.subject,
                 html=rendered.html,
                 text=rendered.text,
-                marketing=campaign.category == Campaign.Category.MARKETING,
+                marketing=marketing,
+                unsubscribe_url=unsubscribe,
+                campaign_id=campaign.pk,
             )
         )
     if excluded or failed:
         owned.filter(status=Delivery.Status.CLAIMED).bulk_update(excluded + failed, ["status", "reason", "detail"])
     if not messages:
-        return
+        return None
 
     ids = [message.delivery_id for message in messages]
     handed = owned.filter(id__in=ids, status=Delivery.Status.CLAIMED).update(status=Delivery.Status.IN_FLIGHT)
@@ -358,7 +387,7 @@ def send_slice(*, run: Run, token: uuid.UUID, deliveries: list[Delivery]) -> Non
         still_ours = set(owned.filter(id__in=ids, status=Delivery.Status.IN_FLIGHT).values_list("id", flat=True))
         messages = [message for message in messages if message.delivery_id in still_ours]
         if not messages:
-            return
+            return None
 
     try:
         results = adapter_for(configuration).send(messages)
@@ -367,35 +396,113 @@ def send_slice(*, run: Run, token: uuid.UUID, deliveries: list[Delivery]) -> Non
         results = [
             SendResult(m.delivery_id, Outcome.INDETERMINATE, reason="adapter_error", detail=str(exc)) for m in messages
         ]
-    record_outcomes(token=token, results=results, by_id={d.pk: d for d in deliveries})
+    window = getattr(configuration.get_settings(), "retry_window_seconds", None)
+    record_outcomes(
+        token=token,
+        results=results,
+        by_id={d.pk: d for d in deliveries},
+        retry_window=timedelta(seconds=window) if window else DEFAULT_RETRY_WINDOW,
+    )
+    if results and all(
+        r.outcome == Outcome.TRANSIENT and classify(r.reason, r.outcome).provider_unavailable for r in results
+    ):
+        now = timezone.now()
+        retries = [d.next_attempt_at for d in deliveries if d.status == Delivery.Status.PENDING and d.next_attempt_at]
+        soonest = (min(retries, default=now) - now).total_seconds()
+        return min(max(soonest, 1.0), float(settings.CAMPAIGNS_STALL_SECONDS))
+    return None
 
 
-def record_outcomes(*, token: uuid.UUID, results: list[SendResult], by_id: dict[int, Delivery]) -> int:
-    """Write each result to its delivery, only where this claim still owns the row."""
+def record_outcomes(
+    *,
+    token: uuid.UUID,
+    results: list[SendResult],
+    by_id: dict[int, Delivery],
+    retry_window: timedelta = DEFAULT_RETRY_WINDOW,
+) -> int:
+    """Write each result to its delivery, only where this claim still owns the row.
+
+    Failures are read through channels.classification: a transient one goes back to pending for a later
+    attempt while the retry window (from the first attempt) lasts, then fails with retries_exhausted; a
+    permanent one fails, and a dead address is suppressed (a push token retired). Attempts are counted
+    in the ledger. Returns how many rows were written.
+    """
     now = timezone.now()
-    rows = []
+    rows, dead, opted_out = [], [], []
     for result in results:
         delivery = by_id[result.delivery_id]
         delivery.attempts += 1
+        delivery.first_attempt_at = delivery.first_attempt_at or now
         delivery.reason = result.reason
         delivery.detail = result.detail[:500]
-        delivery.claim_token = None if result.outcome == Outcome.TRANSIENT else token
-        if result.outcome == Outcome.SENT:
+        outcome = result.outcome
+        if outcome in (Outcome.TRANSIENT, Outcome.PERMANENT):
+            classification = classify(result.reason, outcome)
+            if classification.outcome in (Outcome.TRANSIENT, Outcome.PERMANENT):
+                outcome = classification.outcome
+            if outcome == Outcome.PERMANENT and classification.suppress:
+                dead.append(delivery)
+            if outcome == Outcome.PERMANENT and result.reason == Reason.RECIPIENT_OPTED_OUT:
+                opted_out.append(delivery)
+        delivery.claim_token = token
+        if outcome == Outcome.SENT:
             delivery.status, delivery.sent_at = Delivery.Status.SENT, now
             delivery.provider_message_id = result.provider_message_id
-        elif result.outcome == Outcome.PERMANENT:
+        elif outcome == Outcome.PERMANENT:
             delivery.status = Delivery.Status.FAILED
-        elif result.outcome == Outcome.INDETERMINATE:
+        elif outcome == Outcome.INDETERMINATE:
             delivery.status = Delivery.Status.UNKNOWN
-        elif delivery.attempts >= MAX_ATTEMPTS:
-            delivery.status, delivery.reason = Delivery.Status.FAILED, Delivery.Reason.RETRIES_EXHAUSTED
         else:
-            delivery.status = Delivery.Status.PENDING
-            delivery.next_attempt_at = delivery.due_at = now + timedelta(seconds=_BACKOFF[delivery.attempts - 1])
+            retry_at = now + _retry_delay(delivery.attempts, result.retry_after)
+            if retry_at > delivery.first_attempt_at + retry_window or delivery.attempts >= MAX_ATTEMPTS:
+                # The last failure stays in detail, so the report says what kept failing.
+                delivery.status, delivery.reason = Delivery.Status.FAILED, Delivery.Reason.RETRIES_EXHAUSTED
+            else:
+                delivery.status, delivery.claim_token = Delivery.Status.PENDING, None
+                delivery.next_attempt_at = delivery.due_at = retry_at
         rows.append(delivery)
-    fields = ["status", "reason", "detail", "attempts", "sent_at", "provider_message_id", "claim_token"]
-    fields += ["next_attempt_at", "due_at"]
-    return Delivery.objects.filter(claim_token=token, status=Delivery.Status.IN_FLIGHT).bulk_update(rows, fields)
+    fields = ["status", "reason", "detail", "attempts", "first_attempt_at", "sent_at", "provider_message_id"]
+    fields += ["claim_token", "next_attempt_at", "due_at"]
+    written = Delivery.objects.filter(claim_token=token, status=Delivery.Status.IN_FLIGHT).bulk_update(rows, fields)
+    if dead or opted_out:
+        _retire_addresses(token=token, dead=dead, opted_out=opted_out)
+    return written
+
+
+def _retry_delay(attempts: int, retry_after: float | None) -> timedelta:
+    if retry_after is not None and retry_after > 0:
+        return timedelta(seconds=max(retry_after, 1.0))
+    return timedelta(seconds=_BACKOFF[min(attempts, len(_BACKOFF)) - 1])
+
+
+def _retire_addresses(*, token: uuid.UUID, dead: list[Delivery], opted_out: list[Delivery]) -> None:
+    """Act on what permanent failures say about the address, for the rows this claim did fail."""
+    ours = set(
+        Delivery.objects.filter(
+            claim_token=token, status=Delivery.Status.FAILED, id__in=[d.pk for d in dead + opted_out]
+        ).values_list("id", flat=True)
+    )
+    by_channel: dict[str, list[str]] = {}
+    for delivery in dead:
+        if delivery.pk not in ours:
+            continue
+        if delivery.channel == Channel.PUSH:
+            push_token_retire(token=delivery.address)
+        else:
+            by_channel.setdefault(delivery.channel, []).append(delivery.address)
+    for channel, addresses in by_channel.items():
+        added = suppress_addresses(channel=channel, addresses=addresses, reason=Suppression.Reason.HARD_BOUNCE)
+        if added:
+            log.info("suppressed %s %s addresses after permanent failures", added, channel)
+    for delivery in opted_out:
+        # The provider holds the person's opt-out (an SMS STOP sent to it): consent is where opt-outs live.
+        if delivery.pk in ours and delivery.profile_id:
+            consent_set(
+                profile=delivery.profile,
+                channel=delivery.channel,
+                state=Consent.State.OPTED_OUT,
+                source="provider opt-out",
+            )
 
 
 def run_finish_if_done(run_id: int) -> bool:

@@ -294,6 +294,8 @@ class Delivery(models.Model):
     reason = models.CharField(max_length=40, blank=True)
     detail = models.CharField(max_length=500, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
+    # The retry window of transient failures is measured from here (campaigns.execution.record_outcomes).
+    first_attempt_at = models.DateTimeField(null=True, blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     provider_message_id = models.CharField(max_length=255, blank=True)
     claim_token = models.UUIDField(null=True, blank=True)

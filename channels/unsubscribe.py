@@ -1,13 +1,16 @@
 """Unsubscribe links: a signed token naming the recipient, the channel and the delivery it came with.
 
-The token is made with django.core.signing (HMAC-SHA256 keyed from SECRET_KEY with a salt of its own), so
-nobody can forge or alter one, and it never expires: a link in a message read a year later must still work.
-Rotating SECRET_KEY breaks the links already sent unless the old key stays in SECRET_KEY_FALLBACKS for as
-long as those messages may be read. The token carries ids, not the address, and holds no secret: it only
-lets its bearer opt that one profile out of that one channel, which is what the link is for.
+A token reads `<profile id>.<channel letter>.<delivery id>:<signature>`, signed with django.core.signing's
+Signer (HMAC-SHA256 keyed from SECRET_KEY with a salt of its own), so nobody can forge or alter one, and it
+never expires: a link in a message read a year later must still work. Rotating SECRET_KEY breaks the links
+already sent unless the old key stays in SECRET_KEY_FALLBACKS for as long as those messages may be read. The
+token carries ids, not the address, and holds no secret: it only lets its bearer opt that one profile out of
+that one channel, which is what the link is for. One is made per message sent, so making one costs a few
+microseconds (no JSON, no URL resolving).
 """
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from django.conf import settings
 from django.core import signing
@@ -39,27 +42,34 @@ class BadToken(Exception):
 
 
 def unsubscribe_token(*, profile_id: int, channel: str, delivery_id: int | None = None) -> str:
-    payload = [profile_id, _CHANNEL_CODES[channel]]
+    payload = f"{profile_id}.{_CHANNEL_CODES[channel]}"
     if delivery_id is not None:
-        payload.append(delivery_id)
-    return signing.dumps(payload, salt=_SALT)
+        payload += f".{delivery_id}"
+    return signing.Signer(salt=_SALT).sign(payload)
 
 
 def unsubscribe_url(*, profile_id: int, channel: str, delivery_id: int | None = None) -> str:
     """The absolute URL of the unsubscribe page (and of the RFC 8058 one-click POST), on SITE_URL."""
     token = unsubscribe_token(profile_id=profile_id, channel=channel, delivery_id=delivery_id)
-    return settings.SITE_URL + reverse("unsubscribe", args=[token])
+    return _url_prefix(settings.SITE_URL) + token + "/"
+
+
+@lru_cache(maxsize=4)
+def _url_prefix(site_url: str) -> str:
+    return site_url + reverse("unsubscribe", args=["T"]).removesuffix("T/")
 
 
 def read_unsubscribe_token(token: str) -> UnsubscribeToken:
     """What a token names; raises BadToken when its signature does not hold or its content is not ours."""
     try:
-        payload = signing.loads(token, salt=_SALT)
+        payload = signing.Signer(salt=_SALT).unsign(token)
     except signing.BadSignature:
         raise BadToken from None
-    match payload:
-        case [int(profile_id), str(code)] if code in _CODE_CHANNELS:
-            return UnsubscribeToken(profile_id, _CODE_CHANNELS[code])
-        case [int(profile_id), str(code), int(delivery_id)] if code in _CODE_CHANNELS:
-            return UnsubscribeToken(profile_id, _CODE_CHANNELS[code], delivery_id)
+    match payload.split("."):
+        case [profile_id, code] if profile_id.isdigit() and code in _CODE_CHANNELS:
+            return UnsubscribeToken(int(profile_id), _CODE_CHANNELS[code])
+        case [profile_id, code, delivery_id] if (
+            profile_id.isdigit() and delivery_id.isdigit() and code in _CODE_CHANNELS
+        ):
+            return UnsubscribeToken(int(profile_id), _CODE_CHANNELS[code], int(delivery_id))
     raise BadToken

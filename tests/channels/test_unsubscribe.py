@@ -5,7 +5,13 @@ from django.core import signing
 from django.test import Client
 
 from audiences.models import Consent, ConsentEvent, Profile
-from channels.unsubscribe import BadToken, read_unsubscribe_token, unsubscribe_token, unsubscribe_url
+from channels.unsubscribe import (
+    BadToken,
+    UnsubscribeToken,
+    read_unsubscribe_token,
+    unsubscribe_token,
+    unsubscribe_url,
+)
 
 
 @pytest.fixture
@@ -44,9 +50,11 @@ def test_url_is_absolute_on_site_url(settings):
     "forge",
     [
         lambda token: token[:-1] + ("A" if token[-1] != "A" else "B"),  # signature altered
-        lambda token: signing.dumps([99, "e", 1], salt="channels.unsubscribe")[:-3] + token[-3:],  # spliced
-        lambda token: signing.dumps([99, "e", 1]),  # signed with the key but for another purpose
-        lambda token: signing.dumps({"profile": 99}, salt="channels.unsubscribe"),  # not a payload of ours
+        lambda token: "99" + token[token.index(".") :],  # another profile under this signature
+        lambda token: token.replace(".e.", ".s."),  # another channel
+        lambda token: signing.Signer().sign("99.e.1"),  # signed with the key but for another purpose
+        lambda token: signing.Signer(salt="channels.unsubscribe").sign("99.x.1"),  # not a payload of ours
+        lambda token: signing.Signer(salt="channels.unsubscribe").sign("99.e.1.2"),
         lambda token: "not-a-token",
     ],
 )
@@ -129,3 +137,38 @@ def test_other_methods_are_refused(browserless, zoe):
 
     assert browserless.put(path).status_code == 405
     assert not ConsentEvent.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sent_mail_carries_a_working_link_in_content_and_list_unsubscribe(redis, smtp_server, personas, settings):
+    from audiences.models import Audience
+    from campaigns import execution
+    from campaigns.lifecycle import Content, campaign_activate, campaign_create
+    from campaigns.models import Delivery
+    from tests.conftest import make_email_configuration, run_burst_worker
+
+    settings.SITE_URL = "http://testserver"
+    zoe = Profile.objects.create(email="zoe@example.com")
+    campaign = campaign_create(
+        actor=personas["april"],
+        name="News",
+        channel_configuration=make_email_configuration(port=smtp_server.port),
+        audience=Audience.objects.create(name="Everyone", kind=Audience.Kind.ALL),
+        content=Content("News", '<a href="{{ unsubscribe_url }}">Unsubscribe</a>', "Stop: {{ unsubscribe_url }}"),
+    )
+    campaign_activate(campaign=campaign, actor=personas["april"])
+    execution.scheduler_tick()
+    run_burst_worker()
+
+    [message] = smtp_server.by_recipient()["zoe@example.com"]
+    header_url = message["List-Unsubscribe"].strip("<>")
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert f"Stop: {header_url}" in message.get_body(("plain",)).get_content()
+    assert f'href="{header_url}"' in message.get_body(("html",)).get_content()
+    delivery = Delivery.objects.get(profile=zoe)
+    assert read_unsubscribe_token(header_url.split("/")[-2]) == UnsubscribeToken(zoe.pk, "email", delivery.pk)
+
+    response = Client(enforce_csrf_checks=True).post(_path(header_url), {"List-Unsubscribe": "One-Click"})
+
+    assert response.status_code == 200
+    assert Consent.objects.get(profile=zoe, channel="email").state == Consent.State.OPTED_OUT
