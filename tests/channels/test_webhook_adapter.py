@@ -5,8 +5,14 @@ import hmac
 import time
 
 import pytest
+from django.utils import timezone
 
+from audiences.models import Audience, Profile
+from campaigns import execution
+from campaigns.lifecycle import Content, campaign_activate, campaign_create
+from campaigns.models import Delivery
 from channels.adapters.base import OutboundMessage, Outcome
+from tests.channels.conftest import make_configuration
 from tests.channels.http_servers import Reply
 from tests.smtp_servers import free_port
 
@@ -114,3 +120,28 @@ def test_a_connection_dropped_after_the_request_is_indeterminate(webhook_adapter
     results = webhook_adapter().send([event(1), event(2)])
 
     assert {(r.outcome, r.reason) for r in results} == {(Outcome.INDETERMINATE, "connection_lost")}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_webhook_campaign_posts_each_recipients_message_with_its_ids(personas, redis, provider):
+    people = Profile.objects.bulk_create(Profile(attributes={"first_name": f"N{i}"}) for i in range(3))
+    campaign = campaign_create(
+        actor=personas["april"],
+        name="CRM sync",
+        channel_configuration=make_configuration("webhook", url=f"{provider.url}/in", signing_secret=SECRET),
+        audience=Audience.objects.create(name="Everyone", kind=Audience.Kind.ALL),
+        content=Content("Hi {{ profile.first_name }}", "<p>Hi</p>", "Hi {{ profile.first_name }}"),
+    )
+    campaign_activate(campaign=campaign, actor=personas["april"])
+    [run_id] = execution.start_due_runs(now=timezone.now())
+    execution.plan_run(run_id=run_id)
+    execution.send_run(run_id=run_id)
+
+    bodies = sorted((r.json for r in provider.requests), key=lambda body: body["profile_id"])
+    deliveries = {d.profile_id: d for d in Delivery.objects.all()}
+    assert [(b["profile_id"], b["campaign"], b["subject"]) for b in bodies] == [
+        (p.pk, campaign.pk, f"Hi N{i}") for i, p in enumerate(people)
+    ]
+    assert [b["delivery_id"] for b in bodies] == [deliveries[p.pk].pk for p in people]
+    assert {d.status for d in deliveries.values()} == {Delivery.Status.SENT}
+    assert all(verify(r.headers["x-campaign-signature"], r.body, SECRET) for r in provider.requests)
