@@ -55,7 +55,7 @@ def test_campaign_created_in_the_browser_reaches_each_recipient_once(log_in, red
     manny.get_by_role("link", name="New campaign").click()
     manny.get_by_label("Name", exact=True).fill("Autumn sale")
     manny.get_by_label("Audience").select_option(label="Everyone")
-    manny.get_by_label("Channel configuration").select_option(label="Test relay")
+    manny.get_by_label("Channel configuration").select_option(label="Email · Test relay")
     manny.get_by_label("Subject").fill(SUBJECT)
     manny.get_by_label("HTML body").fill(HTML_BODY)
     manny.get_by_label("Text body").fill(TEXT_BODY)
