@@ -14,7 +14,6 @@ comparisons stay plain conditions that an index can serve.
 
 import json
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from django.db.models import Exists, F, Lookup, OuterRef, Q, QuerySet
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
@@ -22,9 +21,18 @@ from django.utils import timezone
 
 from audiences.models import Audience, AudienceMember, Consent
 from audiences.rule_values import Type, parse_stored_datetime, period_start, present_moment
-
-if TYPE_CHECKING:
-    from audiences.rules import Comparison, ConsentState, Rule
+from audiences.rules import (
+    All,
+    Any_,
+    Comparison,
+    ConsentState,
+    ConsentTest,
+    MemberOf,
+    Not,
+    Rule,
+    RuleError,
+    parse_rule,
+)
 
 _TRUE, _FALSE = "true", "false"  # constants that fold away before they reach a Q
 
@@ -44,7 +52,7 @@ class RuleCompiler:
         self.prefix = "profile__" if through_list else ""
         self.bound = {} if after_id is None else {"profile_id__gt": after_id}
 
-    def compile(self, rule: "Rule") -> Q:
+    def compile(self, rule: Rule) -> Q:
         folded = self._visit(rule, False, ())
         keyset = Q() if self.after_id is None else Q(**{f"{self.profile_id}__gt": self.after_id})
         if folded == _TRUE:
@@ -54,8 +62,6 @@ class RuleCompiler:
         return keyset & folded
 
     def _visit(self, node, negated: bool, stack: tuple[int, ...]):
-        from audiences.rules import All, Any_, Comparison, ConsentTest, Not
-
         if isinstance(node, All | Any_):
             children = node.all if isinstance(node, All) else node.any
             # De Morgan: under `not`, all becomes any and any becomes all.
@@ -70,7 +76,7 @@ class RuleCompiler:
             return self._consent(node.consent, negated)
         return self._membership(node, negated, stack)
 
-    def _consent(self, consent: "ConsentState", negated: bool) -> Q:
+    def _consent(self, consent: ConsentState, negated: bool) -> Q:
         recorded = Consent.objects.filter(profile_id=OuterRef(self.profile_id), channel=consent.channel, **self.bound)
         if consent.state == Consent.State.UNKNOWN:
             # Unknown: no row, or a row that says unknown. So: no row that says opted in or out.
@@ -80,11 +86,10 @@ class RuleCompiler:
         return ~q if negated else q
 
     def _membership(self, node, negated: bool, stack: tuple[int, ...]):
-        from audiences.rules import RuleError, parse_rule
-
         audience_id = node.member_of
         if audience_id in stack:
-            raise RuleError([f"member_of: audience {audience_id} includes itself through {stack}"])
+            path = " → ".join(map(str, (*stack, audience_id)))
+            raise RuleError([f"member_of: audience {audience_id} includes itself ({path})"])
         kind, rule = node.audience or _stored_audience(audience_id)
         if kind == Audience.Kind.ALL:
             return _FALSE if negated else _TRUE
@@ -100,12 +105,10 @@ class RuleCompiler:
         return self._visit(included, negated, (*stack, audience_id))
 
 
-def list_members(rule: "Rule", *, now: datetime | None = None, after_id: int | None = None) -> QuerySet | None:
+def list_members(rule: Rule, *, now: datetime | None = None, after_id: int | None = None) -> QuerySet | None:
     """For a rule that requires an uploaded list at its top level (`member_of` the list, alone or in an `all`):
     the list's AudienceMember rows that match the rest of the rule. Counting and paging those reads the list's
     own index in profile order, and a profile row only when the rest needs one. None for any other rule."""
-    from audiences.rules import All, MemberOf
-
     children = rule.all if isinstance(rule, All) else [rule]
     for child in children:
         if (
@@ -119,8 +122,6 @@ def list_members(rule: "Rule", *, now: datetime | None = None, after_id: int | N
 
 
 def _stored_audience(audience_id: int) -> tuple[str, object]:
-    from audiences.rules import RuleError
-
     found = Audience.objects.filter(pk=audience_id).values_list("kind", "rule").first()
     if found is None:
         raise RuleError([f"member_of: audience {audience_id} no longer exists"])
@@ -173,7 +174,7 @@ class AttributeCondition(Lookup):
     lookup_name = "rule_comparison"
     prepare_rhs = False
 
-    def __init__(self, node: "Comparison", *, now: datetime, negated: bool = False, prefix: str = ""):
+    def __init__(self, node: Comparison, *, now: datetime, negated: bool = False, prefix: str = ""):
         self.node, self.now, self.negated = node, now, negated
         super().__init__(F(prefix + (node.attribute if node.builtin else "attributes")), None)
 

@@ -1,6 +1,5 @@
 """The audience rule language: a typed tree, validated by pydantic against the attribute schema, compiled to
-an ORM filter (audiences.rule_sql writes the SQL of one comparison), and evaluated in Python by `evaluate`
-with the same meaning.
+an ORM filter (by audiences.rule_sql), and evaluated in Python by `evaluate` with the same meaning.
 
     {"all": [{"attribute": "plan", "op": "equals", "value": "pro"},
              {"consent": {"channel": "email", "state": "opted_in"}},
@@ -65,7 +64,6 @@ OPERATORS = {
     Type.STRING_LIST: ["contains", "contains_any", "exists"],
 }
 ALL_OPERATORS = list(dict.fromkeys(op for ops in OPERATORS.values() for op in ops))
-CONSENT_STATES = [Consent.State.OPTED_IN, Consent.State.OPTED_OUT, Consent.State.UNKNOWN]
 
 # Bounds on one rule: the JSON editor and the API accept any JSON, the database should not get a monster.
 MAX_NODES = 500
