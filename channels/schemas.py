@@ -24,6 +24,14 @@ def _http_url(value: str) -> str:
     return value
 
 
+def _feedback_secret():
+    return Field(
+        default=SecretStr(""),
+        description="Signs the delivery events posted to this configuration's feedback endpoints (HMAC-SHA256, "
+        "docs/channels.md); empty: those endpoints refuse every post.",
+    )
+
+
 class _Settings(BaseModel):
     # Pydantic puts the raw input in its errors, and a validator raising about a secret would echo it.
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, hide_input_in_errors=True)
@@ -57,6 +65,7 @@ class EmailSettings(_Settings):
     retry_window_seconds: int = Field(
         default=DAY, ge=60, le=7 * DAY, description="How long transient failures are retried."
     )
+    feedback_secret: SecretStr = _feedback_secret()
 
     @field_validator("from_email", "reply_to")
     @classmethod
@@ -119,6 +128,7 @@ class _HttpSettings(_Settings):
     retry_window_seconds: int = Field(
         default=DAY, ge=60, le=7 * DAY, description="How long transient failures are retried."
     )
+    feedback_secret: SecretStr = _feedback_secret()
 
 
 class SmsSettings(_HttpSettings):
@@ -128,6 +138,12 @@ class SmsSettings(_HttpSettings):
     account_sid: str = Field(min_length=1, max_length=64)
     auth_token: SecretStr
     from_number: str = Field(description="The sender number, E.164 (+15551234567).")
+    help_reply: str = Field(
+        default="Reply STOP to unsubscribe, START to subscribe again.",
+        min_length=1,
+        max_length=320,
+        description="The answer to a text saying HELP (inbound SMS webhook).",
+    )
 
     @field_validator("base_url")
     @classmethod
@@ -232,10 +248,10 @@ class InAppSettings(_Settings):
 
 
 SECRET_FIELDS = {
-    "email": ("password", "dkim_private_key"),
-    "sms": ("auth_token",),
-    "push": ("service_account_json",),
-    "webhook": ("signing_secret",),
+    "email": ("password", "dkim_private_key", "feedback_secret"),
+    "sms": ("auth_token", "feedback_secret"),
+    "push": ("service_account_json", "feedback_secret"),
+    "webhook": ("signing_secret", "feedback_secret"),
     "in_app": (),
 }
 SETTINGS_MODELS = {

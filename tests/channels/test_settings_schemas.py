@@ -35,13 +35,24 @@ def valid_settings(channel: str, rsa_pem: str) -> dict:
             "dkim_domain": "example.com",
             "dkim_selector": "s1",
             "dkim_private_key": rsa_pem,
+            "feedback_secret": "email-feedback-secret-1",
         },
-        "sms": {"account_sid": "AC1", "auth_token": "sms-secret-token-1", "from_number": "+15559990000"},
+        "sms": {
+            "account_sid": "AC1",
+            "auth_token": "sms-secret-token-1",
+            "from_number": "+15559990000",
+            "feedback_secret": "sms-feedback-secret-1",
+        },
         "push": {
             "project_id": "demo-shop",
             "service_account_json": json.dumps({"client_email": "a@b.iam", "private_key": rsa_pem}),
+            "feedback_secret": "push-feedback-secret-1",
         },
-        "webhook": {"url": "https://hooks.example.com/in", "signing_secret": "webhook-signing-secret-1"},
+        "webhook": {
+            "url": "https://hooks.example.com/in",
+            "signing_secret": "webhook-signing-secret-1",
+            "feedback_secret": "webhook-feedback-secret-1",
+        },
         "in_app": {},
     }[channel]
 
