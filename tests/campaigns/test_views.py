@@ -139,12 +139,13 @@ def test_bad_liquid_subject_is_shown_next_to_the_field_and_nothing_is_stored(cli
     assert not CampaignVersion.objects.exists()
 
 
-def test_create_form_offers_only_active_email_configurations(client, personas, configuration):
+def test_create_form_offers_only_active_configurations_of_any_channel(client, personas, configuration):
     ChannelConfiguration.objects.create(name="Old relay", channel="email", is_active=False)
+    texts = ChannelConfiguration.objects.create(name="Texts", channel="sms", is_active=True)
 
     response = _login(client, personas["manny"]).get(reverse("campaigns:create"))
 
-    assert list(response.context["form"].fields["channel_configuration"].queryset) == [configuration]
+    assert set(response.context["form"].fields["channel_configuration"].queryset) == {configuration, texts}
     assert b"{{ profile.first_name }}" in response.content
 
 
