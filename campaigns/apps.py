@@ -5,4 +5,4 @@ class CampaignsConfig(AppConfig):
     name = "campaigns"
 
     def ready(self):
-        from campaigns import privacy  # noqa: F401 - connects the receivers of profile export and erase
+        from campaigns import feedback, privacy  # noqa: F401 - connect the receivers of provider feedback, export and erase

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from channels import views
+from channels import views, views_public
 
 app_name = "channels"
 urlpatterns = [
@@ -14,4 +14,8 @@ urlpatterns = [
     path("<int:pk>/send-test/", views.configuration_send_test, name="configuration_send_test"),
     # suppression and consent
     # (routes of the suppression list, unsubscribe and consent pages, and provider feedback go here)
+    # Public, each signed by the provider (see channels.views_public); the unsubscribe links are /u/<token>/.
+    path("<int:pk>/sms/inbound/", views_public.sms_inbound, name="sms_inbound"),
+    path("<int:pk>/feedback/", views_public.feedback_events, name="feedback_events"),
+    path("<int:pk>/feedback/dsn/", views_public.feedback_report, name="feedback_report"),
 ]

@@ -6,14 +6,18 @@ the provider's signature on an inbound SMS, the configuration's HMAC on feedback
 
 import logging
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
-from django.shortcuts import render
+from django.http import HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 
 from audiences.models import Channel, Consent, Profile
 from audiences.profiles import consent_set
+from channels import feedback, inbound_sms
+from channels.models import ChannelConfiguration
 from channels.unsubscribe import BadToken, read_unsubscribe_token
 
 log = logging.getLogger(__name__)
@@ -58,3 +62,72 @@ def masked_address(address: str) -> str:
     if at:
         return f"{local[:1]}•••@{domain}"
     return f"{address[:3]}{'•' * max(len(address) - 5, 1)}{address[-2:]}"
+
+
+# Provider webhooks ------------------------------------------------------------------------------------------
+
+
+# Public: posted by the SMS provider, which has no account here. The X-Twilio-Signature over the URL and the
+# parameters, keyed with the configuration's auth token, is the credential; without a valid one, 403.
+@login_not_required
+@csrf_exempt
+@require_POST
+def sms_inbound(request, pk):
+    configuration = get_object_or_404(ChannelConfiguration, pk=pk, channel=Channel.SMS)
+    values = configuration.get_settings()
+    # The URL the provider was given: on SITE_URL, as a proxy in front of us may change host and scheme.
+    url = settings.SITE_URL + request.get_full_path()
+    signature = request.headers.get(inbound_sms.SIGNATURE_HEADER, "")
+    if not inbound_sms.twilio_signature_valid(
+        values.auth_token.get_secret_value(), url, dict(request.POST.lists()), signature
+    ):
+        return HttpResponse("Invalid or missing signature.", status=403, content_type="text/plain")
+    answer = inbound_sms.sms_inbound_apply(
+        from_number=request.POST.get("From", ""), body=request.POST.get("Body", ""), help_reply=values.help_reply
+    )
+    return HttpResponse(answer, content_type="text/xml; charset=utf-8")
+
+
+# Public: posted by a provider or a bridge with no account here. The HMAC-SHA256 signature with the
+# configuration's feedback secret (X-Campaign-Signature, over timestamp and body) is the credential.
+@login_not_required
+@csrf_exempt
+@require_POST
+def feedback_events(request, pk):
+    configuration = get_object_or_404(ChannelConfiguration, pk=pk)
+    if not _signed(request, configuration):
+        return _unsigned()
+    try:
+        events = feedback.parse_webhook_events(request.body, configuration_id=configuration.pk)
+    except feedback.FeedbackError as exc:
+        return JsonResponse({"error": str(exc)}, status=400)
+    return JsonResponse(feedback.feedback_deliver(events))
+
+
+# Public for the same reason as feedback_events, with the same signature: a relay posting the delivery
+# status notifications (RFC 3464) and complaint reports (RFC 5965) it received, one raw message per post.
+@login_not_required
+@csrf_exempt
+@require_POST
+def feedback_report(request, pk):
+    configuration = get_object_or_404(ChannelConfiguration, pk=pk)
+    if not _signed(request, configuration):
+        return _unsigned()
+    try:
+        events = feedback.parse_report(request.body, configuration_id=configuration.pk)
+    except feedback.FeedbackError as exc:
+        return JsonResponse({"error": str(exc)}, status=400)
+    return JsonResponse(feedback.feedback_deliver(events))
+
+
+def _signed(request, configuration) -> bool:
+    secret = getattr(configuration.get_settings(), "feedback_secret", None)
+    header = request.headers.get(feedback.SIGNATURE_HEADER, "")
+    return bool(secret) and feedback.signature_valid(secret.get_secret_value(), request.body, header)
+
+
+def _unsigned():
+    return JsonResponse(
+        {"error": f"Invalid or missing {feedback.SIGNATURE_HEADER} (or no feedback secret is configured)."},
+        status=403,
+    )

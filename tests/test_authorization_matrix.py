@@ -46,6 +46,9 @@ class Rule:
     denied_status: int = 403
     # Logging out lands on the login page by design; for any other URL that means "refused".
     lands_on_login: bool = False
+    # A provider's webhook: its credential is a signature, not a login, so every persona posting without
+    # one gets 403, logged in or not.
+    signed: bool = False
 
 
 C = ("pk:campaign",)
@@ -147,6 +150,9 @@ PAGES = {
     # --- channels: public endpoints ---
     # Recipients' links: the signed token is the credential (channels.unsubscribe).
     "u/<str:token>/": Rule(EVERYONE, kwargs=("token:unsubscribe",)),
+    "channels/<int:pk>/sms/inbound/": Rule(set(), method="POST", kwargs=("pk:sms_configuration",), signed=True),
+    "channels/<int:pk>/feedback/": Rule(set(), method="POST", kwargs=CONF, signed=True),
+    "channels/<int:pk>/feedback/dsn/": Rule(set(), method="POST", kwargs=CONF, signed=True),
     # The API's own documentation is public; its operations are checked by API_OPERATIONS below.
     "api/openapi.json": Rule(EVERYONE),
     "api/docs": Rule(EVERYONE),
@@ -224,6 +230,9 @@ def world(personas, django_user_model):
         "profile_import": _profile_import(ada).pk,
         "configuration": configuration.pk,
         "unsubscribe": unsubscribe_token(profile_id=profile.pk, channel="email"),
+        "sms_configuration": make_configuration(
+            "sms", name="Matrix texts", account_sid="AC1", auth_token="t", from_number="+15559990000"
+        ).pk,
     }
 
 
@@ -258,7 +267,9 @@ def test_page_answers_each_persona_as_the_matrix_says(client, personas, world, r
     response = client.generic(rule.method, url)
 
     login = reverse("login")
-    if persona in rule.allowed:
+    if rule.signed:
+        assert response.status_code == 403, f"{persona} got {response.status_code} at {url} without a signature"
+    elif persona in rule.allowed:
         assert response.status_code not in (401, 403, 404, 405), f"{persona} refused at {rule.method} {url}"
         if not rule.lands_on_login:
             assert not response.get("Location", "").startswith(login), f"{persona} sent to log in at {url}"
