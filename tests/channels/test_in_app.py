@@ -168,3 +168,18 @@ def test_a_key_without_the_profiles_scope_is_refused(client, personas, inbox, pe
 
     assert response.status_code == 403
     assert "profiles scope" in response.json()["detail"]
+
+
+def test_a_profile_export_holds_its_inbox_and_no_one_elses(db):
+    from audiences.models import Profile
+    from audiences.profiles import profile_export
+    from channels.models import ChannelConfiguration, InboxMessage
+
+    person, stranger = Profile.objects.create(email="p@example.com"), Profile.objects.create(email="s@example.com")
+    configuration = ChannelConfiguration.objects.create(name="Inbox", channel="in_app")
+    InboxMessage.objects.create(profile=person, configuration=configuration, delivery_id=1, title="Yours")
+    InboxMessage.objects.create(profile=stranger, configuration=configuration, delivery_id=2, title="Theirs")
+
+    export = profile_export(person)
+
+    assert [message["title"] for message in export["inbox_messages"]] == ["Yours"]
