@@ -1,6 +1,6 @@
 from django.urls import path
 
-from channels import views, views_public
+from channels import views, views_public, views_suppression
 
 app_name = "channels"
 urlpatterns = [
@@ -14,6 +14,10 @@ urlpatterns = [
     path("<int:pk>/send-test/", views.configuration_send_test, name="configuration_send_test"),
     # suppression and consent
     # (routes of the suppression list, unsubscribe and consent pages, and provider feedback go here)
+    path("suppression/", views_suppression.suppression_list, name="suppression_list"),
+    path("suppression/export/", views_suppression.suppression_export, name="suppression_export"),
+    path("suppression/add/", views_suppression.suppression_add, name="suppression_add"),
+    path("suppression/<int:pk>/remove/", views_suppression.suppression_remove, name="suppression_remove"),
     # Public, each signed by the provider (see channels.views_public); the unsubscribe links are /u/<token>/.
     path("<int:pk>/sms/inbound/", views_public.sms_inbound, name="sms_inbound"),
     path("<int:pk>/feedback/", views_public.feedback_events, name="feedback_events"),

@@ -16,7 +16,7 @@ from django.urls import URLResolver, get_resolver, reverse
 from audiences.models import AttributeDefinition, Audience, IdentityNamespace, Profile, ProfileImport
 from campaigns import lifecycle
 from campaigns.models import ApprovalPolicy, Campaign
-from channels.models import InboxMessage
+from channels.models import InboxMessage, Suppression
 from channels.unsubscribe import unsubscribe_token
 from config.api import api
 from permissions import services
@@ -147,6 +147,11 @@ PAGES = {
     "channels/<int:pk>/active/": Rule(ADMIN, method="POST", kwargs=CONF),
     "channels/<int:pk>/delete/": Rule(ADMIN, method="POST", kwargs=CONF),
     "channels/<int:pk>/send-test/": Rule(ADMIN, method="POST", kwargs=CONF),
+    # --- channels: suppression ---
+    "channels/suppression/": Rule(ADMIN),
+    "channels/suppression/export/": Rule(ADMIN),
+    "channels/suppression/add/": Rule(ADMIN),
+    "channels/suppression/<int:pk>/remove/": Rule(ADMIN, method="POST", kwargs=("pk:suppression",)),
     # --- channels: public endpoints ---
     # Recipients' links: the signed token is the credential (channels.unsubscribe).
     "u/<str:token>/": Rule(EVERYONE, kwargs=("token:unsubscribe",)),
@@ -230,6 +235,7 @@ def world(personas, django_user_model):
         "profile_import": _profile_import(ada).pk,
         "configuration": configuration.pk,
         "unsubscribe": unsubscribe_token(profile_id=profile.pk, channel="email"),
+        "suppression": Suppression.objects.create(channel="email", address="matrix@example.com", reason="manual").pk,
         "sms_configuration": make_configuration(
             "sms", name="Matrix texts", account_sid="AC1", auth_token="t", from_number="+15559990000"
         ).pk,
