@@ -48,6 +48,10 @@ def test_an_index_left_invalid_by_an_interrupted_build_is_rebuilt():
     AttributeDefinition.objects.create(name="plan", type="string", indexed=True)
     sync_attribute_indexes()
     with connection.cursor() as cursor:
+        cursor.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+        if not cursor.fetchone()[0]:
+            pytest.skip("marking an index invalid takes a superuser")
+        # What a CREATE INDEX CONCURRENTLY interrupted half-way leaves behind.
         cursor.execute("UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'profile_attr_btree_plan'::regclass")
     assert existing_attribute_indexes() == {"profile_attr_btree_plan": False}
     result = sync_attribute_indexes()
