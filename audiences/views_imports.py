@@ -3,18 +3,16 @@
 Views check permissions, read the form and call audiences.services; the file is read by audiences.imports.
 """
 
-import csv
-
 from django.contrib import messages
 from django.core.files.storage import default_storage
 from django.core.paginator import Paginator
-from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from audiences import imports, services
 from audiences.forms_imports import MappingForm, UploadForm
 from audiences.models import ProfileImport
+from config.csv_download import csv_download
 from permissions.access import permission_required
 
 IMPORTS_PER_PAGE = 50
@@ -104,27 +102,15 @@ def import_cancel(request, pk):
     return redirect("audiences:import_detail", pk=pk)
 
 
-class _Echo:
-    def write(self, value):
-        return value
-
-
 @permission_required("audiences.view_profileimport")
 @require_GET
 def import_errors(request, pk):
     """The rejected rows as CSV (line, column, problem), streamed in line order."""
     profile_import = get_object_or_404(ProfileImport, pk=pk)
-    writer = csv.writer(_Echo())
     rows = profile_import.row_errors.order_by("line", "id").values_list("line", "column", "problem")
-
-    def lines():
-        yield writer.writerow(["line", "column", "problem"])
-        for row in rows.iterator(chunk_size=2000):
-            yield writer.writerow(row)
-
-    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="import-{pk}-errors.csv"'
-    return response
+    return csv_download(
+        header=["line", "column", "problem"], rows=rows.iterator(chunk_size=2000), filename=f"import-{pk}-errors.csv"
+    )
 
 
 def _progress_context(profile_import: ProfileImport) -> dict:

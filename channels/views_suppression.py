@@ -1,11 +1,8 @@
 """The suppression list: search, CSV export, manual add and remove. Administrators only, every change audited."""
 
-import csv
-
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
@@ -13,6 +10,7 @@ from django.views.decorators.http import require_POST
 from channels import suppression as services
 from channels.forms_suppression import SuppressionAddForm, SuppressionFilterForm
 from channels.models import Suppression
+from config.csv_download import csv_download
 from permissions.access import permission_required
 from permissions.services import audit_record
 
@@ -34,17 +32,14 @@ def suppression_list(request):
 def suppression_export(request):
     form, rows = _filtered(request)
     audit_record(actor=request.user, action="suppression.exported", after={"filters": form.cleaned_data or {}})
-    writer = csv.writer(_Echo())
-    lines = (
-        writer.writerow([row.channel, row.address, row.reason, row.created_at.isoformat()])
-        for row in rows.iterator(chunk_size=2000)
-    )
-    response = StreamingHttpResponse(
-        _with_header(writer, lines), content_type="text/csv; charset=utf-8", headers={"Cache-Control": "no-store"}
-    )
     stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
-    response["Content-Disposition"] = f'attachment; filename="suppression-list-{stamp}.csv"'
-    return response
+    return csv_download(
+        header=CSV_COLUMNS,
+        rows=(
+            [row.channel, row.address, row.reason, row.created_at.isoformat()] for row in rows.iterator(chunk_size=2000)
+        ),
+        filename=f"suppression-list-{stamp}.csv",
+    )
 
 
 @permission_required("channels.add_suppression")
@@ -84,15 +79,3 @@ def _filtered(request):
         return form, Suppression.objects.none()
     data = form.cleaned_data
     return form, services.suppressions_search(query=data["q"], channel=data["channel"], reason=data["reason"])
-
-
-class _Echo:
-    """A file-like object whose write returns the line, so csv.writer feeds a streaming response."""
-
-    def write(self, value):
-        return value
-
-
-def _with_header(writer, lines):
-    yield writer.writerow(CSV_COLUMNS)
-    yield from lines

@@ -1,13 +1,12 @@
 """The audit log: a filtered, paginated page and its CSV export."""
 
-import csv
 import json
 
 from django.core.paginator import Paginator
-from django.http import StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
+from config.csv_download import csv_download
 from permissions import selectors, services
 from permissions.access import permission_required
 from permissions.forms import AuditFilterForm
@@ -34,14 +33,12 @@ def audit_export(request):
     services.audit_record(
         actor=request.user, action="audit.exported", after={"filters": form.data.dict() if form.is_bound else {}}
     )
-    writer = csv.writer(_Echo())
-    rows = (writer.writerow(_row(event)) for event in events.iterator(chunk_size=1000))
-    response = StreamingHttpResponse(
-        _with_header(writer, rows), content_type="text/csv; charset=utf-8", headers={"Cache-Control": "no-store"}
-    )
     stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
-    response["Content-Disposition"] = f'attachment; filename="audit-log-{stamp}.csv"'
-    return response
+    return csv_download(
+        header=CSV_COLUMNS,
+        rows=(_row(event) for event in events.iterator(chunk_size=1000)),
+        filename=f"audit-log-{stamp}.csv",
+    )
 
 
 def _filtered(request):
@@ -69,18 +66,6 @@ def _shown(value) -> str:
     return json.dumps(value, ensure_ascii=False) if isinstance(value, dict) else str(value)
 
 
-class _Echo:
-    """A file-like object whose write returns the line, so csv.writer feeds a streaming response."""
-
-    def write(self, value):
-        return value
-
-
-def _with_header(writer, rows):
-    yield writer.writerow(CSV_COLUMNS)
-    yield from rows
-
-
 def _row(event) -> list[str]:
     values = [
         timezone.localtime(event.created_at).isoformat(),
@@ -93,9 +78,4 @@ def _row(event) -> list[str]:
         "" if event.after is None else json.dumps(event.after, sort_keys=True, ensure_ascii=False),
         event.ip_address or "",
     ]
-    return [_cell(value) for value in values]
-
-
-def _cell(value: str) -> str:
-    # A cell starting with one of these runs as a formula when the file is opened in a spreadsheet.
-    return f"'{value}" if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+    return values

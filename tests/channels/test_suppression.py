@@ -94,3 +94,14 @@ def test_only_administrators_change_or_export_the_list(client, personas, listed,
     assert client.post(f"/channels/suppression/{row.pk}/remove/").status_code == 403
     assert client.get("/channels/suppression/export/").status_code == 403
     assert Suppression.objects.count() == 4 and not AuditEvent.objects.filter(action__startswith="suppression").exists()
+
+
+def test_export_makes_formula_cells_inert(client, personas):
+    from channels.models import Suppression
+
+    Suppression.objects.create(channel="email", address="=cmd|' /C calc'!A0@example.com", reason="manual")
+    client.force_login(personas["ada"])
+
+    body = b"".join(client.get("/channels/suppression/export/").streaming_content).decode()
+
+    assert "'=cmd|" in body
