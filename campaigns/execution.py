@@ -210,7 +210,10 @@ def _plan_deliveries(run: Run, profile_ids: list[int], now: datetime) -> list[De
     campaign = run.campaign
     configuration = campaign.channel_configuration
     channel = configuration.channel
-    profiles = list(Profile.objects.filter(pk__in=profile_ids).only("pk", "email", "phone"))
+    profiles = Profile.objects.filter(pk__in=profile_ids).only("pk", "email", "phone")
+    if channel == Channel.PUSH:
+        profiles = profiles.prefetch_related("push_tokens")  # address_for reads them: one query per chunk
+    profiles = list(profiles)
     consents = consent_states(profile_ids, channel)
     addresses = {profile.pk: profile.address_for(channel) for profile in profiles}
     suppressed = suppressed_addresses(addresses.values(), channel)

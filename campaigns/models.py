@@ -288,7 +288,8 @@ class Delivery(models.Model):
     profile = models.ForeignKey(Profile, null=True, on_delete=models.SET_NULL, related_name="+")
     channel = models.CharField(max_length=16, choices=Channel.choices)
     channel_configuration = models.ForeignKey(ChannelConfiguration, on_delete=models.PROTECT, related_name="+")
-    address = models.CharField(max_length=320, blank=True, help_text="The address used, as it was.")
+    # Up to 4096: push tokens are long. Not indexed; feedback finds rows by provider id or delivery id.
+    address = models.CharField(max_length=4096, blank=True, help_text="The address used, as it was.")
     due_at = models.DateTimeField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     reason = models.CharField(max_length=40, blank=True)

@@ -384,3 +384,26 @@ def test_unknown_consent_follows_the_channel_setting(redis, smtp_server, markete
     excluded = Delivery.objects.get(run_id=run_id, status="excluded")
     assert (excluded.profile_id, excluded.reason) == (unknown.pk, "no_consent")
     assert Delivery.objects.get(run_id=run_id, status="pending").profile_id == known.pk
+
+
+@pytest.mark.django_db(transaction=True)
+def test_push_planning_snapshots_long_tokens_without_a_query_per_profile(
+    redis, marketer, everyone, django_assert_max_num_queries
+):
+    from audiences.models import PushToken
+    from channels.models import ChannelConfiguration
+
+    people = make_profiles(14)
+    for person in people:
+        token = f"{person.pk}:" + "t" * 1500  # FCM registration tokens run to hundreds of characters
+        PushToken.objects.create(profile=person, token=token, token_hash=token[:64], platform="android", app="shop")
+    configuration = ChannelConfiguration.objects.create(name="Push", channel="push")
+    campaign = make_campaign(marketer, configuration, everyone)
+    campaign_activate(campaign=campaign, actor=marketer)
+    [run_id] = execution.start_due_runs(now=timezone.now())
+
+    with django_assert_max_num_queries(40):  # two chunks of 7: a fixed number of queries per chunk
+        execution.plan_run(run_id=run_id)
+
+    addresses = set(Delivery.objects.filter(run_id=run_id).values_list("address", flat=True))
+    assert addresses == {f"{person.pk}:" + "t" * 1500 for person in people}
