@@ -47,7 +47,8 @@ def coerce(type_: str, value):
         case Type.DATE:
             return _date(value).isoformat()
         case Type.DATETIME:
-            return _datetime(value).strftime("%Y-%m-%dT%H:%M:%SZ")
+            # isoformat pads the year to four digits (strftime's %Y does not before 1000), so values sort.
+            return _datetime(value).replace(microsecond=0, tzinfo=None).isoformat() + "Z"
         case Type.STRING_LIST:
             return _string_list(value)
     raise AttributeValueError(f"unknown attribute type {type_!r}")

@@ -8,6 +8,7 @@ export and erase through the two signals below, since audiences may not import t
 import hashlib
 import re
 
+import django_rq
 import phonenumbers
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -29,6 +30,7 @@ from audiences.models import (
     PushToken,
     unknown_consent_allows_marketing,
 )
+from config import queues
 from permissions.models import ApiKey
 from permissions.services import audit_record
 
@@ -243,6 +245,8 @@ def attribute_declare(
     definition.created_by = actor if getattr(actor, "is_authenticated", False) else None
     definition.full_clean()  # the name's pattern, the type's choices, uniqueness
     definition.save()
+    if indexed:
+        _sync_indexes_on_commit()
     audit_record(
         actor=actor,
         action="attribute.declared",
@@ -273,9 +277,22 @@ def attribute_change(
     definition.full_clean()
     definition.save()
     after = {"type": definition.type, "label": definition.label, "indexed": definition.indexed}
+    if before["indexed"] != after["indexed"] or (definition.indexed and before["type"] != after["type"]):
+        _sync_indexes_on_commit()
     if before != after:
         audit_record(actor=actor, action="attribute.changed", obj=definition, before=before, after=after)
     return definition
+
+
+def _sync_indexes_on_commit() -> None:
+    """Build or drop attribute indexes in a maintenance job: CREATE INDEX CONCURRENTLY cannot run in the
+    request's transaction, and a large table takes a while. If Redis is down, the next change (or
+    `manage.py sync_attribute_indexes`) catches up."""
+
+    def enqueue():
+        django_rq.get_queue(queues.MAINTENANCE).enqueue("audiences.jobs.sync_attribute_indexes")
+
+    transaction.on_commit(enqueue, robust=True)
 
 
 # Reads for the profile pages ----------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from audiences.models import Channel, Consent, Profile, unknown_consent_allows_marketing
 from audiences.profiles import consent_set, push_token_retire
+from audiences.rules import RuleError
 from audiences.selectors import audience_member_ids
 from audiences.services import imports_redispatch_stalled
 from campaigns.eligibility import consent_states, exclusion_reason, suppressed_addresses
@@ -187,7 +188,15 @@ def plan_run(*, run_id: int) -> None:
             if run.state != Run.State.PLANNING:
                 return
             campaign = run.campaign
-            member_ids = audience_member_ids(campaign.audience, after_id=run.planning_cursor, limit=chunk)
+            try:
+                member_ids = audience_member_ids(campaign.audience, after_id=run.planning_cursor, limit=chunk)
+            except RuleError as invalid:
+                # The audience's rule stopped validating (an attribute undeclared since, an audience deleted):
+                # the run fails with the reason instead of retrying forever.
+                run.state, run.error, run.finished_at = Run.State.FAILED, f"audience rule: {invalid}", timezone.now()
+                run.save(update_fields=["state", "error", "finished_at"])
+                log.warning("run %s: failed, its audience's rule no longer validates: %s", run.pk, invalid)
+                return
             now = timezone.now()
             if not member_ids:
                 run.planning_done = True

@@ -58,3 +58,8 @@ def test_values_that_do_not_fit_say_what_was_expected(type_, raw, message):
 )
 def test_type_is_guessed_from_samples(samples, guess):
     assert infer_type(samples) == guess
+
+
+def test_early_datetimes_keep_four_year_digits_so_they_sort():
+    assert coerce("datetime", "0999-12-31T23:59:59Z") == "0999-12-31T23:59:59Z"
+    assert coerce("datetime", "0999-12-31T23:59:59Z") < coerce("datetime", "1000-01-01T00:00:00Z")

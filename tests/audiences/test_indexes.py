@@ -98,3 +98,22 @@ def test_compiled_comparisons_on_indexed_attributes_can_use_their_index(rule, in
         cursor.execute("SET LOCAL enable_seqscan = off")
         plan = rule_profiles(rule).explain()
     assert index in plan, plan
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_declaring_an_indexed_attribute_builds_its_index_in_a_maintenance_job(redis, personas):
+    from audiences.profiles import attribute_change, attribute_declare
+    from tests.conftest import run_burst_worker
+
+    definition = attribute_declare(actor=personas["ada"], name="tier", type="string", indexed=True)
+    # Not in the request: CONCURRENTLY needs a transaction of its own.
+    assert "profile_attr_btree_tier" not in existing_attribute_indexes()
+    run_burst_worker()
+    assert existing_attribute_indexes()["profile_attr_btree_tier"] is True
+
+    attribute_change(
+        actor=personas["ada"], definition=definition, type="string", label="", description="", indexed=False
+    )
+    run_burst_worker()
+    assert "profile_attr_btree_tier" not in existing_attribute_indexes()

@@ -407,3 +407,24 @@ def test_push_planning_snapshots_long_tokens_without_a_query_per_profile(
 
     addresses = set(Delivery.objects.filter(run_id=run_id).values_list("address", flat=True))
     assert addresses == {f"{person.pk}:" + "t" * 1500 for person in people}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_whose_audience_rule_no_longer_validates_fails_with_the_reason(redis, marketer, smtp_server):
+    from audiences.models import AttributeDefinition
+
+    make_profiles(3)
+    AttributeDefinition.objects.create(name="plan", type="string")
+    audience = Audience.objects.create(
+        name="Pro", kind=Audience.Kind.RULE, rule={"attribute": "plan", "op": "equals", "value": "pro"}
+    )
+    campaign = make_campaign(marketer, make_email_configuration(port=smtp_server.port), audience)
+    campaign_activate(campaign=campaign, actor=marketer)
+    [run_id] = execution.start_due_runs(now=timezone.now())
+    AttributeDefinition.objects.filter(name="plan").delete()  # the schema changed under the campaign
+
+    execution.plan_run(run_id=run_id)
+
+    run = Run.objects.get(pk=run_id)
+    assert run.state == Run.State.FAILED and "plan" in run.error
+    assert not Delivery.objects.filter(run_id=run_id).exists()
