@@ -51,6 +51,14 @@ def _schedule_errors(*, schedule: str, start_at: datetime | None, cron: str, end
     return errors
 
 
+def _purpose_error(configuration: ChannelConfiguration, category: str) -> str:
+    """Why a campaign of `category` may not send through `configuration`, or ""."""
+    purpose = getattr(configuration.get_settings(), "purpose", "both")
+    if purpose not in ("both", category):
+        return f"This configuration is for {purpose} messages only; the campaign is {category}."
+    return ""
+
+
 @transaction.atomic
 def campaign_create(
     *,
@@ -73,6 +81,8 @@ def campaign_create(
     errors |= _schedule_errors(schedule=schedule, start_at=start_at, cron=cron, end_at=end_at)
     if not channel_configuration.is_active:
         errors["channel_configuration"] = "This channel configuration is inactive."
+    elif purpose_error := _purpose_error(channel_configuration, category):
+        errors["channel_configuration"] = purpose_error
     if kind == Campaign.Kind.SCHEDULED and audience is None:
         errors["audience"] = "A scheduled campaign needs an audience."
     campaign = Campaign(
@@ -177,6 +187,9 @@ def campaign_activate(*, campaign: Campaign, actor, now: datetime | None = None)
         raise ValidationError(f"A campaign that is {campaign.get_status_display().lower()} cannot be activated.")
     if not campaign.channel_configuration.is_active:
         raise ValidationError({"channel_configuration": "This channel configuration is inactive."})
+    if purpose_error := _purpose_error(campaign.channel_configuration, campaign.category):
+        # The configuration's purpose may have changed since the campaign was created.
+        raise ValidationError({"channel_configuration": purpose_error})
     latest = campaign.latest_version()
     before = _state(campaign, latest)
     if campaign.status == Campaign.Status.DRAFT or campaign.live_version_id != latest.pk:

@@ -41,6 +41,13 @@ class EmailSettings(_Settings):
     from_email: str = Field(max_length=254)
     from_name: str = Field(default="", max_length=200)
     reply_to: str = Field(default="", max_length=254)
+    purpose: Literal["marketing", "transactional", "both"] = Field(
+        default="both",
+        description=(
+            "Which campaigns may send through this relay: keep transactional mail (password resets) on a relay "
+            "and reputation of its own by choosing one."
+        ),
+    )
     bounce_domain: str = Field(
         default="",
         max_length=253,
