@@ -11,6 +11,8 @@ from audiences.models import Audience, AudienceMember, Consent, Profile
 from audiences.rules import RuleError, compile_rule, evaluate, parse_rule
 from audiences.selectors import audience_profiles
 
+pytestmark = pytest.mark.both_databases
+
 NOW = datetime(2026, 3, 15, 12, 0, tzinfo=UTC)
 SCHEMA = {
     "plan": "string",

@@ -13,6 +13,8 @@ from audiences.models import Audience, AudienceMember, Consent, Profile
 from audiences.rule_sql import list_members
 from audiences.rules import OPERATORS, PERIOD_UNITS, compile_rule, evaluate, parse_rule
 
+pytestmark = pytest.mark.both_databases
+
 NOW = datetime(2026, 3, 15, 12, 0, tzinfo=UTC)
 SCHEMA = {
     "s": "string",

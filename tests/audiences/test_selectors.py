@@ -15,6 +15,8 @@ from audiences.selectors import (
     rule_profiles,
 )
 
+pytestmark = pytest.mark.both_databases
+
 PRO = {"attribute": "plan", "op": "equals", "value": "pro"}
 
 
