@@ -219,7 +219,7 @@ def _plan_deliveries(run: Run, profile_ids: list[int], now: datetime) -> list[De
     campaign = run.campaign
     configuration = campaign.channel_configuration
     channel = configuration.channel
-    profiles = Profile.objects.filter(pk__in=profile_ids).only("pk", "email", "phone")
+    profiles = Profile.objects.filter(pk__in=profile_ids).only("pk", "email", "phone").order_by("pk")
     if channel == Channel.PUSH:
         profiles = profiles.prefetch_related("push_tokens")  # address_for reads them: one query per chunk
     profiles = list(profiles)

@@ -91,6 +91,9 @@ def test_builder_inputs_and_save_wait_while_the_builder_is_re_rendered(log_in, c
     value = page.locator("#rule-r-0").get_by_label("Value")
     save = page.get_by_role("button", name="Create audience")
     expect(value).to_be_enabled()
+    # Let the requests the new condition set off (the estimate, 500 ms later) finish first, so the held request
+    # below is the only one in flight.
+    page.wait_for_load_state("networkidle")
     held = []
 
     def hold(route):
