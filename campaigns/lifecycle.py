@@ -53,7 +53,8 @@ def _schedule_errors(*, schedule: str, start_at: datetime | None, cron: str, end
 
 def _purpose_error(configuration: ChannelConfiguration, category: str) -> str:
     """Why a campaign of `category` may not send through `configuration`, or ""."""
-    purpose = getattr(configuration.get_settings(), "purpose", "both")
+    # A plain setting, read without decrypting the configuration's secrets; only email configurations have it.
+    purpose = configuration.settings.get("purpose", "both")
     if purpose not in ("both", category):
         return f"This configuration is for {purpose} messages only; the campaign is {category}."
     return ""
