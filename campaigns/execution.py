@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 import django_rq
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from audiences.models import Channel, Consent, Profile, unknown_consent_allows_marketing
@@ -43,11 +44,13 @@ MAX_ATTEMPTS = 100
 
 
 def queue_for(campaign: Campaign) -> str:
+    """Scheduled sends, whatever their category, go to `campaigns`: a million-recipient policy notice must
+    not make a password reset wait. The transactional queue is for API-triggered transactional messages."""
+    if campaign.kind != Campaign.Kind.API_TRIGGERED:
+        return queues.CAMPAIGNS
     if campaign.category == Campaign.Category.TRANSACTIONAL:
         return queues.TRANSACTIONAL
-    if campaign.kind == Campaign.Kind.API_TRIGGERED:
-        return queues.TRIGGERED
-    return queues.CAMPAIGNS
+    return queues.TRIGGERED
 
 
 def enqueue_on_commit(queue_name: str, func: str, *args, delay: float | None = None) -> None:
@@ -124,13 +127,19 @@ def start_due_runs(*, now: datetime, limit: int = 50) -> list[int]:
 
 
 def release_stale_claims(*, now: datetime) -> int:
-    """Rows held past the claim timeout belong to a dead worker: claimed ones go back to pending, in-flight
-    ones become unknown (they may have been delivered; marketing never sends them again)."""
+    """Rows held past the claim timeout belong to a dead worker: claimed ones go back to pending; in-flight
+    ones may have been delivered, so marketing marks them unknown and never sends them again, while
+    transactional ones go back to pending (the provider's idempotency key is the delivery id)."""
     stale = now - timedelta(seconds=settings.CAMPAIGNS_CLAIM_TIMEOUT)
     released = Delivery.objects.filter(status=Delivery.Status.CLAIMED, claimed_at__lt=stale).update(
         status=Delivery.Status.PENDING, claim_token=None, claimed_at=None
     )
-    lost = Delivery.objects.filter(status=Delivery.Status.IN_FLIGHT, claimed_at__lt=stale).update(
+    in_flight = Delivery.objects.filter(status=Delivery.Status.IN_FLIGHT, claimed_at__lt=stale)
+    transactional = Q(run__campaign__category=Campaign.Category.TRANSACTIONAL)
+    released += in_flight.filter(transactional).update(
+        status=Delivery.Status.PENDING, claim_token=None, claimed_at=None, reason=Delivery.Reason.WORKER_LOST
+    )
+    lost = in_flight.exclude(transactional).update(
         status=Delivery.Status.UNKNOWN, claim_token=None, reason=Delivery.Reason.WORKER_LOST
     )
     if released or lost:
@@ -273,7 +282,8 @@ def send_run(*, run_id: int, now_func=timezone.now) -> None:
     deadline = time.monotonic() + settings.CAMPAIGNS_JOB_SECONDS
     slice_size = settings.CAMPAIGNS_SEND_SLICE
     while True:
-        if Run.objects.filter(pk=run_id).values_list("state", flat=True).first() != Run.State.SENDING:
+        # The campaign too: a pause that raced the end of planning leaves the run sending, the campaign paused.
+        if not Run.objects.filter(pk=run_id, state=Run.State.SENDING, campaign__status=Campaign.Status.ACTIVE).exists():
             return
         if time.monotonic() > deadline:
             with transaction.atomic():
@@ -297,8 +307,14 @@ def send_run(*, run_id: int, now_func=timezone.now) -> None:
         if retry_in is not None:
             log.warning("run %s: %s unavailable, trying again in %.0f s", run_id, configuration, retry_in)
             with transaction.atomic():
+                _wake_later(run_id, retry_in)
                 enqueue_on_commit(queue_for(campaign), "campaigns.jobs.send_run", run_id, delay=retry_in)
             return
+
+
+def _wake_later(run_id: int, delay: float) -> None:
+    """Date the heartbeat to when the delayed successor runs, so the stall check does not add jobs before it."""
+    Run.objects.filter(pk=run_id).update(heartbeat_at=timezone.now() + timedelta(seconds=delay))
 
 
 def claim_slice(*, run_id: int, limit: int, now: datetime) -> tuple[uuid.UUID, list[Delivery]]:
@@ -318,12 +334,15 @@ def claim_slice(*, run_id: int, limit: int, now: datetime) -> tuple[uuid.UUID, l
             .order_by("due_at", "id")
             .values_list("id", flat=True)[:limit]
         )
-        claimed = Delivery.objects.filter(id__in=list(candidates), status=Delivery.Status.PENDING).update(
+        candidate_ids = list(candidates)
+        claimed = Delivery.objects.filter(id__in=candidate_ids, status=Delivery.Status.PENDING).update(
             status=Delivery.Status.CLAIMED, claim_token=token, claimed_at=now
         )
     if not claimed:
         return token, []
-    deliveries = Delivery.objects.filter(claim_token=token, status=Delivery.Status.CLAIMED).select_related("profile")
+    # By the ids in hand (the primary key), never by a scan of the ledger for the token.
+    deliveries = Delivery.objects.filter(id__in=candidate_ids, claim_token=token, status=Delivery.Status.CLAIMED)
+    deliveries = deliveries.select_related("profile")
     return token, list(deliveries.order_by("id"))
 
 
@@ -393,7 +412,10 @@ def send_slice(*, run: Run, token: uuid.UUID, deliveries: list[Delivery]) -> flo
         return None
 
     ids = [message.delivery_id for message in messages]
-    handed = owned.filter(id__in=ids, status=Delivery.Status.CLAIMED).update(status=Delivery.Status.IN_FLIGHT)
+    # The claim timeout counts from the handover: a slow render does not make a live send look lost.
+    handed = owned.filter(id__in=ids, status=Delivery.Status.CLAIMED).update(
+        status=Delivery.Status.IN_FLIGHT, claimed_at=timezone.now()
+    )
     if handed < len(ids):
         # Our claim was released (we outlived the claim timeout): send only what is still ours.
         still_ours = set(owned.filter(id__in=ids, status=Delivery.Status.IN_FLIGHT).values_list("id", flat=True))
@@ -414,6 +436,7 @@ def send_slice(*, run: Run, token: uuid.UUID, deliveries: list[Delivery]) -> flo
         results=results,
         by_id={d.pk: d for d in deliveries},
         retry_window=timedelta(seconds=window) if window else DEFAULT_RETRY_WINDOW,
+        retry_unknown=campaign.category == Campaign.Category.TRANSACTIONAL,
     )
     if results and all(
         r.outcome == Outcome.TRANSIENT and classify(r.reason, r.outcome).provider_unavailable for r in results
@@ -431,8 +454,12 @@ def record_outcomes(
     results: list[SendResult],
     by_id: dict[int, Delivery],
     retry_window: timedelta = DEFAULT_RETRY_WINDOW,
+    retry_unknown: bool = False,
 ) -> int:
     """Write each result to its delivery, only where this claim still owns the row.
+
+    With `retry_unknown` (transactional runs) an indeterminate outcome is retried like a transient one: the
+    provider's idempotency key is the delivery id. Marketing never re-sends what may have been delivered.
 
     Failures are read through channels.classification: a transient one goes back to pending for a later
     attempt while the retry window (from the first attempt) lasts, then fails with retries_exhausted; a
@@ -462,7 +489,7 @@ def record_outcomes(
             delivery.provider_message_id = result.provider_message_id
         elif outcome == Outcome.PERMANENT:
             delivery.status = Delivery.Status.FAILED
-        elif outcome == Outcome.INDETERMINATE:
+        elif outcome == Outcome.INDETERMINATE and not retry_unknown:
             delivery.status = Delivery.Status.UNKNOWN
         else:
             retry_at = now + _retry_delay(delivery.attempts, result.retry_after)

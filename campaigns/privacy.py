@@ -65,6 +65,10 @@ def export_profile_messages(sender, profile, **kwargs) -> dict:
 
 @receiver(profile_erasing, sender=Profile, dispatch_uid="campaigns.privacy.erase")
 def erase_profile_messages(sender, profile, **kwargs) -> dict:
-    deliveries = Delivery.objects.filter(profile=profile).update(profile=None, address="", detail="")
+    # The claim token goes too, so an outcome or feedback arriving later for one of these rows matches
+    # nothing and cannot write a provider's text (which may quote the address) back onto it.
+    deliveries = Delivery.objects.filter(profile=profile).update(
+        profile=None, address="", detail="", claim_token=None, provider_message_id=""
+    )
     requests = TriggerRequest.objects.filter(profile=profile).update(profile=None, context={})
     return {"deliveries_anonymised": deliveries, "trigger_requests_scrubbed": requests}

@@ -102,7 +102,8 @@ def signature_valid(secret: str, body: bytes, header: str, *, now: float | None 
     if abs(now - timestamp) > SIGNATURE_TOLERANCE:
         return False
     expected = feedback_signature(secret, body, timestamp).partition(",v1=")[2]
-    return hmac.compare_digest(expected, fields.get("v1", ""))
+    # As bytes: compare_digest refuses non-ASCII text, and a header is whatever an anonymous caller sent.
+    return hmac.compare_digest(expected.encode(), fields.get("v1", "").encode())
 
 
 # The webhook's JSON ----------------------------------------------------------------------------------------

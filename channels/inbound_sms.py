@@ -29,7 +29,8 @@ def twilio_signature(auth_token: str, url: str, params: dict[str, list[str]]) ->
 def twilio_signature_valid(auth_token: str, url: str, params: dict[str, list[str]], signature: str) -> bool:
     if not auth_token or not signature:
         return False
-    return hmac.compare_digest(twilio_signature(auth_token, url, params), signature)
+    # As bytes: compare_digest refuses non-ASCII text, and a header is whatever an anonymous caller sent.
+    return hmac.compare_digest(twilio_signature(auth_token, url, params).encode(), signature.encode())
 
 
 def keyword_of(body: str) -> str:

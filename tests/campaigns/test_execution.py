@@ -428,3 +428,39 @@ def test_a_run_whose_audience_rule_no_longer_validates_fails_with_the_reason(red
     run = Run.objects.get(pk=run_id)
     assert run.state == Run.State.FAILED and "plan" in run.error
     assert not Delivery.objects.filter(run_id=run_id).exists()
+
+
+def test_scheduled_sends_never_use_the_transactional_queue():
+    from config import queues
+
+    def campaign(kind, category):
+        return Campaign(kind=kind, category=category)
+
+    assert execution.queue_for(campaign("scheduled", "transactional")) == queues.CAMPAIGNS
+    assert execution.queue_for(campaign("scheduled", "marketing")) == queues.CAMPAIGNS
+    assert execution.queue_for(campaign("api_triggered", "transactional")) == queues.TRANSACTIONAL
+    assert execution.queue_for(campaign("api_triggered", "marketing")) == queues.TRIGGERED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_dead_workers_in_flight_transactional_rows_are_retried_marketing_ones_are_not(
+    redis, marketer, everyone, smtp_server
+):
+    make_profiles(2)
+    configuration = make_email_configuration(port=smtp_server.port)
+    runs = {}
+    for category in ("marketing", "transactional"):
+        campaign = make_campaign(marketer, configuration, everyone, category=category)
+        campaign_activate(campaign=campaign, actor=marketer)
+        [runs[category]] = execution.start_due_runs(now=timezone.now())
+        execution.plan_run(run_id=runs[category])
+        token, _ = execution.claim_slice(run_id=runs[category], limit=2, now=timezone.now())
+        Delivery.objects.filter(claim_token=token).update(status=Delivery.Status.IN_FLIGHT)
+
+    execution.release_stale_claims(now=timezone.now() + timedelta(hours=1))
+
+    statuses = {
+        category: set(Delivery.objects.filter(run_id=run_id).values_list("status", flat=True))
+        for category, run_id in runs.items()
+    }
+    assert statuses == {"marketing": {"unknown"}, "transactional": {"pending"}}

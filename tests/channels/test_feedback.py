@@ -95,6 +95,7 @@ def test_signature_checks_secret_body_and_freshness():
         lambda body: {},
         lambda body: {"X-Campaign-Signature": feedback_signature("wrong secret", body, int(time.time()))},
         lambda body: {"X-Campaign-Signature": feedback_signature(SECRET, body, int(time.time()) - 3600)},
+        lambda body: {"X-Campaign-Signature": f"t={int(time.time())},v1=é"},  # not ASCII: 403, not a crash
     ],
 )
 def test_unsigned_or_badly_signed_feedback_is_refused_and_applies_nothing(client, sent, sign):
