@@ -33,6 +33,20 @@ def twilio_signature_valid(auth_token: str, url: str, params: dict[str, list[str
     return hmac.compare_digest(twilio_signature(auth_token, url, params).encode(), signature.encode())
 
 
+def first_time(*, configuration, message_sid: str) -> bool:
+    """Record the provider's message id; False when it was seen before (a replayed request)."""
+    from django.db import IntegrityError, transaction
+
+    from channels.models import InboundSms
+
+    try:
+        with transaction.atomic():
+            InboundSms.objects.create(configuration=configuration, message_sid=message_sid)
+    except IntegrityError:
+        return False
+    return True
+
+
 def keyword_of(body: str) -> str:
     """The keyword a text is, if the whole text is one: `Stop`, ` STOP. ` and `stop!` are STOP."""
     return body.strip().strip(".!").strip().upper()

@@ -85,3 +85,20 @@ class InboxMessage(models.Model):
 
     def __str__(self):
         return f"Inbox message {self.pk} of profile {self.profile_id}"
+
+
+class InboundSms(models.Model):
+    """An inbound SMS already acted on, by the provider's message id: a captured, validly signed request
+    replayed later (Twilio signatures carry no timestamp) changes nothing."""
+
+    configuration = models.ForeignKey(ChannelConfiguration, on_delete=models.CASCADE, related_name="+")
+    message_sid = models.CharField(max_length=64)
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["configuration", "message_sid"], name="inbound_sms_once"),
+        ]
+
+    def __str__(self):
+        return self.message_sid

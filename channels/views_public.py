@@ -82,6 +82,9 @@ def sms_inbound(request, pk):
         values.auth_token.get_secret_value(), url, dict(request.POST.lists()), signature
     ):
         return HttpResponse("Invalid or missing signature.", status=403, content_type="text/plain")
+    message_sid = request.POST.get("MessageSid", "")[:64]
+    if message_sid and not inbound_sms.first_time(configuration=configuration, message_sid=message_sid):
+        return HttpResponse(inbound_sms.twiml(""), content_type="text/xml; charset=utf-8")  # a replay: ignored
     answer = inbound_sms.sms_inbound_apply(
         from_number=request.POST.get("From", ""), body=request.POST.get("Body", ""), help_reply=values.help_reply
     )

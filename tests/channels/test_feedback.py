@@ -1,6 +1,7 @@
 """Provider feedback: signed webhook events, DSNs and complaint reports, parsed by channels and applied to the
 ledger by campaigns; and the inbound SMS webhook's STOP / START / HELP."""
 
+import itertools
 import json
 import mailbox
 import time
@@ -430,9 +431,13 @@ def sms_configuration(db, settings):
     return configuration
 
 
-def text(client, configuration, body: str, *, sender: str = "+447700900123", token: str = AUTH_TOKEN):
+_MESSAGE_SIDS = itertools.count(1)
+
+
+def text(client, configuration, body: str, *, sender: str = "+447700900123", token: str = AUTH_TOKEN, sid: str = ""):
     path = f"/channels/{configuration.pk}/sms/inbound/"
-    params = {"From": sender, "To": "+15559990000", "Body": body, "MessageSid": "SM1", "AccountSid": "AC1"}
+    sid = sid or f"SM{next(_MESSAGE_SIDS)}"
+    params = {"From": sender, "To": "+15559990000", "Body": body, "MessageSid": sid, "AccountSid": "AC1"}
     signature = twilio_signature(token, f"https://campaigns.example.org{path}", {k: [v] for k, v in params.items()})
     return client.post(path, params, headers={"X-Twilio-Signature": signature})
 
@@ -458,6 +463,17 @@ def test_stop_and_start_set_sms_consent_of_every_profile_with_the_number(client,
 
     assert Consent.objects.get(profile=by_phone, channel="sms").state == "opted_in"
     assert not Consent.objects.filter(profile=stranger).exists()
+
+
+def test_a_replayed_signed_text_changes_nothing(client, sms_configuration):
+    person = Profile.objects.create(phone="+447700900123")
+    text(client, sms_configuration, "START", sid="SM-start")
+    text(client, sms_configuration, "STOP", sid="SM-stop")
+
+    replay = text(client, sms_configuration, "START", sid="SM-start")  # captured and sent again
+
+    assert replay.status_code == 200
+    assert Consent.objects.get(profile=person, channel="sms").state == "opted_out"
 
 
 def test_help_is_answered_with_the_configured_text(client, sms_configuration):
