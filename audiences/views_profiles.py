@@ -18,6 +18,7 @@ from django.views.decorators.http import require_POST
 from audiences import profiles
 from audiences.forms_profiles import AttributeForm, ConsentSettingsForm, NamespaceForm
 from audiences.models import AttributeDefinition, IdentityNamespace, Profile
+from config.forms import add_service_errors
 from permissions.access import forbidden, permission_required
 
 PROFILES_PER_PAGE = 50
@@ -129,7 +130,7 @@ def attribute_create(request):
                 indexed=data["indexed"],
             )
         except ValidationError as error:
-            _add_errors(form, error)
+            add_service_errors(form, error)
         else:
             messages.success(request, f"{definition.name} is declared as {definition.get_type_display().lower()}.")
             return redirect("audiences:attribute_list")
@@ -157,7 +158,7 @@ def attribute_edit(request, pk):
                 indexed=data["indexed"],
             )
         except ValidationError as error:
-            _add_errors(form, error)
+            add_service_errors(form, error)
         else:
             messages.success(request, f"{definition.name} saved.")
             return redirect("audiences:attribute_list")
@@ -185,7 +186,7 @@ def namespace_create(request):
                 actor=request.user, name=data["name"], label=data["label"], kind=data["kind"]
             )
         except ValidationError as error:
-            _add_errors(form, error)
+            add_service_errors(form, error)
         else:
             messages.success(request, f"Namespace {namespace.name} added: imports and the API can use it now.")
             return redirect("audiences:namespace_list")
@@ -220,11 +221,3 @@ def consent_settings(request):
         messages.success(request, "Consent settings saved. They apply to the next messages planned or sent.")
         return redirect("audiences:consent_settings")
     return render(request, "audiences/settings_consent.html", {"form": form, "may_change": may_change})
-
-
-def _add_errors(form, error: ValidationError) -> None:
-    if hasattr(error, "error_dict"):
-        for field, messages_ in error.message_dict.items():
-            form.add_error(field if field in form.fields else None, messages_)
-    else:
-        form.add_error(None, error)

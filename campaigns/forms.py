@@ -7,13 +7,14 @@ from functools import lru_cache
 from django import forms
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from audiences.models import Audience, Channel
 from campaigns.approval import PolicyRules
 from campaigns.models import Campaign
 from channels.models import ChannelConfiguration
+from config.forms import add_service_errors
 
 
 @lru_cache(maxsize=1)
@@ -48,12 +49,7 @@ class ConfigurationChoiceField(forms.ModelChoiceField):
 class LifecycleErrorsMixin:
     def add_lifecycle_errors(self, error: ValidationError) -> None:
         """Show an error of campaigns.lifecycle next to the field it names, or above the form."""
-        if not hasattr(error, "error_dict"):
-            self.add_error(None, error)
-            return
-        for field, messages in error.message_dict.items():
-            field = {"timezone_name": "timezone"}.get(field, field)
-            self.add_error(field if field in self.fields and field != NON_FIELD_ERRORS else None, messages)
+        add_service_errors(self, error, aliases={"timezone_name": "timezone"})
 
 
 class ContentForm(LifecycleErrorsMixin, forms.Form):

@@ -11,6 +11,7 @@ from channels import suppression as services
 from channels.forms_suppression import SuppressionAddForm, SuppressionFilterForm
 from channels.models import Suppression
 from config.csv_download import csv_download
+from config.forms import add_service_errors
 from permissions.access import permission_required
 from permissions.services import audit_record
 
@@ -51,8 +52,7 @@ def suppression_add(request):
                 actor=request.user, channel=form.cleaned_data["channel"], address=form.cleaned_data["address"]
             )
         except ValidationError as error:
-            for field, errors in error.message_dict.items():
-                form.add_error(field if field in form.fields else None, errors)
+            add_service_errors(form, error)
         else:
             messages.success(
                 request, f"{added.address} is suppressed: no {added.get_channel_display()} message goes to it."
