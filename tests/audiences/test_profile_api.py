@@ -116,7 +116,7 @@ def test_a_body_that_is_not_json_is_400(client, keys):
     response = _call(client, "POST", URL, keys["profiles"], raw="not json")
 
     assert response.status_code == 400
-    assert response.json() == {"detail": "Cannot parse request body"}
+    assert response.json() == {"detail": "invalid request: body: is not JSON: Expecting value (line 1, column 1)"}
 
 
 def test_at_most_1000_profiles_per_call(client, keys):
