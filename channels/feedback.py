@@ -16,7 +16,6 @@ app, which receives them through the `feedback_received` signal (channels may no
 import enum
 import hashlib
 import hmac
-import json
 import mailbox
 import re
 import time
@@ -29,10 +28,12 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 from django.dispatch import Signal
+from django.views.decorators.debug import sensitive_variables
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from channels.adapters.email import delivery_id_from_verp
 from channels.classification import Classification, classify_status
+from config import untrusted
 
 # Sent with `events` (a list of FeedbackEvent). The campaigns app's receiver applies them to the ledger and
 # returns a dict of counts ({"applied": n, "unchanged": n, "unmatched": n}).
@@ -41,6 +42,9 @@ feedback_received = Signal()
 SIGNATURE_HEADER = "X-Campaign-Signature"
 SIGNATURE_TOLERANCE = 300  # seconds between the signature's timestamp and our clock
 MAX_EVENTS = 1000  # per post
+# Multipart and message parts in one report: a DSN has three or four; Python's parser recurses per level.
+MAX_MIME_CONTAINERS = 50
+_MIME_CONTAINER = re.compile(rb"^content-type:\s*(?:multipart|message)/", re.IGNORECASE | re.MULTILINE)
 
 
 class EventType(enum.StrEnum):
@@ -82,28 +86,33 @@ class FeedbackError(ValueError):
 # Signatures -----------------------------------------------------------------------------------------------
 
 
+# `t=<unix seconds>,v1=<64 hex digits>`, nothing else: a timestamp of at most 12 digits never overflows the
+# clock arithmetic, and anything malformed is refused before the secret is used at all.
+_SIGNATURE = re.compile(r"t=(?P<t>[0-9]{1,12}),v1=(?P<v1>[0-9a-f]{64})")
+
+
+@sensitive_variables("secret")
 def feedback_signature(secret: str, body: bytes, timestamp: int) -> str:
     """`t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`, as the webhook adapter signs its posts."""
     digest = hmac.new(secret.encode(), str(timestamp).encode() + b"." + body, hashlib.sha256).hexdigest()
     return f"t={timestamp},v1={digest}"
 
 
+@sensitive_variables("secret", "expected")
 def signature_valid(secret: str, body: bytes, header: str, *, now: float | None = None) -> bool:
     """Whether `header` signs `body` with `secret` within SIGNATURE_TOLERANCE seconds of now. An empty
-    secret accepts nothing."""
+    secret, and a header not of the exact form `t=<digits>,v1=<hex>`, accept nothing."""
     if not secret or not header:
         return False
-    fields = dict(part.strip().partition("=")[::2] for part in header.split(","))
-    try:
-        timestamp = int(fields.get("t", ""))
-    except ValueError:
+    match = _SIGNATURE.fullmatch(header.strip())
+    if match is None:
         return False
+    timestamp = int(match["t"])
     now = time.time() if now is None else now
     if abs(now - timestamp) > SIGNATURE_TOLERANCE:
         return False
     expected = feedback_signature(secret, body, timestamp).partition(",v1=")[2]
-    # As bytes: compare_digest refuses non-ASCII text, and a header is whatever an anonymous caller sent.
-    return hmac.compare_digest(expected.encode(), fields.get("v1", "").encode())
+    return hmac.compare_digest(expected.encode(), match["v1"].encode())
 
 
 # The webhook's JSON ----------------------------------------------------------------------------------------
@@ -133,9 +142,9 @@ def parse_webhook_events(body: bytes, *, configuration_id: int) -> list[Feedback
     """The events of a webhook post: a JSON list of {type, delivery_id or provider_message_id, occurred_at,
     detail, status}. Raises FeedbackError naming the first problem."""
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise FeedbackError("The body is not JSON.") from None
+        data = untrusted.loads(body)
+    except untrusted.UntrustedInputError as error:
+        raise FeedbackError(f"The body {error.problem}." if not error.where else str(error)) from None
     if not isinstance(data, list):
         raise FeedbackError("The body must be a JSON list of events.")
     if len(data) > MAX_EVENTS:
@@ -171,6 +180,15 @@ def parse_report(raw: bytes, *, configuration_id: int | None = None) -> list[Fee
     """The events in one report message: a bounce (or a delivery) per recipient block of a DSN, a complaint
     for an ARF report. Delayed and relayed notices give no event. Raises FeedbackError when the message is
     neither. `configuration_id` None (a shared bounce mailbox) leaves matching to the delivery id."""
+    if len(_MIME_CONTAINER.findall(raw)) > MAX_MIME_CONTAINERS:
+        raise FeedbackError(f"Too deeply nested: more than {MAX_MIME_CONTAINERS} multipart or message parts.")
+    try:
+        return _parse_report(raw, configuration_id)
+    except RecursionError:  # nesting the count above did not see (folded or odd headers)
+        raise FeedbackError("Too deeply nested: the MIME structure exceeds what can be parsed.") from None
+
+
+def _parse_report(raw: bytes, configuration_id: int | None) -> list[FeedbackEvent]:
     message = message_from_bytes(raw, policy=policy.compat32)
     if message.get_content_type() != "multipart/report":
         raise FeedbackError("Not a report: expected a multipart/report message (RFC 3464 DSN or RFC 5965 ARF).")

@@ -7,7 +7,10 @@ token, of the full URL it requested followed by every POST parameter's name and 
 import base64
 import hashlib
 import hmac
+import re
 from xml.sax.saxutils import escape
+
+from django.views.decorators.debug import sensitive_variables
 
 from audiences.models import Channel, Consent, Identity, Profile
 from audiences.profiles import consent_set
@@ -18,14 +21,18 @@ CONSENT_SOURCE = "sms keyword"
 STOP_WORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"}
 START_WORDS = {"START", "YES", "UNSTOP"}
 HELP_WORDS = {"HELP", "INFO"}
+# Twilio's message ids: two letters and 32 hex digits; other providers' ids are of the same kind of length.
+MESSAGE_SID = re.compile(r"[A-Za-z0-9_-]{2,64}")
 
 
+@sensitive_variables("auth_token")
 def twilio_signature(auth_token: str, url: str, params: dict[str, list[str]]) -> str:
     data = url + "".join(name + value for name in sorted(params) for value in sorted(params[name]))
     digest = hmac.new(auth_token.encode(), data.encode(), hashlib.sha1).digest()
     return base64.b64encode(digest).decode()
 
 
+@sensitive_variables("auth_token")
 def twilio_signature_valid(auth_token: str, url: str, params: dict[str, list[str]], signature: str) -> bool:
     if not auth_token or not signature:
         return False

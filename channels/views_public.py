@@ -8,10 +8,12 @@ import logging
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
+from django.core.exceptions import BadRequest
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_http_methods, require_POST
 
 from audiences.models import Channel, Consent, Profile
@@ -72,18 +74,24 @@ def masked_address(address: str) -> str:
 @login_not_required
 @csrf_exempt
 @require_POST
+@sensitive_variables("values")
 def sms_inbound(request, pk):
     configuration = get_object_or_404(ChannelConfiguration, pk=pk, channel=Channel.SMS)
+    try:
+        params = dict(request.POST.lists())
+    except BadRequest:  # Django reads forms in UTF-8 only: a provider's other charset is a client error
+        return _plain_text("The body must be application/x-www-form-urlencoded in UTF-8.", status=400)
     values = configuration.get_settings()
     # The URL the provider was given: on SITE_URL, as a proxy in front of us may change host and scheme.
     url = settings.SITE_URL + request.get_full_path()
     signature = request.headers.get(inbound_sms.SIGNATURE_HEADER, "")
-    if not inbound_sms.twilio_signature_valid(
-        values.auth_token.get_secret_value(), url, dict(request.POST.lists()), signature
-    ):
-        return HttpResponse("Invalid or missing signature.", status=403, content_type="text/plain")
-    message_sid = request.POST.get("MessageSid", "")[:64]
-    if message_sid and not inbound_sms.first_time(configuration=configuration, message_sid=message_sid):
+    if not inbound_sms.twilio_signature_valid(values.auth_token.get_secret_value(), url, params, signature):
+        return _plain_text("Invalid or missing signature.", status=403)
+    message_sid = request.POST.get("MessageSid", "")
+    if not inbound_sms.MESSAGE_SID.fullmatch(message_sid):
+        # Without the provider's id a replay of this signed request could not be told apart from a new text.
+        return _plain_text("MessageSid is missing or malformed: each text must carry its provider id.", status=400)
+    if not inbound_sms.first_time(configuration=configuration, message_sid=message_sid):
         return HttpResponse(inbound_sms.twiml(""), content_type="text/xml; charset=utf-8")  # a replay: ignored
     answer = inbound_sms.sms_inbound_apply(
         from_number=request.POST.get("From", ""), body=request.POST.get("Body", ""), help_reply=values.help_reply
@@ -127,6 +135,10 @@ def _signed(request, configuration) -> bool:
     secret = getattr(configuration.get_settings(), "feedback_secret", None)
     header = request.headers.get(feedback.SIGNATURE_HEADER, "")
     return bool(secret) and feedback.signature_valid(secret.get_secret_value(), request.body, header)
+
+
+def _plain_text(text: str, *, status: int) -> HttpResponse:
+    return HttpResponse(text, status=status, content_type="text/plain; charset=utf-8")
 
 
 def _unsigned():
