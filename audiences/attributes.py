@@ -11,12 +11,16 @@ from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 
 from audiences.models import AttributeDefinition
+from config import untrusted
 
 Type = AttributeDefinition.Type
 _TRUE = {"true", "yes", "y", "1", "on"}
 _FALSE = {"false", "no", "n", "0", "off"}
 MAX_STRING = 2000
 MAX_LIST_ITEMS = 200
+# The largest magnitude kept: past 2**53 numbers lose precision in JSON readers, and much larger ones overflow
+# SQLite's integers (1e308 as a whole number has 309 digits).
+MAX_NUMBER = 2**53
 
 
 class AttributeValueError(ValueError):
@@ -39,7 +43,7 @@ def coerce(type_: str, value):
                 raise AttributeValueError("expected text")
             if len(value) > MAX_STRING:
                 raise AttributeValueError(f"text longer than {MAX_STRING} characters")
-            return value
+            return _storable(value)
         case Type.NUMBER:
             return _number(value)
         case Type.BOOLEAN:
@@ -58,21 +62,31 @@ def _number(value):
     if isinstance(value, bool):
         raise AttributeValueError("expected a number, got a boolean")
     if isinstance(value, int):
-        return value
+        return _bounded(value)
     if isinstance(value, float):
         if not math.isfinite(value):
             raise AttributeValueError("expected a finite number")
-        return int(value) if value.is_integer() else value
+        return _bounded(int(value) if value.is_integer() else value)
     if isinstance(value, str):
         text = value.strip().replace("_", "")
+        if len(text) > 100:
+            raise AttributeValueError(f"expected a number, got {len(text):,} characters")
         try:
             number = Decimal(text)
         except InvalidOperation:
             raise AttributeValueError(f"expected a number, got {value[:40]!r}") from None
         if not number.is_finite():
             raise AttributeValueError("expected a finite number")
-        return int(number) if number == number.to_integral_value() else float(number)
+        if abs(number) > MAX_NUMBER:
+            return _bounded(MAX_NUMBER + 1)
+        return _bounded(int(number) if number == number.to_integral_value() else float(number))
     raise AttributeValueError("expected a number")
+
+
+def _bounded(number: int | float) -> int | float:
+    if abs(number) > MAX_NUMBER:
+        raise AttributeValueError(f"expected a number between -{MAX_NUMBER:,} and {MAX_NUMBER:,}")
+    return number
 
 
 def _boolean(value):
@@ -122,7 +136,17 @@ def _string_list(value):
         raise AttributeValueError("expected a list of texts")
     if len(value) > MAX_LIST_ITEMS:
         raise AttributeValueError(f"more than {MAX_LIST_ITEMS} items")
+    for index, item in enumerate(value):
+        if len(item) > MAX_STRING:
+            raise AttributeValueError(f"item {index + 1} is longer than {MAX_STRING} characters")
+        _storable(item)
     return list(dict.fromkeys(value))
+
+
+def _storable(text: str) -> str:
+    if (problem := untrusted.text_problem(text)) is not None:
+        raise AttributeValueError(f"the text {problem}")
+    return text
 
 
 def infer_type(samples) -> str:

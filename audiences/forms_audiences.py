@@ -10,6 +10,7 @@ from django import forms
 from audiences import builder
 from audiences.models import Audience
 from audiences.rules import RuleError, parse_rule
+from config import untrusted
 
 BUILDER, JSON = "builder", "json"
 # A rule typed into the JSON editor larger than this is refused before parsing.
@@ -116,9 +117,9 @@ class RuleEditor:
         if not text:
             return {}
         try:
-            return json.loads(text)
-        except json.JSONDecodeError as error:
-            self._add_error(f"This is not JSON: {error.msg} (line {error.lineno}, column {error.colno}).")
+            return untrusted.loads(text, where="rule", max_bytes=MAX_JSON_CHARS * 4)
+        except untrusted.UntrustedInputError as error:
+            self._add_error(f"The rule {error.problem}." if error.where == "rule" else f"{error}.")
             return None
 
     def valid_rule(self):

@@ -6,7 +6,7 @@ import calendar
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from audiences.attributes import AttributeValueError, coerce
+from audiences.attributes import MAX_NUMBER, AttributeValueError, coerce
 from audiences.models import AttributeDefinition
 
 Type = AttributeDefinition.Type
@@ -24,8 +24,6 @@ TYPE_NAMES = {
 }
 MAX_LIST_VALUES = 1000
 MAX_PERIOD = 10_000
-# Numbers beyond this lose precision in JSON readers and SQLite; a rule has no use for them.
-MAX_SAFE_INTEGER = 2**53
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
@@ -77,8 +75,8 @@ def _item(type_: str, value: Any, where: str = "") -> Any:
         case Type.NUMBER:
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ValueProblem("expected a number", where)
-            if isinstance(value, int) and abs(value) > MAX_SAFE_INTEGER:
-                raise ValueProblem(f"expected a number between -{MAX_SAFE_INTEGER} and {MAX_SAFE_INTEGER}", where)
+            if abs(value) > MAX_NUMBER:  # 1e308 as well as 10**400: neither database compares them
+                raise ValueProblem(f"expected a number between -{MAX_NUMBER:,} and {MAX_NUMBER:,}", where)
             return _coerced(type_, value, where)
         case Type.BOOLEAN:
             if not isinstance(value, bool):

@@ -286,7 +286,7 @@ def test_json_editor_shows_invalid_json_with_its_position(client, personas, sche
     response = builder_post(client, {"rule_mode": "json", "rule_json": '{"all": [}'}, "to-builder")
     page = response.content.decode()
     assert inputs(response)["rule_mode"] == "json"
-    assert "This is not JSON: Expecting value (line 1, column 10)." in page
+    assert "The rule is not JSON: Expecting value (line 1, column 10)." in page
     assert inputs(response)["rule_json"] == '{"all": [}'  # kept as typed
 
 

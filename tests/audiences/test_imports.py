@@ -538,3 +538,29 @@ def test_the_command_can_leave_the_work_to_a_worker(manny, tmp_path, redis):
     assert (profile_import.status, profile_import.rows_stored, profile_import.rows_rejected) == ("done", 25, 0)
     assert dict(AttributeDefinition.objects.values_list("name", "type")) == {"points": "number", "signed_up": "date"}
     assert Identity.objects.filter(namespace="phone").count() == 25
+
+
+def test_cells_that_cannot_be_stored_reject_their_row_only_with_the_column_named(manny):
+    filler = b"".join(b"p%d@example.com,Someone with a long enough name,%d\n" % (i, i) for i in range(1500))
+    content = (
+        b"email,name,points\n" + filler + b"ann@example.com,Ann,3\n"  # the upload checks the first 64 KiB for NULs
+        b"bob@example.com,B\x00b,4\n"
+        b"cy@example.com,Cy,1e308\n"  # overflowed SQLite's integers as a whole number of 309 digits
+        b"di@example.com,Di,5\n"
+    )
+    profile_import = start(
+        upload(manny, content),
+        manny,
+        {"email": "email"},
+        new_attributes={"name": ("name", "string"), "points": ("points", "number")},
+    )
+
+    assert services.import_run(import_id=profile_import.pk) == "done"
+
+    assert Profile.objects.count() == 1502
+    assert Profile.objects.filter(email__in=["ann@example.com", "di@example.com"]).count() == 2
+    [(line_bob, column_bob, problem_bob), (line_cy, column_cy, problem_cy)] = errors_of(profile_import)
+    assert (line_bob, line_cy) == (1503, 1504)
+    assert "name" in column_bob and "NUL" in problem_bob
+    assert "points" in column_cy and "expected a number between" in problem_cy
+    assert_counters_match_the_database(profile_import)

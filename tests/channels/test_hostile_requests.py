@@ -1,7 +1,6 @@
 """The providers' public endpoints (feedback, DSN, inbound SMS) under hostile requests: every one answers a
 clear 4xx, none reaches a server error, and no error page can show a secret."""
 
-import json
 import time
 
 import pytest
@@ -125,17 +124,18 @@ def test_a_deeply_nested_signed_feedback_body_is_400(client, email_configuration
 
 
 @pytest.mark.parametrize(
-    ("events", "problem"),
+    ("body", "problem"),
     [
-        ([{"type": "bounced", "provider_message_id": "abc\ud800"}], "[0].provider_message_id: is not valid Unicode"),
-        ([{"type": "bounced", "delivery_id": 1, "detail": "a\x00b"}], "[0].detail: contains a NUL character"),
-        ([{"type": "bounced", "delivery_id": 10**400}], "[0].delivery_id: is a whole number too large to store"),
-        ([{"type": "bounced", "delivery_id": 1e400}], "Infinity is not a JSON number"),
-        ([{"type": "bounced", "delivery_id": 1, "detail": 1e300}], "[0].detail: is a number out of range"),
+        ('[{"type": "bounced", "provider_message_id": "abc\\ud800"}]', "[0].provider_message_id: is not valid Unicode"),
+        ('[{"type": "bounced", "delivery_id": 1, "detail": "a\\u0000b"}]', "[0].detail: contains a NUL character"),
+        ('[{"type": "bounced", "delivery_id": 1%s}]' % ("0" * 400), "[0].delivery_id: is a whole number too large"),
+        ('[{"type": "bounced", "delivery_id": 1e999}]', "[0].delivery_id: is a number out of range"),
+        ('[{"type": "bounced", "delivery_id": NaN}]', "NaN is not a JSON number"),
+        ('[{"type": "bounced", "\\udfff": 1}]', "[0] key '\ufffd': is not valid Unicode"),
     ],
 )
-def test_signed_feedback_with_unstorable_values_is_400_naming_the_field(client, email_configuration, events, problem):
-    body = json.dumps(events).encode()  # ensure_ascii: surrogates travel as \\ud800 escapes
+def test_signed_feedback_with_unstorable_values_is_400_naming_the_field(client, email_configuration, body, problem):
+    body = body.encode()
 
     response = client.post(
         f"/channels/{email_configuration.pk}/feedback/", body, content_type="application/json", headers=signed(body)
