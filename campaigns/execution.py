@@ -387,6 +387,7 @@ def send_slice(*, run: Run, token: uuid.UUID, deliveries: list[Delivery]) -> flo
         try:
             rendered = content.render(context)
         except ContentError as exc:
+            # This recipient only: the rest of the slice goes on (a template or its data that cannot render).
             delivery.status, delivery.reason, delivery.detail = (
                 Delivery.Status.FAILED,
                 Delivery.Reason.TEMPLATE_ERROR,

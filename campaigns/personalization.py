@@ -9,6 +9,8 @@ from functools import lru_cache
 from liquid import Environment
 from liquid.exceptions import LiquidError
 
+from config import untrusted
+
 
 class _BoundedEnvironment(Environment):
     # Limits keep one hostile template from stalling a worker or exhausting its memory.
@@ -28,6 +30,7 @@ class ContentError(ValueError):
     def __init__(self, field: str, message: str):
         # Liquid's message carries a source excerpt after its first line; the first line says it all.
         message = message.splitlines()[0] if message else message
+        message = message.encode("utf-8", "replace").decode("utf-8")[:400]  # stored as the delivery's detail
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
@@ -60,6 +63,13 @@ class CompiledContent:
                 rendered[field] = template.render(**context)
             except LiquidError as exc:
                 raise ContentError(field, str(exc)) from None
+            except Exception as exc:  # noqa: BLE001 - a filter fed this recipient's data (`| date` of a huge number)
+                raise ContentError(
+                    field, f"cannot render this recipient's data ({type(exc).__name__}: {exc})"
+                ) from None
+            if (problem := untrusted.text_problem(rendered[field])) is not None:
+                # Text stored before entries were checked: no relay or page can encode it.
+                raise ContentError(field, f"the rendered text {problem}")
         return RenderedContent(rendered["subject"].strip(), rendered["html_body"], rendered["text_body"])
 
 

@@ -1,4 +1,5 @@
 from django.db import models
+from django.views.decorators.debug import sensitive_variables
 from pydantic import BaseModel, SecretStr
 
 from audiences.models import Channel, Profile
@@ -29,6 +30,7 @@ class ChannelConfiguration(models.Model):
             {**self.settings, **decrypt_secrets(self.encrypted_secrets)}
         )
 
+    @sensitive_variables("secrets", "value", "values")
     def set_settings(self, values: BaseModel) -> None:
         """Store validated settings, encrypting the secret fields. Call save() afterwards."""
         secret_names = SECRET_FIELDS.get(self.channel, ())

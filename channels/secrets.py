@@ -6,6 +6,7 @@ from functools import cache
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.views.decorators.debug import sensitive_variables
 
 
 @cache
@@ -22,10 +23,12 @@ def _current() -> MultiFernet:
     return _fernet(tuple(settings.FIELD_ENCRYPTION_KEYS))
 
 
+@sensitive_variables("values")
 def encrypt_secrets(values: dict[str, str]) -> str:
     return _current().encrypt(json.dumps(values).encode()).decode()
 
 
+@sensitive_variables()
 def decrypt_secrets(token: str) -> dict[str, str]:
     if not token:
         return {}

@@ -1,5 +1,6 @@
 """Bearer API keys for the REST API."""
 
+from django.views.decorators.debug import sensitive_variables
 from ninja.security import HttpBearer
 
 from permissions.services import api_key_authenticate
@@ -8,6 +9,7 @@ from permissions.services import api_key_authenticate
 class ApiKeyAuth(HttpBearer):
     """`Authorization: Bearer <key>`. A revoked or unknown key is refused (401) on its next request."""
 
+    @sensitive_variables("scheme", "token")
     def __call__(self, request):
         # Unlike ninja's own, never log the header: a key sent with the wrong scheme is still a secret.
         scheme, _, token = request.headers.get(self.header, "").partition(" ")
@@ -15,6 +17,7 @@ class ApiKeyAuth(HttpBearer):
             return None
         return self.authenticate(request, token.strip())
 
+    @sensitive_variables("token")
     def authenticate(self, request, token):
         key = api_key_authenticate(token)
         if key is not None:

@@ -8,6 +8,7 @@ from datetime import timedelta
 from django.contrib.auth.models import Group
 from django.db import transaction
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from permissions.models import ApiKey, AuditEvent, Invitation, sha256_hex
 
@@ -50,6 +51,7 @@ def _random(length: int) -> str:
 
 
 @transaction.atomic
+@sensitive_variables("secret")
 def api_key_create(
     *, actor, name: str, all_triggered_campaigns: bool = False, campaign_ids=(), profiles: bool = False
 ) -> tuple[ApiKey, str]:
@@ -90,6 +92,7 @@ def _key_scope(key: ApiKey) -> dict:
     }
 
 
+@sensitive_variables("secret")
 def api_key_authenticate(secret: str) -> ApiKey | None:
     """The active key whose secret this is, or None. Records the last use."""
     parts = secret.split("_")
@@ -106,6 +109,7 @@ def api_key_authenticate(secret: str) -> ApiKey | None:
 
 
 @transaction.atomic
+@sensitive_variables("token")
 def invitation_create(*, actor, user) -> str:
     """Invite `user` to set a password; returns the raw token for the link (only its hash is kept)."""
     token = secrets.token_urlsafe(32)
@@ -117,6 +121,7 @@ def invitation_create(*, actor, user) -> str:
     return token
 
 
+@sensitive_variables("token")
 def invitation_for_token(token: str) -> Invitation | None:
     """The invitation this token opens, if it is unused and unexpired."""
     return (
@@ -127,6 +132,7 @@ def invitation_for_token(token: str) -> Invitation | None:
 
 
 @transaction.atomic
+@sensitive_variables("token", "password")
 def invitation_accept(*, token: str, password: str):
     """Set the invited user's password and spend the invitation. Returns the user, or None if the link is
     expired or used. The caller validates the password first."""

@@ -186,3 +186,26 @@ def test_no_page_carries_inline_script_or_style(client, personas):
         page = client.get(url).content.decode()
         assert not re.search(r"<script(?![^>]*\bsrc=)", page), url
         assert " style=" not in page and "<style" not in page, url
+
+
+# Password hashing
+
+
+def test_passwords_are_hashed_with_argon2id_and_older_hashes_upgrade_on_login(client, django_user_model):
+    from config import settings as product_settings
+
+    with override_settings(PASSWORD_HASHERS=product_settings.PASSWORD_HASHERS):
+        from django.contrib.auth.hashers import make_password
+
+        new = django_user_model.objects.create_user("nina", "nina@example.com", PASSWORD)
+        old = django_user_model.objects.create_user("olga", "olga@example.com")
+        # A hash written before Argon2 became the default: PBKDF2 at Django's cost.
+        old.password = make_password(PASSWORD, hasher="pbkdf2_sha256")
+        old.save(update_fields=["password"])
+
+        assert new.password.startswith("argon2$argon2id$")
+        assert _log_in(client, "olga", PASSWORD).status_code == 302
+
+    old.refresh_from_db()
+    assert old.password.startswith("argon2$argon2id$")  # upgraded by the login
+    assert _logged_in(client)
