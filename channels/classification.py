@@ -73,6 +73,9 @@ _ADAPTER_REASONS = {
     # The provider keeps the person's STOP: the send path records it as their consent, not as a suppression.
     Reason.RECIPIENT_OPTED_OUT: _permanent("recipient_opted_out"),
     Reason.REJECTED: _permanent("rejected"),
+    Reason.MESSAGE_ERROR: _permanent("message_error"),  # this message could not be built; the address is fine
+    # The configuration points at a network outbound requests may not reach: nothing to do with the recipient.
+    Reason.FORBIDDEN_TARGET: _permanent("forbidden_target"),
     Reason.RATE_LIMITED: _transient("rate_limited", provider_unavailable=True),
     Reason.PROVIDER_ERROR: _transient("provider_error", provider_unavailable=True),
     Reason.AUTH_FAILED: _transient("auth_failed", provider_unavailable=True),  # retried while someone fixes it

@@ -21,8 +21,9 @@ from pydantic_core import PydanticUndefined
 
 from audiences.models import Channel, Profile
 from channels.models import ChannelConfiguration
-from channels.schemas import SECRET_FIELDS, SETTINGS_MODELS
+from channels.schemas import SECRET_FIELDS, SETTINGS_MODELS, entry_context
 from channels.secrets import decrypt_secrets
+from config import untrusted
 
 # Secrets that span lines (a service-account JSON file, a PEM private key) get a text area. A field may also ask
 # for one with Field(json_schema_extra={"multiline": True}).
@@ -278,7 +279,7 @@ class ConfigurationForm(forms.Form):
             if present:
                 values[spec.name] = value
         try:
-            self.settings = SETTINGS_MODELS[self.channel].model_validate(values)
+            self.settings = SETTINGS_MODELS[self.channel].model_validate(values, context=entry_context())
         except ValidationError as error:
             self._add_settings_errors(error, values)
         return data
@@ -313,9 +314,10 @@ class ConfigurationForm(forms.Form):
             return True, [line.strip() for line in raw.splitlines() if line.strip()]
         if spec.kind == "json":
             try:
-                return True, json.loads(raw)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"Enter valid JSON ({error.msg}, line {error.lineno}).") from None
+                return True, untrusted.loads(raw, max_bytes=100_000)
+            except untrusted.UntrustedInputError as error:
+                where = f" (at {error.where})" if error.where else ""
+                raise ValueError(f"Enter valid JSON: the value {error.problem}{where}.") from None
         return True, raw
 
     def _add_settings_errors(self, error: ValidationError, values: dict) -> None:

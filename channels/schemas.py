@@ -8,20 +8,47 @@ import re
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
+
+from channels.adapters.http import ALLOW_SETTING, host_refusal
 
 _ADDRESS = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$", re.IGNORECASE)
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _SELECTOR = re.compile(r"^[a-z0-9]([a-z0-9_-]{0,62})(\.[a-z0-9]([a-z0-9_-]{0,62}))*$", re.IGNORECASE)
 DAY = 24 * 3600
+# The validation context key that refuses provider URLs on private networks (see `entry_context`).
+_REFUSE_PRIVATE_HOSTS = "refuse_private_hosts"
 
 
-def _http_url(value: str) -> str:
+def entry_context() -> dict:
+    """The validation context for settings someone is entering (the configuration form).
+
+    A URL whose host is `localhost` or a literal address that is not public is refused there, unless
+    CHANNELS_ALLOW_PRIVATE_NETWORKS is on. Stored settings load without it, so a configuration saved before
+    still opens: its requests are refused when connecting (channels.adapters.http), as are names that resolve
+    to such an address.
+    """
+    from django.conf import settings
+
+    return {_REFUSE_PRIVATE_HOSTS: not getattr(settings, ALLOW_SETTING, False)}
+
+
+def _http_url(value: str, info: ValidationInfo | None = None) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("is not an http(s) URL")
+    if _refuses_private_hosts(info):
+        refusal = host_refusal(parts.hostname)
+        if refusal:
+            raise ValueError(
+                f"points at {refusal}: requests to private networks are refused (set {ALLOW_SETTING}=1 to allow)"
+            )
     return value
+
+
+def _refuses_private_hosts(info: ValidationInfo | None) -> bool:
+    return info is not None and bool((info.context or {}).get(_REFUSE_PRIVATE_HOSTS))
 
 
 def _feedback_secret():
@@ -154,8 +181,8 @@ class SmsSettings(_HttpSettings):
 
     @field_validator("base_url")
     @classmethod
-    def _base_url(cls, value: str) -> str:
-        return _http_url(value).rstrip("/")
+    def _base_url(cls, value: str, info: ValidationInfo) -> str:
+        return _http_url(value, info).rstrip("/")
 
     @field_validator("account_sid")
     @classmethod
@@ -189,8 +216,8 @@ class PushSettings(_HttpSettings):
 
     @field_validator("send_endpoint", "token_uri")
     @classmethod
-    def _endpoint(cls, value: str) -> str:
-        return _http_url(value).rstrip("/") if value else value
+    def _endpoint(cls, value: str, info: ValidationInfo) -> str:
+        return _http_url(value, info).rstrip("/") if value else value
 
     @field_validator("project_id")
     @classmethod
@@ -201,7 +228,7 @@ class PushSettings(_HttpSettings):
 
     @field_validator("service_account_json")
     @classmethod
-    def _service_account(cls, value: SecretStr) -> SecretStr:
+    def _service_account(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
         # Errors name what is missing, never a value from the key.
         try:
             key = json.loads(value.get_secret_value())
@@ -222,7 +249,9 @@ class PushSettings(_HttpSettings):
         if not isinstance(private_key, RSAPrivateKey):
             raise ValueError("holds a private_key that is not an RSA key")
         if key.get("token_uri") is not None:
-            _http_url(str(key["token_uri"]))
+            token_uri = _http_url(str(key["token_uri"]))
+            if _refuses_private_hosts(info) and host_refusal(urlsplit(token_uri).hostname):
+                raise ValueError(f"holds a token_uri on a private network: refused (set {ALLOW_SETTING}=1 to allow)")
         return value
 
     def service_account(self) -> dict:
@@ -237,8 +266,8 @@ class WebhookSettings(_HttpSettings):
 
     @field_validator("url")
     @classmethod
-    def _url(cls, value: str) -> str:
-        return _http_url(value)
+    def _url(cls, value: str, info: ValidationInfo) -> str:
+        return _http_url(value, info)
 
     @field_validator("signing_secret")
     @classmethod

@@ -30,6 +30,7 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CAMPAIGNS_PLAN_CHUNK = 7
 CAMPAIGNS_SEND_SLICE = 5
 CAMPAIGNS_SEND_JOBS_PER_RUN = 2
+CHANNELS_ALLOW_PRIVATE_NETWORKS = True  # the fake providers listen on 127.0.0.1; the refusal's tests turn it off
 SESSION_COOKIE_SECURE = False
 CSRF_COOKIE_SECURE = False
 STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}  # noqa: F405

@@ -27,6 +27,12 @@ class Reason(enum.StrEnum):
     CONNECTION_LOST = "connection_lost"  # TRANSIENT before the data went out, INDETERMINATE after
     TIMEOUT = "timeout"  # INDETERMINATE: the request went out and no answer came in time
     REJECTED = "rejected"  # PERMANENT: the provider refused the message itself (4xx without a known code)
+    # PERMANENT: this one message could not be built or handed over (content or an address nothing can encode);
+    # nothing of it left, and the rest of the slice goes on
+    MESSAGE_ERROR = "message_error"
+    # PERMANENT: the provider's URL is, or resolves to, a loopback, private, link-local or other address that is
+    # not public, refused unless CHANNELS_ALLOW_PRIVATE_NETWORKS is on (channels.adapters.http)
+    FORBIDDEN_TARGET = "forbidden_target"
 
 
 @dataclass(slots=True)
@@ -69,3 +75,9 @@ class Adapter:
 
     def close(self) -> None:
         """Release connections. Safe to call twice."""
+
+
+def message_error(message: OutboundMessage, exc: BaseException | None) -> SendResult:
+    """The result for one message that could not be built or handed over: it fails alone, for good."""
+    detail = f"{type(exc).__name__}: {exc}".encode("utf-8", "replace").decode("utf-8")[:500]
+    return SendResult(message.delivery_id, Outcome.PERMANENT, reason=Reason.MESSAGE_ERROR, detail=detail)

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from email.header import Header
 from email.utils import formataddr, formatdate
 
-from channels.adapters.base import Adapter, OutboundMessage, Outcome, Reason, SendResult
+from channels.adapters.base import Adapter, OutboundMessage, Outcome, Reason, SendResult, message_error
 from channels.adapters.email_dkim import DkimSigner
 
 _LEADING_DOT = re.compile(rb"^\.", re.MULTILINE)
@@ -184,7 +184,11 @@ class EmailAdapter(Adapter):
                         for m in messages[len(results) :]
                     )
                     return results
-            data = self.message_bytes(message, date)
+            try:
+                data = self.message_bytes(message, date)
+            except Exception as exc:  # noqa: BLE001 - one message that cannot be built fails alone
+                results.append(message_error(message, exc))
+                continue
             try:
                 results.append(self._transmit(connection, message, data))
             except _ConnectionLost as lost:
@@ -194,6 +198,11 @@ class EmailAdapter(Adapter):
                 results.append(
                     SendResult(message.delivery_id, outcome, reason=Reason.CONNECTION_LOST, detail=lost.detail)
                 )
+            except _MessageFailed as failed:
+                # The session may be mid-command: start the next message on a fresh connection.
+                connection.close()
+                self._connections[lane] = None
+                results.append(message_error(message, failed.__cause__))
         return results
 
     def _transmit(self, connection: smtplib.SMTP, message: OutboundMessage, data: bytes) -> SendResult:
@@ -223,6 +232,8 @@ class EmailAdapter(Adapter):
                 return _rejected(message, code, reply)
         except (TimeoutError, smtplib.SMTPServerDisconnected, OSError) as exc:
             raise _ConnectionLost(after_data=False, detail=str(exc)) from None
+        except Exception as exc:  # an address smtplib cannot encode, say: before the data, so nothing was sent
+            raise _MessageFailed from exc
         try:
             body = _LEADING_DOT.sub(b"..", data)
             connection.send(body + b".\r\n")
@@ -234,6 +245,10 @@ class EmailAdapter(Adapter):
         return SendResult(
             message.delivery_id, Outcome.SENT, provider_message_id=message_id_for(message.delivery_id, self.domain)
         )
+
+
+class _MessageFailed(Exception):
+    """This message could not be handed over (its cause says why); nothing of it reached the relay."""
 
 
 def _rejected(message: OutboundMessage, code: int, reply: bytes) -> SendResult:

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from channels.adapters.base import OutboundMessage, Outcome, Reason, SendResult
-from channels.adapters.http import HttpAdapter, json_or_empty
+from channels.adapters.http import HttpAdapter, bounded, forbidden_target, json_or_empty, status_text
 
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 DEFAULT_TOKEN_URI = "https://oauth2.googleapis.com/token"
@@ -40,9 +40,10 @@ def signed_jwt(*, private_key_pem: str, claims: dict, key_id: str = "") -> str:
 
 
 class _TokenRefused(Exception):
-    def __init__(self, reason: str, detail: str):
+    def __init__(self, reason: str, detail: str, outcome: Outcome = Outcome.TRANSIENT):
         self.reason = reason
         self.detail = detail[:500]
+        self.outcome = outcome
 
 
 class PushAdapter(HttpAdapter):
@@ -68,7 +69,7 @@ class PushAdapter(HttpAdapter):
             self._bearer = self.access_token()
         except _TokenRefused as refused:
             return [
-                SendResult(message.delivery_id, Outcome.TRANSIENT, reason=refused.reason, detail=refused.detail)
+                SendResult(message.delivery_id, refused.outcome, reason=refused.reason, detail=refused.detail)
                 for message in messages
             ]
         return None
@@ -95,12 +96,16 @@ class PushAdapter(HttpAdapter):
                     self.token_uri, data={"grant_type": JWT_BEARER, "assertion": assertion}, timeout=self.timeout
                 )
             except requests.RequestException as exc:
+                if refused := forbidden_target(exc):
+                    detail = f"token endpoint: {refused.describe(self.channel)}"
+                    raise _TokenRefused(Reason.FORBIDDEN_TARGET, detail, Outcome.PERMANENT) from None
                 raise _TokenRefused(Reason.CONNECT_FAILED, f"token endpoint: {type(exc).__name__}: {exc}") from None
             body = json_or_empty(response)
             if response.status_code != 200 or not body.get("access_token"):
-                # The error names what is wrong ("invalid_grant"), never the assertion.
-                error = f"{body.get('error', '')} {body.get('error_description', '')}".strip()
-                raise _TokenRefused(Reason.AUTH_FAILED, f"token endpoint: {response.status_code} {error}")
+                # OAuth2's error fields name what is wrong ("invalid_grant"), never the assertion; nothing else of
+                # the answer is kept.
+                error = f"{bounded(body.get('error'), 60)} {bounded(body.get('error_description'))}".strip()
+                raise _TokenRefused(Reason.AUTH_FAILED, f"token endpoint: {status_text(response.status_code)} {error}")
             self._access_token = body["access_token"]
             self._expires_at = time.time() + float(body.get("expires_in", 3600))
             self.tokens_fetched += 1
@@ -134,10 +139,13 @@ class PushAdapter(HttpAdapter):
         error = json_or_empty(response).get("error")
         if not isinstance(error, dict):
             return None
+        # FCM's error format (google.rpc.Status): its status, error codes and message are kept, nothing else.
         status = error.get("status", "")
-        codes = {detail.get("errorCode") for detail in error.get("details", []) if isinstance(detail, dict)}
+        details = error.get("details") if isinstance(error.get("details"), list) else []
+        codes = {bounded(detail.get("errorCode"), 40) for detail in details if isinstance(detail, dict)} - {""}
         detail = (
-            f"{response.status_code} {status} {'/'.join(sorted(c for c in codes if c))}: {error.get('message', '')}"
+            f"{status_text(response.status_code)} {bounded(status, 40)} {'/'.join(sorted(codes))}: "
+            f"{bounded(error.get('message'))}"
         )
         detail = detail[:500]
         if codes & INVALID_TOKEN_CODES or (status == "INVALID_ARGUMENT" and _about_the_token(error)):
@@ -152,8 +160,10 @@ class PushAdapter(HttpAdapter):
 
 
 def _about_the_token(error: dict) -> bool:
-    for item in error.get("details", []):
-        for violation in item.get("fieldViolations", []) if isinstance(item, dict) else []:
-            if violation.get("field") in ("message.token", "token"):
+    details = error.get("details")
+    for item in details if isinstance(details, list) else []:
+        violations = item.get("fieldViolations") if isinstance(item, dict) else None
+        for violation in violations if isinstance(violations, list) else []:
+            if isinstance(violation, dict) and violation.get("field") in ("message.token", "token"):
                 return True
     return "registration token" in str(error.get("message", "")).lower()

@@ -1,7 +1,7 @@
 """SMS through a Twilio-compatible REST API: one form POST per message, several in flight."""
 
 from channels.adapters.base import OutboundMessage, Outcome, Reason, SendResult
-from channels.adapters.http import HttpAdapter, json_or_empty
+from channels.adapters.http import HttpAdapter, bounded, json_or_empty, status_text
 
 # Twilio error codes (https://www.twilio.com/docs/api/errors) that say the number can never be messaged.
 INVALID_NUMBER_CODES = {
@@ -40,15 +40,17 @@ class SmsAdapter(HttpAdapter):
     def classify_error(self, message, response) -> SendResult | None:
         if not 400 <= response.status_code < 500 or response.status_code in (401, 403, 408, 429):
             return None
+        # Twilio's error format: {"code": 21211, "message": "...", "more_info": ..., "status": 400}. Only the code
+        # and the message are kept, never the rest of the answer.
         error = json_or_empty(response)
         code = error.get("code")
-        detail = f"{response.status_code} {code}: {error.get('message', response.text)}"[:500]
+        if not isinstance(code, int) or isinstance(code, bool):
+            return None
+        detail = f"{status_text(response.status_code)}, error {code}: {bounded(error.get('message'))}"
         if code in INVALID_NUMBER_CODES:
             reason = Reason.INVALID_ADDRESS
         elif code in OPTED_OUT_CODES:
             reason = Reason.RECIPIENT_OPTED_OUT
-        elif isinstance(code, int):
-            reason = f"twilio_{code}"
         else:
-            return None
+            reason = f"twilio_{code}"
         return SendResult(message.delivery_id, Outcome.PERMANENT, reason=reason, detail=detail)

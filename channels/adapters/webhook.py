@@ -12,7 +12,7 @@ import time
 from datetime import UTC, datetime
 
 from channels.adapters.base import OutboundMessage
-from channels.adapters.http import HttpAdapter, json_or_empty
+from channels.adapters.http import HttpAdapter, bounded, json_or_empty
 
 SIGNATURE_HEADER = "X-Campaign-Signature"
 
@@ -52,6 +52,7 @@ class WebhookAdapter(HttpAdapter):
         }
 
     def provider_id(self, message, response) -> str:
-        # A receiver may name its own id for the message; else the idempotency key identifies it.
-        given = json_or_empty(response).get("id")
-        return str(given)[:255] if given else message.idempotency_key
+        # A receiver may name its own id for the message (a string or a number, nothing else of its answer is
+        # kept); else the idempotency key identifies it.
+        given = bounded(json_or_empty(response).get("id"), 255)
+        return given or message.idempotency_key

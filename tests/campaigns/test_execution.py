@@ -243,6 +243,68 @@ def test_template_error_fails_one_delivery_not_the_run(redis, smtp_server, marke
     assert Run.objects.get().state == Run.State.COMPLETE
 
 
+@pytest.mark.both_databases
+@pytest.mark.django_db(transaction=True)
+def test_one_recipient_whose_data_cannot_render_fails_alone_and_the_run_completes(
+    redis, smtp_server, marketer, everyone
+):
+    """A filter fed one person's data raising outside Liquid's own errors (`| date` of a number of 30 digits
+    overflows the platform's time_t) used to crash the job and leave its slice claimed, sent to no one."""
+    make_profiles(11)
+    bad = Profile.objects.create(email="bad@example.com", attributes={"first_name": "Bad", "since": "9" * 30})
+    if connection.vendor == "sqlite":
+        # Stored before entries were checked: SQLite keeps JSON's \ud800 escape, which decodes to a lone surrogate.
+        Profile.objects.create(email="lone@example.com", attributes={"first_name": "Lone\ud800", "since": "2020"})
+    content = Content(
+        subject="Hello {{ profile.first_name }}",
+        html_body="<p>Member since {{ profile.since | date: '%Y' }}</p>",
+        text_body="Member since {{ profile.since | date: '%Y' }}",
+    )
+    # One connection: the bad recipients share a lane (and slices of 5) with healthy ones.
+    configuration = make_email_configuration(port=smtp_server.port, connections=1)
+    campaign = make_campaign(marketer, configuration, everyone, content=content)
+    campaign_activate(campaign=campaign, actor=marketer)
+
+    execution.scheduler_tick()
+    run_burst_worker()
+
+    failed = list(Delivery.objects.filter(status="failed").order_by("id"))
+    assert [d.address for d in failed] == ["bad@example.com"] + (
+        ["lone@example.com"] if connection.vendor == "sqlite" else []
+    )
+    assert all(d.reason == "template_error" for d in failed)
+    assert "OverflowError" in failed[0].detail
+    if connection.vendor == "sqlite":
+        assert "Unicode" in failed[1].detail  # Liquid's own encoding of the output, or our check after it
+    assert Delivery.objects.filter(status="sent").count() == 11
+    assert len(smtp_server.messages) == 11
+    assert Run.objects.get().state == Run.State.COMPLETE
+    assert bad.pk  # the person is still there: only this message failed
+
+
+def test_the_email_adapter_fails_one_message_it_cannot_build_and_sends_the_rest(db, smtp_server):
+    """Past rendering, a message whose bytes cannot be built or whose address smtplib cannot encode fails
+    alone (message_error), and the connection it shared goes on for the others."""
+    from channels.adapters.base import OutboundMessage
+    from channels.adapters.registry import adapter_for
+
+    configuration = make_email_configuration(port=smtp_server.port, connections=1)
+    adapter = adapter_for(configuration)
+    messages = [
+        OutboundMessage(delivery_id=1, to="one@example.com", subject="Hi", html="<p>1</p>", text="1"),
+        OutboundMessage(delivery_id=2, to="two@example.com", subject="Hi \ud800", html="<p>2</p>", text="2"),
+        OutboundMessage(delivery_id=3, to="thr\udc00ee@example.com", subject="Hi", html="<p>3</p>", text="3"),
+        OutboundMessage(delivery_id=4, to="four@example.com", subject="Hi", html="<p>4</p>", text="4"),
+    ]
+
+    results = adapter.send(messages)
+
+    assert [r.outcome for r in results] == [Outcome.SENT, Outcome.PERMANENT, Outcome.PERMANENT, Outcome.SENT]
+    assert [r.reason for r in results[1:3]] == ["message_error", "message_error"]
+    assert "UnicodeEncodeError" in results[1].detail
+    assert sorted(smtp_server.by_recipient()) == ["four@example.com", "one@example.com"]
+
+
 @pytest.mark.django_db(transaction=True)
 def test_scheduler_starts_an_occurrence_once_and_advances_recurring_schedule(redis, marketer, everyone, smtp_server):
     make_profiles(2)

@@ -208,6 +208,19 @@ def test_unregistered_and_invalid_tokens_are_permanent_invalid_address(push_adap
     assert "UNREGISTERED" in results[0].detail
 
 
+def test_malformed_fcm_error_details_are_read_without_crashing(push_adapter, provider, google):
+    google.send_errors = {
+        "device-token-1": Reply(400, {"error": {"status": "INVALID_ARGUMENT", "details": [{"fieldViolations": [1]}]}}),
+        "device-token-2": Reply(400, {"error": {"status": "INVALID_ARGUMENT", "details": {"fieldViolations": 3}}}),
+        "device-token-3": Reply(400, {"error": {"status": ["INVALID_ARGUMENT"], "details": [None, "x"]}}),
+    }
+
+    results = push_adapter().send([push(n) for n in range(1, 5)])
+
+    assert [r.outcome for r in results] == [Outcome.PERMANENT, Outcome.PERMANENT, Outcome.PERMANENT, Outcome.SENT]
+    assert [r.reason for r in results[:2]] == ["fcm_invalid_argument", "fcm_invalid_argument"]
+
+
 def test_requests_go_out_concurrently_over_a_bounded_pool(push_adapter, provider, google):
     def slow(request):
         reply = google(request)

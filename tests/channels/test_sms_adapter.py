@@ -196,3 +196,13 @@ def test_an_sms_campaign_goes_through_the_send_path_to_the_provider(personas, re
     assert outcomes == {p.phone: (Delivery.Status.SENT, "", f"SM{p.phone[-4:]}") for p in people if p.phone in outcomes}
     assert len(outcomes) == 5
     assert sorted(r.form["Body"] for r in provider.requests)[0] == "Hi N1, 20% off today"
+
+
+def test_one_message_that_cannot_be_encoded_fails_alone_and_the_others_are_sent(sms_adapter, provider):
+    provider.script = created
+
+    results = sms_adapter().send([sms(1), sms(2, text="Hello \ud800"), sms(3, to="+1555\udc000003"), sms(4)])
+
+    assert [r.outcome for r in results] == [Outcome.SENT, Outcome.PERMANENT, Outcome.PERMANENT, Outcome.SENT]
+    assert [r.reason for r in results[1:3]] == ["message_error", "message_error"]
+    assert sorted(request.form["To"] for request in provider.requests) == ["+15550000001", "+15550000004"]
