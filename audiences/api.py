@@ -9,15 +9,20 @@ from typing import Annotated, Any, Literal
 
 from ninja import Path, Router, Schema, Status
 from ninja.errors import HttpError
-from pydantic import Field
+from pydantic import AfterValidator, Field
+from pydantic_core import PydanticCustomError
 
 from audiences import profiles, services
 from audiences.models import Profile
 from audiences.schemas import ProfileInput
-from permissions.api import ErrorOut
+from permissions.api import error_responses
 from permissions.api_auth import ApiKeyAuth
 
 MAX_PROFILES = 1000
+# The longest name an identity namespace or an attribute can have: a longer one is no row problem but a
+# malformed request, refused (422) before anything could repeat it.
+MAX_NAME = 64
+_NAMED_FIELDS = ("identities", "attributes", "consent")
 _MAX_ID = 2**63 - 1
 _bearer = ApiKeyAuth()
 # The security scheme is the API's bearer scheme, named here because the callable below does not declare it.
@@ -37,13 +42,38 @@ def profiles_key(request):
 router = Router(tags=["Profiles"], auth=profiles_key)
 
 
+def _names_fit(item: dict[str, Any]) -> dict[str, Any]:
+    """The input unchanged, or an error (that does not repeat the name) if a key of the input, or of its
+    identities, attributes or consent, is longer than MAX_NAME."""
+    named = [("the input", item)] + [
+        (field, item[field]) for field in _NAMED_FIELDS if isinstance(item.get(field), dict)
+    ]
+    for where, names in named:
+        longest = max(map(len, names), default=0)
+        if longest > MAX_NAME:
+            raise PydanticCustomError(
+                "name_too_long",
+                "a key of {where} has {length} characters; keys have at most {max_length}",
+                {"where": where, "length": longest, "max_length": MAX_NAME},
+            )
+    return item
+
+
+def _profile_input_schema() -> dict:
+    schema = ProfileInput.model_json_schema()
+    for field in _NAMED_FIELDS:
+        schema["properties"][field]["propertyNames"] = {"maxLength": MAX_NAME}
+    return schema
+
+
 class ProfilesIn(Schema):
-    profiles: list[dict[str, Any]] = Field(
+    profiles: list[Annotated[dict[str, Any], AfterValidator(_names_fit)]] = Field(
         min_length=1,
         max_length=MAX_PROFILES,
         description=f"1 to {MAX_PROFILES} profiles, each validated on its own: one that fails is rejected "
-        "with its reasons and the others are stored.",
-        json_schema_extra={"items": ProfileInput.model_json_schema()},
+        f"with its reasons and the others are stored. Names (of fields, identities, attributes and consent "
+        f"channels) longer than {MAX_NAME} characters make the whole request invalid (422).",
+        json_schema_extra={"items": _profile_input_schema()},
     )
 
 
@@ -68,14 +98,14 @@ class UpsertOut(Schema):
 
 @router.post(
     "",
-    response={200: UpsertOut, 401: ErrorOut, 403: ErrorOut, 422: ErrorOut},
+    response={200: UpsertOut, **error_responses(400, 401, 403, 422)},
     summary="Create or update profiles",
     description=(
         "Each input is matched to a profile by any of its identities (email, phone, or a value in another "
         "namespace) and creates it or updates it; absent fields are left as they are. An input whose "
         "identities point at two different profiles is rejected, naming both: profiles are never merged. "
-        "Answers 200 with one result per input, in order; 422 only for a malformed body. Required scope: "
-        "profiles."
+        "Answers 200 with one result per input, in order; 400 for a body that is not JSON (or too large, too "
+        "deep); 422 only for a malformed body. Required scope: profiles."
     ),
     openapi_extra=SCOPE,
 )
@@ -96,7 +126,7 @@ def profiles_upsert(request, body: ProfilesIn):
 
 @router.get(
     "/{profile_id}/export",
-    response={200: dict[str, Any], 401: ErrorOut, 403: ErrorOut, 404: ErrorOut},
+    response={200: dict[str, Any], **error_responses(401, 403, 404, 422)},
     summary="Everything stored about a profile",
     description=(
         "The profile's fields, identities, attributes with their types, consent and its history, push tokens, "
@@ -111,7 +141,7 @@ def profile_export(request, profile_id: Annotated[int, Path(ge=1, le=_MAX_ID)]):
 
 @router.delete(
     "/{profile_id}",
-    response={204: None, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut},
+    response={204: None, **error_responses(401, 403, 404, 422)},
     summary="Erase a profile",
     description=(
         "Removes the person's personal data everywhere: the profile with its identities, attributes, consent, "

@@ -23,12 +23,22 @@ from pydantic_core import PydanticCustomError
 
 from audiences.attributes import AttributeValueError, coerce
 from audiences.models import AttributeDefinition, Channel, Consent, IdentityNamespace
+from config import untrusted
 
 MAX_EMAIL = 254
+# What an error repeats of a name from the input (the longest namespace or attribute name fits) and of a problem.
+MAX_NAME_SHOWN = 64
+MAX_PROBLEM_SHOWN = 200
 MAX_IDENTITY = 320
 _ATEXT = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-/=?^_`{|}~")
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _LOCALE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+
+
+def excerpt(value: object, limit: int = 40) -> str:
+    """`value` quoted for a message, cut to `limit` characters: an input can be a megabyte long."""
+    text = str(value)
+    return repr(text if len(text) <= limit else text[:limit] + "…")
 
 
 class EmailError(ValueError):
@@ -69,13 +79,16 @@ def _normalize_domain(domain: str) -> str:
     try:
         ascii_domain = domain.lower().encode("idna").decode("ascii")
     except UnicodeError:
-        raise EmailError(f"{domain!r} is not a valid domain name") from None
+        raise EmailError(f"{excerpt(domain)} is not a valid domain name") from None
     labels = ascii_domain.split(".")
     if len(labels) < 2:
-        raise EmailError(f"the domain {domain!r} has no dot: a full domain such as example.com is needed")
+        raise EmailError(f"the domain {excerpt(domain)} has no dot: a full domain such as example.com is needed")
     if len(ascii_domain) > 253 or not all(_LABEL.match(label) for label in labels) or labels[-1].isdigit():
-        raise EmailError(f"{domain!r} is not a valid domain name")
-    return ascii_domain.encode("ascii").decode("idna")
+        raise EmailError(f"{excerpt(domain)} is not a valid domain name")
+    try:
+        return ascii_domain.encode("ascii").decode("idna")
+    except UnicodeError:  # an xn-- label that is not valid Punycode
+        raise EmailError(f"{excerpt(domain)} is not a valid domain name") from None
 
 
 def normalize_phone(value: str, region: str | None) -> str:
@@ -87,12 +100,12 @@ def normalize_phone(value: str, region: str | None) -> str:
     except phonenumbers.NumberParseException as error:
         if error.error_type == phonenumbers.NumberParseException.INVALID_COUNTRY_CODE:
             raise PhoneError(
-                f"{value!r} has no country code and no default region was given (write it as +33 ...)"
+                f"{excerpt(value)} has no country code and no default region was given (write it as +33 ...)"
             ) from None
-        raise PhoneError(f"{value!r} is not a phone number") from None
+        raise PhoneError(f"{excerpt(value)} is not a phone number") from None
     if not phonenumbers.is_valid_number(number):
         where = phonenumbers.region_code_for_number(number) or f"+{number.country_code}"
-        raise PhoneError(f"{value!r} is not a valid phone number for {where}")
+        raise PhoneError(f"{excerpt(value)} is not a valid phone number for {where}")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
@@ -139,6 +152,20 @@ class ProfileInput(BaseModel):
     timezone: str | None = None
     locale: str | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _storable(cls, data: Any) -> Any:
+        # Lone surrogates and NULs (from JSON escapes or a CSV cell) would be stored, then break every page and
+        # send that shows them: refused here, on the way in from the API and from imports alike.
+        try:
+            untrusted.check_json_value(data)
+        except untrusted.UntrustedInputError as error:
+            loc = tuple(error.where.split(".", 1)) if error.where else ()
+            raise ValidationError.from_exception_data(
+                "ProfileInput", [{"type": PydanticCustomError("storable", error.problem), "loc": loc, "input": None}]
+            ) from None
+        return data
+
     @model_validator(mode="after")
     def _check_against_schema(self, info: ValidationInfo) -> "ProfileInput":
         schema = (info.context or {}).get("schema") or ProfileSchema.load()
@@ -146,7 +173,11 @@ class ProfileInput(BaseModel):
         region = self.country or schema.default_region
         if self.country and self.country.upper() not in phonenumbers.SUPPORTED_REGIONS:
             errors.append(
-                (("country",), f"{self.country!r} is not a country code (use two letters, such as FR)", self.country)
+                (
+                    ("country",),
+                    f"{excerpt(self.country)} is not a country code (use two letters, such as FR)",
+                    self.country,
+                )
             )
             region = schema.default_region
 
@@ -174,7 +205,7 @@ class ProfileInput(BaseModel):
         for name, value in self.attributes.items():
             type_ = schema.attribute_types.get(name)
             if type_ is None:
-                errors.append((("attributes", name), f"unknown attribute {name!r}: declare it first", value))
+                errors.append((("attributes", name), f"unknown attribute {excerpt(name)}: declare it first", value))
                 continue
             try:
                 attributes[name] = coerce(type_, value)
@@ -184,19 +215,25 @@ class ProfileInput(BaseModel):
 
         for channel, state in self.consent.items():
             if channel not in Channel.values:
-                errors.append((("consent", channel), f"unknown channel {channel!r}", state))
+                errors.append((("consent", channel), f"unknown channel {excerpt(channel)}", state))
             elif state not in Consent.State.values:
                 errors.append((("consent", channel), "expected opted_in, opted_out or unknown", state))
 
         if self.timezone is not None and self.timezone not in _timezones():
             errors.append(
-                (("timezone",), f"{self.timezone!r} is not an IANA time zone (such as Europe/Paris)", self.timezone)
+                (
+                    ("timezone",),
+                    f"{excerpt(self.timezone)} is not an IANA time zone (such as Europe/Paris)",
+                    self.timezone,
+                )
             )
         if self.locale is not None:
             if _LOCALE.match(self.locale.replace("_", "-")) and len(self.locale) <= 16:
                 self.locale = self.locale.replace("_", "-")
             else:
-                errors.append((("locale",), f"{self.locale!r} is not a locale (such as fr or fr-FR)", self.locale))
+                errors.append(
+                    (("locale",), f"{excerpt(self.locale)} is not a locale (such as fr or fr-FR)", self.locale)
+                )
 
         if not errors and not self.identity_pairs():
             errors.append(((), "no identity: give an email, a phone or an identity in a namespace", None))
@@ -222,7 +259,7 @@ class ProfileInput(BaseModel):
 
 def _normalize_identity(kind: str | None, namespace: str, value: str, region: str) -> str:
     if kind is None:
-        raise ValueError(f"unknown identity namespace {namespace!r}")
+        raise ValueError(f"unknown identity namespace {excerpt(namespace)}")
     if kind == IdentityNamespace.Kind.EMAIL:
         return normalize_email(value)
     if kind == IdentityNamespace.Kind.PHONE:
@@ -235,5 +272,16 @@ def _normalize_identity(kind: str | None, namespace: str, value: str, region: st
 
 
 def error_list(error: ValidationError) -> list[tuple[str, str]]:
-    """(field, problem) pairs of a validation error; field is a dotted path ("attributes.city") or ""."""
-    return [(".".join(str(part) for part in item["loc"]), item["msg"]) for item in error.errors()]
+    """(field, problem) pairs of a validation error; field is a dotted path ("attributes.city") or "".
+
+    Names in the path and the problem are cut short: they can come from the input (an unknown key) and are
+    shown back to whoever sent it.
+    """
+    return [
+        (".".join(_cut(str(part), MAX_NAME_SHOWN) for part in item["loc"]), _cut(item["msg"], MAX_PROBLEM_SHOWN))
+        for item in error.errors()
+    ]
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"

@@ -8,7 +8,7 @@ from pydantic import Field
 
 from campaigns.models import Campaign
 from campaigns.personalization import personalization_fields
-from permissions.api import ErrorOut
+from permissions.api import error_responses
 
 router = Router(tags=["Campaigns"])
 _MAX_ID = 2**63 - 1
@@ -28,12 +28,13 @@ class CampaignOut(Schema):
 
 @router.get(
     "/{campaign_id}",
-    response={200: CampaignOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut},
+    response={200: CampaignOut, **error_responses(401, 403, 404, 422)},
     summary="An API-triggered campaign",
     description=(
         "The campaign's settings and the personalization fields its content uses. Required scope: campaign "
         "(all API-triggered campaigns, or this one). A key out of scope gets 403 whether or not the campaign "
-        "exists; 404 is only for a key whose scope covers every API-triggered campaign."
+        "exists; 404 is only for a key whose scope covers every API-triggered campaign; 422 for an id that is not "
+        "a whole number from 1 to 2^63-1."
     ),
     openapi_extra={"x-required-scope": "campaign"},
 )

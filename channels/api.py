@@ -16,7 +16,7 @@ from pydantic import Field
 from audiences.api import SCOPE, profiles_key
 from audiences.models import Profile
 from channels.models import InboxMessage
-from permissions.api import ErrorOut
+from permissions.api import error_responses
 
 _MAX_ID = 2**63 - 1
 ProfileId = Annotated[int, Path(ge=1, le=_MAX_ID)]
@@ -49,7 +49,7 @@ class InboxFilters(Schema):
 
 @router.get(
     "/{profile_id}/messages",
-    response={200: InboxPage, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut},
+    response={200: InboxPage, **error_responses(401, 403, 404, 422)},
     summary="A profile's inbox",
     description=(
         "The profile's in-app messages, unread ones first, then newest first; `limit` and `offset` page "
@@ -72,7 +72,7 @@ def inbox_list(request, profile_id: ProfileId, filters: Query[InboxFilters]):
 
 @router.post(
     "/{profile_id}/messages/{message_id}/read",
-    response={200: InboxMessageOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut},
+    response={200: InboxMessageOut, **error_responses(401, 403, 404, 422)},
     summary="Mark a message read",
     description="Records when it was first read; marking it again changes nothing. Required scope: profiles.",
     openapi_extra=SCOPE,
@@ -88,7 +88,7 @@ def inbox_message_read(request, profile_id: ProfileId, message_id: MessageId):
 
 @router.delete(
     "/{profile_id}/messages/{message_id}",
-    response={204: None, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut},
+    response={204: None, **error_responses(401, 403, 404, 422)},
     summary="Delete a message",
     description=(
         "Removes it from the inbox for good: the same campaign delivery sent again does not bring it back. "

@@ -96,6 +96,16 @@ def test_identities_of_two_profiles_in_one_input_are_rejected_naming_both(client
     assert Identity.objects.filter(profile_id=first).count() == 1  # nothing merged
 
 
+def test_an_email_domain_that_is_not_valid_punycode_is_rejected_like_any_bad_domain(client, keys):
+    response = _upsert(client, keys, {"email": "zoe@xn--a.com"}, {"email": "zoe@xn--zz.example"})
+
+    assert response.status_code == 200
+    assert [result["errors"] for result in response.json()["results"]] == [
+        [{"field": "email", "problem": "'xn--a.com' is not a valid domain name"}],
+        [{"field": "email", "problem": "'xn--zz.example' is not a valid domain name"}],
+    ]
+
+
 @pytest.mark.parametrize(
     ("raw", "named"),
     [
@@ -221,3 +231,5 @@ def test_the_schema_documents_scope_security_and_the_profile_fields(client):
     body = schema["components"]["schemas"]["ProfilesIn"]["properties"]["profiles"]
     assert body["maxItems"] == 1000
     assert {"email", "phone", "identities", "attributes", "consent"} <= set(body["items"]["properties"])
+    for named in ("identities", "attributes", "consent"):
+        assert body["items"]["properties"][named]["propertyNames"] == {"maxLength": 64}
