@@ -124,7 +124,10 @@ def _datetime(value) -> datetime:
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise AttributeValueError("expected a date and time with a UTC offset (e.g. 2026-01-31T09:00:00Z)")
-        return value.astimezone(UTC)
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:  # 9999-12-31T23:59-12:00 is past the last representable moment in UTC
+            raise AttributeValueError("expected a date and time between the years 1 and 9999 in UTC") from None
     raise AttributeValueError("expected a date and time")
 
 

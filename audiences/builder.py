@@ -375,10 +375,10 @@ def _datetime_from_input(text: str) -> str:
     stripped = text.strip()
     try:
         moment = datetime.fromisoformat(stripped.replace("Z", "+00:00"))
-    except ValueError:
+        if moment.tzinfo is not None:
+            moment = moment.astimezone(UTC)
+    except (ValueError, OverflowError):  # not a date-time, or none in UTC (9999-12-31T23:00-12:00): the rule says so
         return text
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -387,10 +387,10 @@ def _datetime_to_input(value) -> str:
         return _text(value)
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        if moment.tzinfo is not None:
+            moment = moment.astimezone(UTC)
+    except (ValueError, OverflowError):  # shown as written, with the rule's error beside it
         return value
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S")
 
 

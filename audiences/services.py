@@ -2,6 +2,7 @@
 
 import itertools
 import logging
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -298,9 +299,12 @@ def import_create(*, actor, upload) -> ProfileImport:
     upload.seek(0)
     fmt = imports.detect_format(upload)
     upload.seek(0)
+    original_name = upload.name or "import.csv"
+    # Stored under a name of ours: the uploader's (shown as `original_name`) may hold nothing a path can keep.
+    upload.name = f"import-{secrets.token_hex(8)}.csv"
     return ProfileImport.objects.create(
         file=upload,
-        original_name=(upload.name or "import.csv")[:255],
+        original_name=original_name[:255],
         size_bytes=upload.size,
         delimiter=fmt.delimiter,
         header=fmt.header,

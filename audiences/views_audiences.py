@@ -6,6 +6,7 @@ audiences.builder and audiences.forms_audiences.
 """
 
 import json
+import re
 
 from django.contrib import messages
 from django.core.paginator import Paginator
@@ -22,6 +23,7 @@ from permissions.access import forbidden, permission_required
 
 SAMPLE_SIZE = 20
 AUDIENCES_PER_PAGE = 50
+_AUDIENCE_ID = re.compile(r"[0-9]{1,18}")  # ASCII digits, as many as a database id holds
 
 
 # Reads -----------------------------------------------------------------------------------------------------
@@ -204,8 +206,10 @@ def rule_estimate(request):
 
 
 def _posted_audience(request) -> int | None:
+    """The audience being edited, as the form names it; None for anything else (`"²".isdigit()` holds, but int()
+    refuses it)."""
     value = request.POST.get("rule_audience", "")
-    return int(value) if value.isdigit() else None
+    return int(value) if _AUDIENCE_ID.fullmatch(value) else None
 
 
 def _builder_context(editor: RuleEditor) -> dict:

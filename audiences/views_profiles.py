@@ -19,6 +19,7 @@ from audiences import profiles
 from audiences.forms_profiles import AttributeForm, ConsentSettingsForm, NamespaceForm
 from audiences.models import AttributeDefinition, IdentityNamespace, Profile
 from config.forms import add_service_errors
+from config.untrusted import text_problem
 from permissions.access import forbidden, permission_required
 
 PROFILES_PER_PAGE = 50
@@ -30,6 +31,9 @@ PROFILES_PER_PAGE = 50
 @permission_required("audiences.view_profile")
 def profile_list(request):
     query = request.GET.get("q", "").strip()[:320]
+    if (problem := text_problem(query)) is not None:  # no stored value holds it, and PostgreSQL refuses to compare
+        context = {"page": Paginator([], PROFILES_PER_PAGE).get_page(1), "rows": [], "search_error": problem}
+        return render(request, "audiences/profile_list.html", context, status=400)
     page = Paginator(profiles.profiles_search(query), PROFILES_PER_PAGE).get_page(request.GET.get("page"))
     rows = [(profile, _display_name(profile)) for profile in page.object_list]
     return render(request, "audiences/profile_list.html", {"page": page, "rows": rows, "query": query})

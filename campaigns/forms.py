@@ -15,6 +15,7 @@ from campaigns.approval import PolicyRules
 from campaigns.models import Campaign
 from channels.models import ChannelConfiguration
 from config.forms import add_service_errors
+from config.untrusted import MAX_INT
 
 
 @lru_cache(maxsize=1)
@@ -44,6 +45,23 @@ class ConfigurationChoiceField(forms.ModelChoiceField):
 
     def label_from_instance(self, obj):
         return f"{obj.get_channel_display()} · {obj.name}"
+
+
+class ChoicesByIdField(forms.ModelMultipleChoiceField):
+    """Objects chosen by id, refusing a number past what an id holds before the query (SQLite raises
+    OverflowError on an integer past 64 bits in `pk IN (...)`, where Django's own check lets it through)."""
+
+    def _check_values(self, value):
+        for pk in value:
+            try:
+                out_of_range = abs(int(str(pk).strip())) > MAX_INT
+            except ValueError:
+                continue  # not a number at all: Django's check says so
+            if out_of_range:
+                raise ValidationError(
+                    self.error_messages["invalid_pk_value"], code="invalid_pk_value", params={"pk": pk}
+                )
+        return super()._check_values(value)
 
 
 class LifecycleErrorsMixin:
@@ -176,14 +194,14 @@ class ApprovalPolicyForm(LifecycleErrorsMixin, forms.Form):
         max_length=500,
         help_text="Comma separated. A campaign carrying any of them matches; empty matches every campaign.",
     )
-    approver_groups = forms.ModelMultipleChoiceField(
+    approver_groups = ChoicesByIdField(
         label="Approver roles",
         queryset=Group.objects.order_by("name"),
         required=False,
         widget=forms.CheckboxSelectMultiple,
         help_text="Holders of these roles approve, if they hold the approve permission.",
     )
-    approver_users = forms.ModelMultipleChoiceField(
+    approver_users = ChoicesByIdField(
         label="Approver users",
         queryset=get_user_model().objects.filter(is_active=True).order_by("username"),
         required=False,

@@ -40,8 +40,19 @@ def _check_content(content: Content) -> None:
         raise ValidationError(errors)
 
 
+# Years of a start or an end, in the campaign's time zone. Near year 9999 the date in UTC, or the next occurrence,
+# overflowed Python's dates (a server error); far from both ends, no time zone or cron reaches them.
+SCHEDULE_YEARS = (1970, 2999)
+
+
 def _schedule_errors(*, schedule: str, start_at: datetime | None, cron: str, end_at: datetime | None) -> dict:
     errors = {}
+    first, last = SCHEDULE_YEARS
+    for field, value in (("start_at", start_at), ("end_at", end_at)):
+        if value is not None and not first <= value.year <= last:
+            errors[field] = f"Enter a date and time between {first} and {last}."
+    if errors:
+        return errors
     if schedule == Campaign.Schedule.AT and start_at is None:
         errors["start_at"] = "A date and time is required for a campaign sent at a date and time."
     if schedule == Campaign.Schedule.RECURRING and not valid_cron(cron):

@@ -385,7 +385,7 @@ class SendTestForm(forms.Form):
             raise forms.ValidationError("A device token has no spaces.")
         if self.channel == Channel.IN_APP:
             to = to.removeprefix("#")
-            if not to.isdigit() or not Profile.objects.filter(pk=int(to)).exists():
+            if not re.fullmatch(r"[0-9]{1,18}", to) or not Profile.objects.filter(pk=int(to)).exists():
                 raise forms.ValidationError("Enter the ID of a profile, as its page shows it (e.g. 42).")
         return to
 

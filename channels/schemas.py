@@ -87,7 +87,9 @@ class EmailSettings(_Settings):
     password: SecretStr = SecretStr("")
     timeout_seconds: float = Field(default=30, gt=0, le=300)
     connections: int = Field(default=4, ge=1, le=32, description="SMTP connections kept open per worker.")
-    rate_per_second: float | None = Field(default=None, gt=0, description="Messages per second, all workers.")
+    rate_per_second: float | None = Field(
+        default=None, gt=0, le=1_000_000, allow_inf_nan=False, description="Messages per second, all workers."
+    )
     list_unsubscribe: bool = Field(
         default=True, description="Add List-Unsubscribe and one-click unsubscribe headers (RFC 8058) to marketing mail."
     )
@@ -158,7 +160,9 @@ class _HttpSettings(_Settings):
 
     timeout_seconds: float = Field(default=10, gt=0, le=120, description="Seconds to wait for the provider.")
     connections: int = Field(default=4, ge=1, le=64, description="Requests kept in flight per worker.")
-    rate_per_second: float | None = Field(default=None, gt=0, description="Messages per second, all workers.")
+    rate_per_second: float | None = Field(
+        default=None, gt=0, le=1_000_000, allow_inf_nan=False, description="Messages per second, all workers."
+    )
     retry_window_seconds: int = Field(
         default=DAY, ge=60, le=7 * DAY, description="How long transient failures are retried."
     )
@@ -280,7 +284,9 @@ class WebhookSettings(_HttpSettings):
 class InAppSettings(_Settings):
     """The inbox is served by this product (channels.api): there is nothing to configure yet."""
 
-    rate_per_second: float | None = Field(default=None, gt=0, description="Messages per second, all workers.")
+    rate_per_second: float | None = Field(
+        default=None, gt=0, le=1_000_000, allow_inf_nan=False, description="Messages per second, all workers."
+    )
 
 
 SECRET_FIELDS = {

@@ -9,6 +9,7 @@ that one channel, which is what the link is for. One is made per message sent, s
 microseconds (no JSON, no URL resolving).
 """
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -28,6 +29,8 @@ _CHANNEL_CODES = {
     Channel.IN_APP: "i",
 }
 _CODE_CHANNELS = {code: channel for channel, code in _CHANNEL_CODES.items()}
+# An id as we write one: ASCII digits ("²".isdigit() holds, but int() refuses it) that a database id can hold.
+_ID = re.compile(r"[0-9]{1,18}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,10 +69,10 @@ def read_unsubscribe_token(token: str) -> UnsubscribeToken:
     except signing.BadSignature:
         raise BadToken from None
     match payload.split("."):
-        case [profile_id, code] if profile_id.isdigit() and code in _CODE_CHANNELS:
+        case [profile_id, code] if _ID.fullmatch(profile_id) and code in _CODE_CHANNELS:
             return UnsubscribeToken(int(profile_id), _CODE_CHANNELS[code])
         case [profile_id, code, delivery_id] if (
-            profile_id.isdigit() and delivery_id.isdigit() and code in _CODE_CHANNELS
+            _ID.fullmatch(profile_id) and _ID.fullmatch(delivery_id) and code in _CODE_CHANNELS
         ):
             return UnsubscribeToken(int(profile_id), _CODE_CHANNELS[code], int(delivery_id))
     raise BadToken

@@ -4,10 +4,11 @@ from django.views.generic import RedirectView
 
 from channels import views_public
 from config.api import api
+from permissions.forms import LoginForm
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="campaigns:list", permanent=False)),
-    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("login/", auth_views.LoginView.as_view(authentication_form=LoginForm), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("campaigns/", include("campaigns.urls")),
     path("audiences/", include("audiences.urls")),

@@ -4,6 +4,8 @@ from django import forms
 from django.apps import apps
 from django.core.exceptions import ValidationError
 
+from config.untrusted import MAX_INT
+
 
 def _campaign_model():
     # permissions sits below campaigns: name the model instead of importing the app.
@@ -21,9 +23,13 @@ class TriggeredCampaignsField(forms.ModelMultipleChoiceField):
         errors = []
         for raw in value:
             try:
-                ids.append(int(str(raw).strip()))
+                campaign_id = int(str(raw).strip())
             except ValueError:
+                campaign_id = None
+            if campaign_id is None or abs(campaign_id) > MAX_INT:  # past 64 bits: SQLite cannot even compare it
                 errors.append(ValidationError("“%(value)s” is not a campaign id.", params={"value": raw}))
+            else:
+                ids.append(campaign_id)
         campaign_model = _campaign_model()
         kinds = dict(campaign_model.objects.filter(pk__in=ids).values_list("pk", "kind"))
         for campaign_id in ids:

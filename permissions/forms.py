@@ -2,8 +2,10 @@
 
 from django import forms
 from django.contrib.auth import get_user_model
+from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.models import Group
 from django.contrib.auth.validators import UnicodeUsernameValidator
+from django.core.validators import MaxLengthValidator
 from django.db.models import Q
 
 from permissions.roles import Role, composable_permissions, permission_area, permission_labels
@@ -14,6 +16,17 @@ def role_choices() -> list[tuple[str, str]]:
     builtin = list(Role.values)
     custom = Group.objects.exclude(name__in=builtin).order_by("name").values_list("name", flat=True)
     return [(name, name) for name in [*builtin, *custom]]
+
+
+class LoginForm(AuthenticationForm):
+    """Django's login form, with the username's length checked before any authentication: AuthenticationForm sets
+    its max_length after the field is built, so a longer name reached authenticate() and the failure log of
+    django-axes, which keeps 255 characters (PostgreSQL refused more: a server error instead of a login error)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        username = self.fields["username"]
+        username.validators.append(MaxLengthValidator(username.max_length))
 
 
 class RoleForm(forms.Form):

@@ -18,21 +18,28 @@ CSV_COLUMNS = ["time", "actor", "action", "object_type", "object_id", "object", 
 @permission_required("permissions.view_auditevent")
 def audit_list(request):
     form, events = _filtered(request)
+    return _render_list(request, form, events)
+
+
+def _render_list(request, form, events, status=200):
     page = Paginator(events, EVENTS_PER_PAGE).get_page(request.GET.get("page"))
     for event in page.object_list:
         event.changes = _changes(event)
     query = request.GET.copy()
     query.pop("page", None)
     context = {"form": form, "page": page, "events": page.object_list, "query": query.urlencode()}
-    return render(request, "permissions/audit.html", context)
+    return render(request, "permissions/audit.html", context, status=status)
 
 
 @permission_required("permissions.view_auditevent", "permissions.export_auditevent")
 def audit_export(request):
     form, events = _filtered(request)
-    services.audit_record(
-        actor=request.user, action="audit.exported", after={"filters": form.data.dict() if form.is_bound else {}}
-    )
+    if form.is_bound and not form.is_valid():
+        # Nothing to export, and nothing to record: the page says which filter to fix.
+        return _render_list(request, form, events, status=400)
+    # The filters as the form read them (what else the query string holds is no filter, and may be unstorable).
+    filters = {name: value for name, value in form.data.items() if name in form.fields and value}
+    services.audit_record(actor=request.user, action="audit.exported", after={"filters": filters})
     stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
     return csv_download(
         header=CSV_COLUMNS,

@@ -8,6 +8,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from config.untrusted import text_problem
 from permissions import selectors, services
 from permissions.access import permission_required
 from permissions.forms import UserAddForm, UserRolesForm
@@ -19,6 +20,9 @@ USERS_PER_PAGE = 50
 @permission_required("auth.view_user")
 def user_list(request):
     query = request.GET.get("q", "").strip()
+    if (problem := text_problem(query)) is not None:  # no stored name holds it, and PostgreSQL refuses to compare
+        context = {"page": Paginator([], USERS_PER_PAGE).get_page(1), "rows": [], "search_error": problem}
+        return render(request, "permissions/users.html", context, status=400)
     page = Paginator(selectors.users_search(query), USERS_PER_PAGE).get_page(request.GET.get("page"))
     rows = [{"user": user, "state": selectors.user_state(user)} for user in page.object_list]
     return render(request, "permissions/users.html", {"page": page, "rows": rows, "query": query})

@@ -38,6 +38,13 @@ def test_values_take_the_one_stored_form_of_their_type(type_, raw, stored):
         ("datetime", "2026-01-31T09:00:00", "UTC offset"),
         ("string_list", [1, 2], "list of texts"),
         ("string", "x" * 2001, "longer than"),
+        ("datetime", "9999-12-31T23:59:00-12:00", "between the years 1 and 9999"),
+        ("datetime", "0001-01-01T00:00:00+14:00", "between the years 1 and 9999"),
+        ("number", 1e308, "expected a number between"),
+        ("number", "-1e308", "expected a number between"),
+        ("string", "a\x00b", "NUL"),
+        ("string_list", ["ok", "b\ud800"], "not valid Unicode"),
+        ("string_list", ["x" * 2001], "longer than"),
     ],
 )
 def test_values_that_do_not_fit_say_what_was_expected(type_, raw, message):

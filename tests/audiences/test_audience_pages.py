@@ -380,6 +380,20 @@ def test_estimate_of_all_profiles_needs_no_rule(client, personas, people):
     assert '<span class="estimate-number">4</span>' in page
 
 
+@pytest.mark.parametrize("named", ["²", "１２", "9" * 400])
+@pytest.mark.parametrize("fragment", ["audiences:rule_estimate", "audiences:rule_builder"])
+def test_a_fragment_reads_an_audience_that_is_no_id_as_none(client, personas, people, fragment, named):
+    """`"²".isdigit()` holds but int() refuses it (a server error before), and 400 digits overflow SQLite."""
+    client = logged_in(client, personas)
+    state = {"kind": "rule", "rule_mode": "json", "rule_json": json.dumps(PRO), "rule_audience": named}
+
+    response = client.post(reverse(fragment), state, headers={"HX-Request": "true"})
+
+    assert response.status_code == 200
+    if fragment == "audiences:rule_estimate":
+        assert '<span class="estimate-number">3</span>' in response.content.decode()
+
+
 # Saving -----------------------------------------------------------------------------------------------------
 
 

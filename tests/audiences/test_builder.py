@@ -178,6 +178,14 @@ def test_datetimes_with_an_offset_open_in_utc():
     assert builder.tree_to_rule(tree, SCHEMA)[0]["value"] == "2026-01-31T09:00:00Z"
 
 
+@pytest.mark.parametrize("moment", ["9999-12-31T23:59:00-12:00", "0001-01-01T00:00:00+14:00"])
+def test_a_datetime_with_no_utc_equivalent_is_kept_as_written_both_ways(moment):
+    """Past year 9999 (or before year 1) once in UTC: converting it overflowed, a server error on the page."""
+    tree = builder.tree_from_rule(cmp("last_seen", "after", moment), SCHEMA)
+    assert tree.value == moment
+    assert builder.tree_to_rule(tree, SCHEMA)[0]["value"] == moment
+
+
 @pytest.mark.parametrize(
     ("text", "items"),
     [

@@ -132,6 +132,19 @@ def test_a_file_in_another_encoding_is_refused_with_a_clear_error(client, person
     assert not ProfileImport.objects.exists()
 
 
+@pytest.mark.parametrize("name", ["😀", "%%%"])
+def test_a_file_is_stored_under_a_name_of_ours_and_shown_under_its_own(client, personas, name):
+    """An upload's name is the user's: with no letter or digit, no path could keep it (a 400 before the fix)."""
+    client.force_login(personas["manny"])
+
+    response = upload(client, b"email\nann@example.com\n", name=name)
+
+    profile_import = ProfileImport.objects.get()
+    assert response.status_code == 302
+    assert profile_import.original_name == name
+    assert Path(profile_import.file.name).name.startswith("import-")
+
+
 def test_a_mapping_without_an_identity_is_refused_on_the_page(client, personas):
     client.force_login(personas["manny"])
     upload(client, b"name,city\nAnn,Lyon\n")

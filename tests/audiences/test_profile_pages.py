@@ -63,6 +63,17 @@ def test_the_list_searches_by_identity_and_name(client, personas, zoe):
     assert "bob@example.com" in by_name and "zoe@example.com" not in by_name
 
 
+def test_a_search_holding_a_nul_character_answers_400_saying_so(client, personas, zoe):
+    """PostgreSQL refused to compare text with a NUL character: a server error before."""
+    _login(client, personas, "manny")
+
+    response = client.get("/audiences/profiles/", {"q": "zoe\x00"})
+
+    page = response.content.decode()
+    assert response.status_code == 400
+    assert "The search contains a NUL character (position 4)" in page and "zoe@example.com" not in page
+
+
 def test_the_list_is_paginated(client, personas, db):
     Profile.objects.bulk_create(Profile(email=f"p{i}@example.com") for i in range(55))
     _login(client, personas, "ada")

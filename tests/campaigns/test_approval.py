@@ -661,6 +661,18 @@ def test_a_policy_without_approvers_is_refused_by_the_form(client, personas):
     assert not ApprovalPolicy.objects.exists()
 
 
+@pytest.mark.both_databases  # SQLite raised OverflowError comparing the id
+@pytest.mark.parametrize("field", ["approver_groups", "approver_users"])
+def test_an_approver_id_past_64_bits_is_refused_by_the_form(client, personas, field):
+    response = _login(client, personas["ada"]).post(
+        reverse("campaigns:policy_create"), {"name": "Huge", field: ["9" * 400]}
+    )
+
+    assert response.status_code == 200
+    assert f"“{'9' * 400}” is not a valid value." in response.context["form"].errors[field]
+    assert not ApprovalPolicy.objects.exists()
+
+
 @pytest.mark.parametrize("persona", ["april", "manny", "vera", "otto"])
 def test_only_administrators_manage_policies(client, personas, persona):
     policy = make_policy(personas)

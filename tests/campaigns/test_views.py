@@ -127,6 +127,37 @@ def test_bad_cron_is_shown_next_to_the_field_and_nothing_is_stored(client, perso
     assert not CampaignVersion.objects.exists()
 
 
+@pytest.mark.parametrize(
+    ("field", "overrides"),
+    [
+        # 10000-01-01 in UTC, past what Python's dates hold: a server error on saving
+        ("start_at", {"schedule": "at", "start_at": "9999-12-31T23:59", "timezone": "Etc/GMT+12"}),
+        ("start_at", {"schedule": "at", "start_at": "0001-01-01T00:00", "timezone": "Etc/GMT-14"}),
+        # the next occurrence, computed on activation, fell past year 9999
+        ("start_at", {"schedule": "recurring", "cron": "0 0 * * *", "start_at": "9999-12-30T00:00"}),
+        (
+            "end_at",
+            {
+                "schedule": "recurring",
+                "cron": "0 0 * * *",
+                "start_at": "2026-01-01T00:00",
+                "end_at": "3000-01-01T00:00",
+            },
+        ),
+    ],
+)
+def test_a_date_out_of_the_scheduling_years_is_shown_next_to_its_field(
+    client, personas, audience, configuration, field, overrides
+):
+    response = _login(client, personas["manny"]).post(
+        reverse("campaigns:create"), _form(audience, configuration, **overrides)
+    )
+
+    assert response.status_code == 200
+    assert response.context["form"].errors[field] == ["Enter a date and time between 1970 and 2999."]
+    assert not Campaign.objects.exists()
+
+
 def test_bad_liquid_subject_is_shown_next_to_the_field_and_nothing_is_stored(client, personas, audience, configuration):
     data = _form(audience, configuration, subject="Hello {{ profile.first_name ")
 
@@ -459,3 +490,14 @@ def test_detail_links_the_audience_for_those_who_may_see_it(client, personas, dr
     client.logout()
     page = _login(client, personas["vera"]).get(draft.get_absolute_url()).content.decode()
     assert link not in page and draft.audience.name in page
+
+
+# The messages of a profile (the partial its page loads)
+
+
+@pytest.mark.both_databases  # SQLite raised OverflowError comparing the id to the deliveries' link
+@pytest.mark.parametrize("profile_id", [987654321, 10**30])
+def test_the_messages_of_a_profile_that_does_not_exist_are_not_found(client, personas, profile_id):
+    response = _login(client, personas["ada"]).get(reverse("campaigns:profile_messages", args=[profile_id]))
+
+    assert response.status_code == 404

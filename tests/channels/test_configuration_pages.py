@@ -455,9 +455,11 @@ def test_send_test_of_in_app_puts_the_message_in_the_chosen_inbox(client, person
     client = logged_in(client, personas)
 
     refused = client.post(url, {"to": "999999"})
+    not_digits = [client.post(url, {"to": to}) for to in ("²", "９", "9" * 40)]  # isdigit() but not int()-able
     response = client.post(url, {"to": str(profile.pk)}, headers={"HX-Request": "true"})
 
     assert "Enter the ID of a profile" in refused.context["test_form"].errors["to"][0]
+    assert all("Enter the ID of a profile" in r.context["test_form"].errors["to"][0] for r in not_digits)
     [message] = InboxMessage.objects.filter(profile=profile)
     assert message.title.startswith("Test message") and message.delivery_id < 0
     assert f"as <code>inbox:{message.pk}</code>" in response.content.decode()

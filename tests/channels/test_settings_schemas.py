@@ -129,3 +129,14 @@ def test_keys_of_the_wrong_kind_are_refused(rsa_pem):
         )
     with pytest.raises(ValidationError, match="RSA"):
         PushSettings(project_id="p", service_account_json=json.dumps({"client_email": "a", "private_key": ec_pem}))
+
+
+@pytest.mark.parametrize("channel", ["email", "sms", "push", "webhook", "in_app"])
+@pytest.mark.parametrize("rate", [float("inf"), float("nan"), 1e999, 10**7])
+def test_a_rate_that_no_json_or_bucket_can_hold_is_refused(channel, rate, rsa_pem):
+    model = SETTINGS_MODELS[channel]
+    values = valid_settings(channel, rsa_pem)
+    model.model_validate({**values, "rate_per_second": 50})  # a sane rate is fine
+
+    with pytest.raises(ValidationError, match="rate_per_second"):
+        model.model_validate({**values, "rate_per_second": rate})

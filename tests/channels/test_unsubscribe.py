@@ -55,6 +55,10 @@ def test_url_is_absolute_on_site_url(settings):
         lambda token: signing.Signer().sign("99.e.1"),  # signed with the key but for another purpose
         lambda token: signing.Signer(salt="channels.unsubscribe").sign("99.x.1"),  # not a payload of ours
         lambda token: signing.Signer(salt="channels.unsubscribe").sign("99.e.1.2"),
+        # Ids we never write: "²".isdigit() holds but int() refuses it; 19 digits pass what an id holds.
+        lambda token: signing.Signer(salt="channels.unsubscribe").sign("²³.e"),
+        lambda token: signing.Signer(salt="channels.unsubscribe").sign("99.e.１"),
+        lambda token: signing.Signer(salt="channels.unsubscribe").sign("9" * 19 + ".e"),
         lambda token: "not-a-token",
     ],
 )
@@ -172,3 +176,145 @@ def test_sent_mail_carries_a_working_link_in_content_and_list_unsubscribe(redis,
 
     assert response.status_code == 200
     assert Consent.objects.get(profile=zoe, channel="email").state == Consent.State.OPTED_OUT
+
+
+# A link opts out one profile of one channel, and nothing else
+
+
+def _token_parts(token: str) -> tuple[str, str]:
+    payload, _, signature = token.rpartition(":")
+    return payload, signature
+
+
+@pytest.mark.parametrize(
+    "altered_payload",
+    [
+        "{profile}.e.2",  # another delivery under the first one's signature
+        "{profile}.e",  # the delivery cut off
+        "{profile}.e.1.1",
+        "{profile}.E.1",
+        "0{profile}.e.1",  # the same number written another way is another payload
+        " {profile}.e.1",
+    ],
+)
+def test_altering_any_part_of_a_link_under_its_signature_is_refused(browserless, zoe, altered_payload):
+    _payload, signature = _token_parts(unsubscribe_token(profile_id=zoe.pk, channel="email", delivery_id=1))
+    token = f"{altered_payload.format(profile=zoe.pk)}:{signature}"
+
+    with pytest.raises(BadToken):
+        read_unsubscribe_token(token)
+    assert browserless.post(f"/u/{token}/", {"List-Unsubscribe": "One-Click"}).status_code == 400
+    assert not ConsentEvent.objects.exists()
+
+
+def test_a_link_signed_by_another_installation_is_refused(browserless, zoe, settings):
+    settings.SECRET_KEY = "another-installation-" + "x" * 40
+    token = unsubscribe_token(profile_id=zoe.pk, channel="email", delivery_id=1)
+    settings.SECRET_KEY = "this-installation-" + "y" * 40
+
+    response = browserless.post(f"/u/{token}/", {"List-Unsubscribe": "One-Click"})
+
+    assert response.status_code == 400
+    assert b"This unsubscribe link is not valid" in response.content and b"Nothing was changed" in response.content
+    assert not ConsentEvent.objects.exists()
+
+
+def test_links_sent_before_a_key_rotation_work_while_the_old_key_is_a_fallback(browserless, zoe, settings):
+    old_key, new_key = "old-installation-key-" + "x" * 40, "new-installation-key-" + "y" * 40
+    settings.SECRET_KEY = old_key
+    path = _path(unsubscribe_url(profile_id=zoe.pk, channel="email", delivery_id=1))
+    settings.SECRET_KEY, settings.SECRET_KEY_FALLBACKS = new_key, [old_key]
+
+    response = browserless.post(path, {"List-Unsubscribe": "One-Click"})
+
+    assert response.status_code == 200
+    assert Consent.objects.get(profile=zoe, channel="email").state == Consent.State.OPTED_OUT
+
+
+def test_a_link_read_a_year_later_still_works(browserless, zoe):
+    import time_machine
+
+    with time_machine.travel("2026-01-01 09:00Z"):
+        path = _path(unsubscribe_url(profile_id=zoe.pk, channel="email", delivery_id=1))
+    with time_machine.travel("2027-03-01 09:00Z"):
+        response = browserless.post(path, {"List-Unsubscribe": "One-Click"})
+
+    assert response.status_code == 200
+    assert Consent.objects.get(profile=zoe, channel="email").state == Consent.State.OPTED_OUT
+
+
+@pytest.mark.parametrize(
+    ("channel", "label"),
+    [("email", "Email"), ("sms", "SMS"), ("push", "Push"), ("webhook", "Webhook"), ("in_app", "In-app")],
+)
+@pytest.mark.parametrize("delivery_id", [None, 7])
+def test_a_link_of_each_channel_opts_out_of_that_channel_only(browserless, zoe, channel, label, delivery_id):
+    token = unsubscribe_token(profile_id=zoe.pk, channel=channel, delivery_id=delivery_id)
+    assert read_unsubscribe_token(token) == UnsubscribeToken(zoe.pk, channel, delivery_id)
+
+    page = browserless.get(f"/u/{token}/")
+    done = browserless.post(f"/u/{token}/", {"List-Unsubscribe": "One-Click"})
+
+    assert f"Stop receiving marketing {label} messages" in page.content.decode()
+    assert f"You will no longer receive marketing {label} messages" in done.content.decode()
+    assert list(Consent.objects.filter(profile=zoe).values_list("channel", "state")) == [(channel, "opted_out")]
+
+
+def test_the_page_says_already_unsubscribed_only_for_the_channel_opted_out(browserless, zoe):
+    Consent.objects.create(profile=zoe, channel="sms", state=Consent.State.OPTED_OUT)
+
+    email_page = browserless.get(_path(unsubscribe_url(profile_id=zoe.pk, channel="email")))
+    sms_page = browserless.get(_path(unsubscribe_url(profile_id=zoe.pk, channel="sms")))
+
+    assert b"already unsubscribed" not in email_page.content
+    assert b"already unsubscribed" in sms_page.content
+
+
+def test_an_opted_in_channel_is_not_shown_as_already_unsubscribed(browserless, zoe):
+    Consent.objects.create(profile=zoe, channel="email", state=Consent.State.OPTED_IN)
+
+    page = browserless.get(_path(unsubscribe_url(profile_id=zoe.pk, channel="email")))
+
+    assert b"already unsubscribed" not in page.content
+
+
+def test_opening_a_link_of_an_erased_profile_says_there_is_nothing_to_unsubscribe(browserless, zoe):
+    path = _path(unsubscribe_url(profile_id=zoe.pk, channel="email"))
+    zoe.delete()
+
+    response = browserless.get(path)
+
+    assert response.status_code == 404
+    assert b"Nothing to unsubscribe" in response.content
+
+
+@pytest.mark.parametrize(
+    ("phone", "shown"),
+    [("+447700900123", "+44••••••••23"), ("+1555012", "+15•••12"), ("+12345", "+12•45"), ("12345", "123•45")],
+)
+def test_the_page_shows_enough_of_a_number_for_its_owner_only(browserless, db, phone, shown):
+    profile = Profile.objects.create(phone=phone)
+
+    content = browserless.get(_path(unsubscribe_url(profile_id=profile.pk, channel="sms"))).content.decode()
+
+    assert f"at <strong>{shown}</strong>" in content
+    assert phone not in content
+
+
+def test_the_page_of_a_profile_without_that_address_shows_none(browserless, db):
+    profile = Profile.objects.create(phone="+447700900123")
+
+    content = browserless.get(_path(unsubscribe_url(profile_id=profile.pk, channel="email"))).content.decode()
+
+    assert "Stop receiving marketing Email messages?" in content
+    assert "<strong>" not in content and "•" not in content
+
+
+def test_the_link_follows_site_url_when_it_changes(settings):
+    settings.SITE_URL = "https://one.example.org"
+    first = unsubscribe_url(profile_id=1, channel="email")
+    settings.SITE_URL = "https://two.example.org"
+    second = unsubscribe_url(profile_id=1, channel="email")
+
+    assert first.startswith("https://one.example.org/u/") and second.startswith("https://two.example.org/u/")
+    assert first.removeprefix("https://one.example.org") == second.removeprefix("https://two.example.org")

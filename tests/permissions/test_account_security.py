@@ -65,6 +65,18 @@ def test_a_lockout_ends_after_the_cool_off_time(client, personas, settings, time
     assert _log_in(client, "vera", PASSWORD).status_code == 302
 
 
+def test_a_username_longer_than_any_account_is_refused_on_the_form_without_an_attempt(client, personas):
+    """Django's login form does not check the username's length; django-axes' log of the attempt keeps 255
+    characters, and PostgreSQL refused the longer name with a server error."""
+    from axes.models import AccessAttempt
+
+    response = _log_in(client, "x" * 300, "wrong")
+
+    assert response.status_code == 200
+    assert "at most 150 characters" in response.content.decode()
+    assert not AccessAttempt.objects.exists()
+
+
 def test_the_test_clients_login_without_a_request_still_authenticates(client, personas):
     assert client.login(username="vera", password=PASSWORD)
 

@@ -138,6 +138,18 @@ def test_chosen_campaigns_must_exist_and_be_api_triggered(client, personas, conf
     assert not ApiKey.objects.exists()
 
 
+@pytest.mark.both_databases  # SQLite raised OverflowError comparing the id
+def test_a_campaign_id_past_64_bits_is_no_campaign_id(client, personas, triggered):
+    client.force_login(personas["ada"])
+
+    response = _create(client, campaigns=[triggered.pk, "9" * 20, "-" + "9" * 400])
+
+    assert response.status_code == 200
+    errors = response.context["form"].errors["campaigns"]
+    assert errors == [f"“{'9' * 20}” is not a campaign id.", f"“-{'9' * 400}” is not a campaign id."]
+    assert not ApiKey.objects.exists()
+
+
 def test_create_form_offers_only_api_triggered_campaigns(client, personas, configuration, triggered):
     _campaign(personas, configuration, name="Weekly newsletter", kind=Campaign.Kind.SCHEDULED)
     client.force_login(personas["ada"])

@@ -89,6 +89,29 @@ def test_the_csv_export_streams_the_filtered_events(client, personas, events):
     assert AuditEvent.objects.filter(action="audit.exported", actor=personas["ada"]).exists()
 
 
+def test_the_csv_export_records_the_filters_the_form_read(client, personas, events):
+    client.force_login(personas["ada"])
+
+    response = client.get(reverse("permissions:audit_export"), {"object_type": "auth.user", "utm": "\x00"})
+
+    b"".join(response.streaming_content)
+    exported = AuditEvent.objects.get(action="audit.exported")
+    assert exported.after == {"filters": {"object_type": "auth.user"}}
+
+
+@pytest.mark.parametrize("filters", [{"actor": "a\x00b"}, {"since": "2026-02-30"}, {"action": "no.such.action"}])
+def test_an_export_with_a_filter_to_fix_answers_400_naming_it_and_records_nothing(client, personas, events, filters):
+    """A NUL in a filter reached the audit event recording the export: PostgreSQL refused it (a server error)."""
+    client.force_login(personas["ada"])
+
+    response = client.get(reverse("permissions:audit_export"), filters)
+
+    assert response.status_code == 400
+    [name] = filters
+    assert response.context["form"].errors[name]
+    assert not AuditEvent.objects.filter(action="audit.exported").exists()
+
+
 def test_the_csv_export_defuses_spreadsheet_formulas(client, personas):
     audit_record(actor=personas["ada"], action='=HYPERLINK("http://evil")')
     client.force_login(personas["ada"])

@@ -203,6 +203,16 @@ def test_users_list_searches_username_name_and_email(client, personas):
     assert found("nobody") == set()
 
 
+def test_a_user_search_holding_a_nul_character_answers_400_saying_so(client, personas):
+    """PostgreSQL refused to compare text with a NUL character: a server error before."""
+    _login(client, personas["ada"])
+
+    response = client.get(reverse("permissions:users"), {"q": "ada\x00"})
+
+    assert response.status_code == 400
+    assert "The search contains a NUL character (position 4)" in response.content.decode()
+
+
 def test_users_list_shows_roles_and_state(client, personas):
     response = _login(client, personas["ada"]).get(reverse("permissions:users"))
 
