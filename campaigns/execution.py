@@ -5,6 +5,7 @@ constraints, work is claimed with one conditional UPDATE, and every outcome writ
 """
 
 import logging
+import math
 import time
 import uuid
 from datetime import datetime, timedelta
@@ -31,7 +32,7 @@ from channels.models import Suppression
 from channels.ratelimit import RateLimiter
 from channels.suppression import suppress_addresses
 from channels.unsubscribe import unsubscribe_url
-from config import queues
+from config import queues, untrusted
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ _BACKOFF = [60, 300, 900, 1800, 3600]  # seconds before attempt 2, 3, 4, 5, 6 an
 DEFAULT_RETRY_WINDOW = timedelta(hours=24)  # for configurations whose settings name none
 # A guard against a provider that keeps asking for a retry within a second: never more attempts than this.
 MAX_ATTEMPTS = 100
+MAX_RETRY_AFTER = 24 * 3600  # seconds
 
 
 def queue_for(campaign: Campaign) -> str:
@@ -473,8 +475,9 @@ def record_outcomes(
         delivery = by_id[result.delivery_id]
         delivery.attempts += 1
         delivery.first_attempt_at = delivery.first_attempt_at or now
-        delivery.reason = result.reason
-        delivery.detail = result.detail[:500]
+        # The adapter's words come from the provider's answer: whatever it sent must not fail the whole write.
+        delivery.reason = untrusted.storable(result.reason, 40)
+        delivery.detail = untrusted.storable(result.detail, 500)
         outcome = result.outcome
         if outcome in (Outcome.TRANSIENT, Outcome.PERMANENT):
             classification = classify(result.reason, outcome)
@@ -487,7 +490,7 @@ def record_outcomes(
         delivery.claim_token = token
         if outcome == Outcome.SENT:
             delivery.status, delivery.sent_at = Delivery.Status.SENT, now
-            delivery.provider_message_id = result.provider_message_id
+            delivery.provider_message_id = untrusted.storable(result.provider_message_id, 255)
         elif outcome == Outcome.PERMANENT:
             delivery.status = Delivery.Status.FAILED
         elif outcome == Outcome.INDETERMINATE and not retry_unknown:
@@ -510,8 +513,9 @@ def record_outcomes(
 
 
 def _retry_delay(attempts: int, retry_after: float | None) -> timedelta:
-    if retry_after is not None and retry_after > 0:
-        return timedelta(seconds=max(retry_after, 1.0))
+    if retry_after is not None and math.isfinite(retry_after) and retry_after > 0:
+        # A provider's Retry-After is honoured up to a day (`inf` or 1e12 would overflow the date).
+        return timedelta(seconds=min(max(retry_after, 1.0), MAX_RETRY_AFTER))
     return timedelta(seconds=_BACKOFF[min(attempts, len(_BACKOFF)) - 1])
 
 

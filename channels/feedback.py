@@ -194,7 +194,7 @@ def _parse_report(raw: bytes, configuration_id: int | None) -> list[FeedbackEven
         raise FeedbackError("Not a report: expected a multipart/report message (RFC 3464 DSN or RFC 5965 ARF).")
     delivery_id = _verp_delivery_id(message)
     original = _original_headers(message)
-    provider_message_id = (original.get("Message-ID") or "").strip() if original is not None else ""
+    provider_message_id = _header(original, "Message-ID")[:255] if original is not None else ""
     if delivery_id is None and original is not None:
         delivery_id = _verp_delivery_id(original, headers=("Return-Path",))
     if delivery_id is None and not provider_message_id:
@@ -206,7 +206,7 @@ def _parse_report(raw: bytes, configuration_id: int | None) -> list[FeedbackEven
     }
     report_type = message.get_param("report-type", "").lower()
     if report_type == "feedback-report":
-        occurred_at = _date(message.get("Date"))
+        occurred_at = _date(_header(message, "Date"))
         return [FeedbackEvent(type=EventType.COMPLAINED, occurred_at=occurred_at, detail="complaint report", **named)]
     if report_type != "delivery-status":
         raise FeedbackError(f"Unknown report type {report_type!r}.")
@@ -214,11 +214,11 @@ def _parse_report(raw: bytes, configuration_id: int | None) -> list[FeedbackEven
 
 
 def _dsn_event(block: Message, named: dict) -> FeedbackEvent | None:
-    action = (block.get("Action") or "").strip().lower()
-    status_match = _STATUS.match(block.get("Status") or "")
+    action = _header(block, "Action").lower()
+    status_match = _STATUS.match(_header(block, "Status"))
     status = status_match.group(1) if status_match else ""
-    detail = " ".join((block.get("Diagnostic-Code") or "").split())[:500]
-    occurred_at = _date(block.get("Last-Attempt-Date"))
+    detail = " ".join(_header(block, "Diagnostic-Code").split())[:500]
+    occurred_at = _date(_header(block, "Last-Attempt-Date"))
     if action == "failed":
         return FeedbackEvent(
             type=EventType.BOUNCED, occurred_at=occurred_at, detail=detail, status=status or "5.0.0", **named
@@ -251,6 +251,13 @@ def _original_headers(message: Message) -> Message | None:
     return None
 
 
+def _header(message: Message, name: str) -> str:
+    """A header as storable text: with 8-bit bytes Python's parser gives a Header object (and undecodable
+    bytes as lone surrogates), and a report may carry NULs; neither may reach the ledger."""
+    value = message.get(name)
+    return "" if value is None else untrusted.storable(str(value), 2000).strip()
+
+
 def _verp_delivery_id(message: Message, headers=_RECIPIENT_HEADERS) -> int | None:
     for name in headers:
         for value in message.get_all(name) or []:
@@ -265,7 +272,7 @@ def _date(value: str | None) -> datetime | None:
         return None
     try:
         moment = parsedate_to_datetime(value.strip())
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
     return moment if moment.tzinfo is not None else None
 

@@ -9,6 +9,7 @@ import logging
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import BadRequest
+from django.db import transaction
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.cache import never_cache
@@ -21,6 +22,7 @@ from audiences.profiles import consent_set
 from channels import feedback, inbound_sms
 from channels.models import ChannelConfiguration
 from channels.unsubscribe import BadToken, read_unsubscribe_token
+from config import untrusted
 
 log = logging.getLogger(__name__)
 
@@ -91,11 +93,15 @@ def sms_inbound(request, pk):
     if not inbound_sms.MESSAGE_SID.fullmatch(message_sid):
         # Without the provider's id a replay of this signed request could not be told apart from a new text.
         return _plain_text("MessageSid is missing or malformed: each text must carry its provider id.", status=400)
-    if not inbound_sms.first_time(configuration=configuration, message_sid=message_sid):
-        return HttpResponse(inbound_sms.twiml(""), content_type="text/xml; charset=utf-8")  # a replay: ignored
-    answer = inbound_sms.sms_inbound_apply(
-        from_number=request.POST.get("From", ""), body=request.POST.get("Body", ""), help_reply=values.help_reply
-    )
+    from_number, body = request.POST.get("From", ""), request.POST.get("Body", "")
+    for name, value in (("From", from_number), ("Body", body)):
+        if (problem := untrusted.text_problem(value)) is not None:
+            return _plain_text(f"{name} {problem}.", status=400)
+    # The id is recorded with what the text changes, or not at all: a failure lets the provider's retry act.
+    with transaction.atomic():
+        if not inbound_sms.first_time(configuration=configuration, message_sid=message_sid):
+            return HttpResponse(inbound_sms.twiml(""), content_type="text/xml; charset=utf-8")  # a replay: ignored
+        answer = inbound_sms.sms_inbound_apply(from_number=from_number, body=body, help_reply=values.help_reply)
     return HttpResponse(answer, content_type="text/xml; charset=utf-8")
 
 

@@ -21,7 +21,9 @@ MAX_JSON_BYTES = 2_000_000
 # What both databases keep exactly as a whole number (PostgreSQL bigint, SQLite INTEGER).
 MAX_INT = 2**63 - 1
 
-_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
+# A string (possessive, and its closing quote optional so an unterminated one is consumed once: linear time
+# whatever the input, where a backtracking pattern rescans from every quote), or a bracket.
+_TOKENS = re.compile(r'"(?:[^"\\]++|\\.)*+"?|[\[\]{}]', re.DOTALL)
 _BAD_CHARACTER = re.compile(r"[\ud800-\udfff\x00]")
 
 
@@ -42,6 +44,13 @@ def text_problem(value: str) -> str | None:
     if match.group() == "\x00":
         return f"contains a NUL character (position {match.start() + 1})"
     return f"is not valid Unicode: a lone surrogate U+{ord(match.group()):04X} at position {match.start() + 1}"
+
+
+def storable(value, limit: int) -> str:
+    """What a provider or relay said, made safe to store and show: text, NUL and lone surrogates replaced by
+    U+FFFD, at most `limit` characters. For words from outside that are kept, not refused (an answer's detail)."""
+    text = value if isinstance(value, str) else str(value)
+    return _BAD_CHARACTER.sub("\ufffd", text[:limit])
 
 
 def check_text(value: str, *, where: str) -> str:

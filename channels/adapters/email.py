@@ -162,9 +162,13 @@ class EmailAdapter(Adapter):
             connection = smtplib.SMTP(s.host, s.port, timeout=s.timeout_seconds)
             if s.security == "starttls":
                 connection.starttls(context=ssl.create_default_context())
-        connection.ehlo_or_helo_if_needed()
-        if s.username:
-            connection.login(s.username, s.password.get_secret_value())
+        try:
+            connection.ehlo_or_helo_if_needed()
+            if s.username:
+                connection.login(s.username, s.password.get_secret_value())
+        except BaseException:
+            connection.close()  # never leave a half-open session (and its socket) behind
+            raise
         with self._lock:
             self.connections_opened += 1
         return connection
@@ -177,8 +181,11 @@ class EmailAdapter(Adapter):
             if connection is None:
                 try:
                     connection = self._connections[lane] = self._connect()
-                except (smtplib.SMTPException, OSError) as exc:
-                    detail = f"cannot connect to {s.host}:{s.port}: {exc}"
+                except Exception as exc:  # noqa: BLE001 - nothing of this lane can go out now
+                    # An SMTP or network error says what the relay did; any other (credentials smtplib cannot
+                    # encode, say) could quote a secret, so its type only.
+                    said = exc if isinstance(exc, smtplib.SMTPException | OSError) else type(exc).__name__
+                    detail = f"cannot connect to {s.host}:{s.port}: {said}"
                     results.extend(
                         SendResult(m.delivery_id, Outcome.TRANSIENT, reason=Reason.CONNECT_FAILED, detail=detail)
                         for m in messages[len(results) :]

@@ -39,6 +39,7 @@ from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NameResolutio
 from urllib3.util.connection import allowed_gai_family
 
 from channels.adapters.base import Adapter, OutboundMessage, Outcome, Reason, SendResult, message_error
+from config import untrusted
 
 CONNECT_TIMEOUT = 5.0
 USER_AGENT = "campaign-manager/1"
@@ -111,16 +112,22 @@ class HttpAdapter(Adapter):
             return request
         headers = {"Idempotency-Key": message.idempotency_key, **request.pop("headers", {})}
         try:
-            response = self.session.request(headers=headers, timeout=self.timeout, **request)
+            prepared = self.session.prepare_request(requests.Request(headers=headers, **request))
+        except Exception as exc:  # noqa: BLE001 - a header or URL that cannot be encoded: nothing left
+            return message_error(message, exc)
+        try:
+            # Through the transport itself: no redirect is followed (the first hop already has the message and
+            # its signature), nor even read (Session.send parses a Location it will not follow).
+            response = self.session.get_adapter(prepared.url).send(prepared, timeout=self.timeout)
+            response.content  # noqa: B018 - read whole, which hands the connection back to the pool
         except requests.RequestException as exc:
             return self.result_for_exception(message, exc)
-        except Exception as exc:  # noqa: BLE001 - a header or URL refused while the request was prepared
-            return message_error(message, exc)
+        except Exception as exc:  # noqa: BLE001 - failed while the answer was read: the provider may have it
+            return _unreadable(message, type(exc).__name__)
         try:
             return self.result_for_response(message, response)
         except Exception as exc:  # noqa: BLE001 - an answer we cannot read: the provider may have the message
-            detail = f"the answer (HTTP {response.status_code}) could not be read: {type(exc).__name__}"
-            return SendResult(message.delivery_id, Outcome.INDETERMINATE, reason="unreadable_answer", detail=detail)
+            return _unreadable(message, f"HTTP {response.status_code}, {type(exc).__name__}")
 
     def result_for_response(self, message: OutboundMessage, response: requests.Response) -> SendResult:
         status = response.status_code
@@ -172,6 +179,11 @@ class HttpAdapter(Adapter):
         return SendResult(message.delivery_id, Outcome.INDETERMINATE, reason=Reason.CONNECTION_LOST, detail=detail)
 
 
+def _unreadable(message: OutboundMessage, what: str) -> SendResult:
+    detail = f"the answer could not be read ({what})"
+    return SendResult(message.delivery_id, Outcome.INDETERMINATE, reason="unreadable_answer", detail=detail)
+
+
 def status_text(status: int) -> str:
     """`HTTP 422 Unprocessable Content`: the status and its standard phrase (not the one the answer gave)."""
     try:
@@ -184,7 +196,7 @@ def bounded(value, limit: int = 200) -> str:
     """A field read from a provider's error answer, as text of at most `limit` characters ("" if not text)."""
     if isinstance(value, bool) or not isinstance(value, str | int):
         return ""
-    text = " ".join(str(value).split())
+    text = untrusted.storable(" ".join(str(value)[: limit * 4].split()), limit * 4)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -254,6 +266,8 @@ def address_refusal(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> s
         return "a shared (carrier-grade NAT) address"
     if address.is_reserved:
         return "a reserved address"
+    if address.version == 6 and address.is_site_local:  # fec0::/10, deprecated but still routed in some networks
+        return "a site-local address"
     if address.is_private:
         return "a private address"
     if not address.is_global:

@@ -6,6 +6,7 @@ private key is exchanged at its token URI for an access token, kept until shortl
 
 import base64
 import json
+import math
 import threading
 import time
 
@@ -99,7 +100,8 @@ class PushAdapter(HttpAdapter):
                 if refused := forbidden_target(exc):
                     detail = f"token endpoint: {refused.describe(self.channel)}"
                     raise _TokenRefused(Reason.FORBIDDEN_TARGET, detail, Outcome.PERMANENT) from None
-                raise _TokenRefused(Reason.CONNECT_FAILED, f"token endpoint: {type(exc).__name__}: {exc}") from None
+                # The type only: an error's text can quote the endpoint's answer.
+                raise _TokenRefused(Reason.CONNECT_FAILED, f"token endpoint: {type(exc).__name__}") from None
             body = json_or_empty(response)
             if response.status_code != 200 or not body.get("access_token"):
                 # OAuth2's error fields name what is wrong ("invalid_grant"), never the assertion; nothing else of
@@ -107,7 +109,7 @@ class PushAdapter(HttpAdapter):
                 error = f"{bounded(body.get('error'), 60)} {bounded(body.get('error_description'))}".strip()
                 raise _TokenRefused(Reason.AUTH_FAILED, f"token endpoint: {status_text(response.status_code)} {error}")
             self._access_token = body["access_token"]
-            self._expires_at = time.time() + float(body.get("expires_in", 3600))
+            self._expires_at = time.time() + _token_lifetime(body.get("expires_in"))
             self.tokens_fetched += 1
             return self._access_token
 
@@ -157,6 +159,15 @@ class PushAdapter(HttpAdapter):
         if status == "INVALID_ARGUMENT":
             return SendResult(message.delivery_id, Outcome.PERMANENT, reason="fcm_invalid_argument", detail=detail)
         return None
+
+
+def _token_lifetime(value) -> float:
+    """Seconds the access token lasts, as the endpoint said (an hour when it said nothing usable)."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return 3600.0
+    return seconds if math.isfinite(seconds) and 0 < seconds <= 86_400 else 3600.0
 
 
 def _about_the_token(error: dict) -> bool:

@@ -383,6 +383,23 @@ def test_dsn_posted_by_the_relay_bounces_the_delivery(client, sent):
     assert Suppression.objects.get().address == sent[0].address
 
 
+@pytest.mark.parametrize("diagnostic", ["Empfänger unbekannt".encode("latin-1"), b"Benutzer unbekannt", b"a\x00b"])
+def test_a_dsn_whose_diagnostic_has_8bit_bytes_or_nul_bounces_the_delivery(client, sent, diagnostic):
+    """Non-English relays write their own language in Diagnostic-Code: Python's parser then gives a Header
+    object (undecodable bytes as lone surrogates), and the ledger must store it cleaned, not fail."""
+    configuration_id = sent[0].channel_configuration_id
+    raw = dsn(to=f"bounce+{sent[0].pk}@bounces.example.com").replace(
+        b"rejected: User unknown", b"rejected: " + diagnostic
+    )
+
+    response = signed_post(client, f"/channels/{configuration_id}/feedback/dsn/", raw)
+
+    assert response.status_code == 200 and response.json()["applied"] == 1
+    assert status_of(sent[0]) == "bounced"
+    detail = Delivery.objects.get(pk=sent[0].pk).detail
+    assert "\x00" not in detail and all(not 0xD800 <= ord(c) <= 0xDFFF for c in detail)
+
+
 def test_ingest_bounces_reads_an_mbox_and_a_maildir(sent, tmp_path, capsys):
     configuration_id = sent[0].channel_configuration_id
     box = mailbox.mbox(tmp_path / "bounces.mbox")

@@ -16,6 +16,9 @@ from tests.conftest import make_email_configuration
 
 SECRET = "feedback-secret-never-to-be-shown"
 AUTH_TOKEN = "twilio-auth-token-never-to-be-shown"
+# Built, not written out: the debug page quotes the test's own source lines around the failing call.
+DB_PASSWORD = "-".join(["db", "password", "never", "shown"])
+REDIS_PASSWORD = "-".join(["redis", "password", "never", "shown"])
 
 
 @pytest.fixture
@@ -107,6 +110,28 @@ def test_the_debug_error_page_never_shows_the_feedback_secret(client, email_conf
     assert "the clock failed" in page  # it is the debug page, with the frames' variables
     assert "signature_valid" in page
     assert SECRET not in page
+
+
+def test_the_debug_error_page_masks_passwords_in_url_settings(client, email_configuration, settings, monkeypatch):
+    settings.DEBUG = True
+    settings.DATABASE_URL = f"postgres://app:{DB_PASSWORD}@db.internal:5432/campaigns"
+    settings.RQ_QUEUES = {"campaigns": {"URL": f"redis://:{REDIS_PASSWORD}@cache.internal:6379/0"}}
+
+    def clock_fails():
+        raise RuntimeError("the clock failed")
+
+    monkeypatch.setattr(feedback.time, "time", clock_fails)
+    response = client.post(
+        f"/channels/{email_configuration.pk}/feedback/",
+        b"[]",
+        content_type="application/json",
+        headers={"X-Campaign-Signature": "t=1700000000,v1=" + "0" * 64},
+    )
+
+    page = response.content.decode()
+    assert response.status_code == 500 and "DATABASE_URL" in page
+    assert DB_PASSWORD not in page and REDIS_PASSWORD not in page
+    assert "db.internal" in page  # the rest of the URL still helps whoever debugs
 
 
 # Bodies that exhaust a parser ---------------------------------------------------------------------------------
@@ -230,3 +255,16 @@ def test_an_inbound_sms_in_any_charset_never_reaches_a_server_error(client, sms_
     )
 
     assert 400 <= response.status_code < 500
+
+
+def test_a_signed_text_with_a_nul_in_its_sender_is_400_and_its_retry_still_acts(client, sms_configuration):
+    profile = Profile.objects.create(phone="+447700900123")
+    bad = {"From": "+44\x00", "To": "+15559990000", "Body": "STOP", "MessageSid": "SM900", "AccountSid": "AC1"}
+    good = {**bad, "From": "+447700900123"}
+
+    refused = sms_post(client, sms_configuration, bad)
+    retried = sms_post(client, sms_configuration, good)  # the provider retries with the same MessageSid
+
+    assert refused.status_code == 400 and "From contains a NUL character" in refused.content.decode()
+    assert retried.status_code == 200
+    assert profile.consents.get(channel="sms").state == Consent.State.OPTED_OUT

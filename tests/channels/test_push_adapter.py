@@ -136,6 +136,17 @@ def test_the_access_token_is_reused_until_near_expiry(push_adapter, provider, go
     assert adapter.tokens_fetched == 2
 
 
+@pytest.mark.parametrize("expires_in", ["soon", None, "inf", -5, [3600]])
+def test_a_token_lifetime_that_is_not_a_number_is_read_as_an_hour(push_adapter, provider, google, expires_in):
+    google.expires_in = expires_in
+    adapter = push_adapter()
+
+    results = adapter.send([push(1), push(2)])
+
+    assert {r.outcome for r in results} == {Outcome.SENT}
+    assert adapter.tokens_fetched == 1
+
+
 def test_a_refused_access_token_is_forgotten_and_fetched_again(push_adapter, provider, google):
     adapter = push_adapter()
     adapter.send([push(1)])
