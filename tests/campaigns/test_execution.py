@@ -4,6 +4,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
@@ -211,9 +212,13 @@ def test_outcome_written_with_a_stale_claim_token_changes_nothing(redis, markete
 @pytest.mark.django_db(transaction=True)
 def test_claims_of_a_dead_worker_go_back_to_pending_and_are_sent_once(redis, marketer, everyone, smtp_server):
     campaign, run_id = planned_run(marketer, everyone, smtp_server.port, profiles=5)
-    stale_token, rows = execution.claim_slice(run_id=run_id, limit=5, now=timezone.now() - timedelta(hours=1))
+    claimed_at = timezone.now()  # the rows are due from planning on: claiming "an hour ago" would claim none
+    stale_token, rows = execution.claim_slice(run_id=run_id, limit=5, now=claimed_at)
+    assert len(rows) == 5
 
-    execution.release_stale_claims(now=timezone.now())
+    timeout = timedelta(seconds=settings.CAMPAIGNS_CLAIM_TIMEOUT)
+    assert execution.release_stale_claims(now=claimed_at + timeout + timedelta(seconds=1)) == 5
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"pending"}
     execution.send_run(run_id=run_id)
     written = execution.record_outcomes(
         token=stale_token,
