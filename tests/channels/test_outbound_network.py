@@ -472,6 +472,7 @@ def test_a_public_webhook_url_is_saved_with_the_setting_off(client, personas, pr
         ("172.16.0.1", "a private address"),
         ("192.168.0.1", "a private address"),
         ("fc00::1", "a private address"),
+        ("fec0::1", "a site-local address"),  # deprecated, still routed in some networks; Python calls it global
         ("0.0.0.0", "an unspecified address"),
         ("::", "an unspecified address"),
         ("224.0.0.1", "a multicast address"),
