@@ -6,23 +6,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.utils import timezone
 
-from audiences.models import Audience
 from campaigns import execution
 from campaigns.lifecycle import campaign_activate
 from campaigns.models import Campaign, Delivery, Run
 from channels.adapters.base import Outcome, SendResult
 from tests.campaigns.test_execution import make_campaign, make_profiles
 from tests.conftest import make_email_configuration
-
-
-@pytest.fixture
-def everyone(db):
-    return Audience.objects.create(name="Everyone", kind=Audience.Kind.ALL)
-
-
-@pytest.fixture
-def marketer(personas):
-    return personas["april"]
 
 
 def record(token, rows, outcome=Outcome.SENT):

@@ -52,16 +52,6 @@ def planned_run(marketer, audience, port: int, *, profiles: int, **configuration
     return campaign, run_id
 
 
-@pytest.fixture
-def everyone(db):
-    return Audience.objects.create(name="Everyone", kind=Audience.Kind.ALL)
-
-
-@pytest.fixture
-def marketer(personas):
-    return personas["april"]
-
-
 @pytest.mark.smoke
 @pytest.mark.django_db(transaction=True)
 def test_campaign_reaches_each_recipient_once_through_scheduler_and_worker(redis, smtp_server, marketer, everyone):

@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 from rq.registry import ScheduledJobRegistry
 
-from audiences.models import Audience, Consent, Profile
+from audiences.models import Consent, Profile
 from audiences.profiles import push_token_register
 from campaigns import execution
 from campaigns.lifecycle import Content, campaign_activate, campaign_create
@@ -23,16 +23,6 @@ from tests.conftest import make_email_configuration, run_burst_worker
 from tests.smtp_servers import DroppingSMTPServer, RecordingSMTPServer, free_port
 
 CONTENT = Content(subject="Sale", html_body="<p>Sale for {{ profile.id }}</p>", text_body="Sale for {{ profile.id }}")
-
-
-@pytest.fixture
-def everyone(db):
-    return Audience.objects.create(name="Everyone", kind=Audience.Kind.ALL)
-
-
-@pytest.fixture
-def marketer(personas):
-    return personas["april"]
 
 
 def make_profiles(count: int, **fields) -> list[Profile]:

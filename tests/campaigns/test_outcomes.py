@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 import pytest
 from django.utils import timezone
 
-from audiences.models import Audience, Consent
+from audiences.models import Consent
 from audiences.profiles import consent_set
 from campaigns import execution
 from campaigns.lifecycle import campaign_activate
@@ -23,16 +23,6 @@ from tests.campaigns.test_failures import sms_configuration
 from tests.channels.http_servers import ProviderServer, Reply
 from tests.conftest import make_email_configuration, run_burst_worker
 from tests.smtp_servers import RecordingSMTPServer
-
-
-@pytest.fixture
-def everyone(db):
-    return Audience.objects.create(name="Everyone", kind=Audience.Kind.ALL)
-
-
-@pytest.fixture
-def marketer(personas):
-    return personas["april"]
 
 
 def planned(marketer, audience, configuration, *, category="marketing") -> int:

@@ -18,18 +18,6 @@ from tests.conftest import make_email_configuration, run_burst_worker
 TIMEOUT = timedelta(seconds=settings.CAMPAIGNS_CLAIM_TIMEOUT)
 
 
-@pytest.fixture
-def everyone(db):
-    from audiences.models import Audience
-
-    return Audience.objects.create(name="Everyone", kind=Audience.Kind.ALL)
-
-
-@pytest.fixture
-def marketer(personas):
-    return personas["april"]
-
-
 def planned(marketer, audience, port, *, profiles, category="marketing") -> int:
     make_profiles(profiles)
     campaign = make_campaign(marketer, make_email_configuration(port=port), audience, category=category)
