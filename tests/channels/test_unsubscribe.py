@@ -207,6 +207,18 @@ def test_altering_any_part_of_a_link_under_its_signature_is_refused(browserless,
     assert not ConsentEvent.objects.exists()
 
 
+@pytest.mark.parametrize(
+    "strip", [lambda token: token.rpartition(":")[0], lambda token: token.rpartition(":")[0] + ":"]
+)
+def test_a_link_without_its_signature_is_refused(browserless, zoe, strip):
+    token = strip(unsubscribe_token(profile_id=zoe.pk, channel="email", delivery_id=1))
+
+    with pytest.raises(BadToken):
+        read_unsubscribe_token(token)
+    assert browserless.post(f"/u/{token}/", {"List-Unsubscribe": "One-Click"}).status_code == 400
+    assert not ConsentEvent.objects.exists()
+
+
 def test_a_link_signed_by_another_installation_is_refused(browserless, zoe, settings):
     settings.SECRET_KEY = "another-installation-" + "x" * 40
     token = unsubscribe_token(profile_id=zoe.pk, channel="email", delivery_id=1)
@@ -318,3 +330,29 @@ def test_the_link_follows_site_url_when_it_changes(settings):
 
     assert first.startswith("https://one.example.org/u/") and second.startswith("https://two.example.org/u/")
     assert first.removeprefix("https://one.example.org") == second.removeprefix("https://two.example.org")
+
+
+def test_no_cache_keeps_or_shares_a_recipients_page(browserless, zoe):
+    path = _path(unsubscribe_url(profile_id=zoe.pk, channel="email", delivery_id=5))
+
+    for response in (browserless.get(path), browserless.post(path, {"List-Unsubscribe": "One-Click"})):
+        assert "no-store" in response["Cache-Control"] and "private" in response["Cache-Control"]
+
+
+# Links already sent, as an earlier release wrote them for this SECRET_KEY: a change of the token's format, salt or
+# channel letters would break every unsubscribe link in people's inboxes.
+LINKS_ALREADY_SENT = [
+    ("email", 42, "1234.e.42:QLQLU_Hc9O1fbI1wv2VJtzZI4w2CVBhAPKNeuznnaXw"),
+    ("sms", None, "1234.s:BsyBm1M_UnxF35mWIf4OHjgBwdn95eXKFrjJkQ0D0Gg"),
+    ("push", 7, "1234.p.7:UfU5RNRzcsypnj0mqbx3W7ETP7c7AoddHglRrHxOExI"),
+    ("webhook", 8, "1234.w.8:JzsJs_24yBy2oQjS2Iorp6DZM0QlmQS4uhHg34Xym8s"),
+    ("in_app", 9, "1234.i.9:Y30v3k8l83Jr-J708DPx6TNZrt8yH-NJNPvIM_RoIGA"),
+]
+
+
+@pytest.mark.parametrize(("channel", "delivery_id", "token"), LINKS_ALREADY_SENT)
+def test_links_sent_by_an_earlier_release_still_work(settings, channel, delivery_id, token):
+    settings.SECRET_KEY = "a-fixed-key-for-the-format-of-links-already-sent-0123456789"
+
+    assert read_unsubscribe_token(token) == UnsubscribeToken(1234, channel, delivery_id)
+    assert unsubscribe_token(profile_id=1234, channel=channel, delivery_id=delivery_id) == token
