@@ -117,6 +117,8 @@ def test_the_classification_overrides_what_the_relay_replied(redis, marketer, ev
         fine.email: ("sent", ""),
     }
     assert list(Suppression.objects.values_list("address", flat=True)) == [dead.email]
+    # A dead mailbox is suppressed, not an opt-out: only the provider's own opt-out becomes consent.
+    assert not Consent.objects.filter(state=Consent.State.OPTED_OUT).exists()
 
 
 @pytest.mark.django_db(transaction=True)
@@ -173,3 +175,35 @@ def test_an_unsubscribe_link_in_a_sent_message_opts_its_recipient_out(redis, smt
     assert Consent.objects.get(profile=person, channel="email").state == Consent.State.OPTED_OUT
     assert Delivery.objects.get(run_id=run_id).status == "sent"
     assert Campaign.objects.get().status == Campaign.Status.COMPLETED
+
+
+def _in_flight(marketer, everyone, port, *, attempts: int = 0):
+    make_profiles(1)
+    run_id = planned(marketer, everyone, make_email_configuration(port=port))
+    token, [row] = execution.claim_slice(run_id=run_id, limit=1, now=timezone.now())
+    Delivery.objects.filter(pk=row.pk).update(status=Delivery.Status.IN_FLIGHT, attempts=attempts)
+    row.attempts = attempts
+    return token, row
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_hundredth_failed_attempt_is_the_last(redis, smtp_server, marketer, everyone):
+    token, row = _in_flight(marketer, everyone, smtp_server.port, attempts=execution.MAX_ATTEMPTS - 1)
+    busy = [SendResult(row.pk, Outcome.TRANSIENT, reason="smtp_4.2.2", detail="452 4.2.2 mailbox full")]
+
+    execution.record_outcomes(token=token, results=busy, by_id={row.pk: row})
+
+    row.refresh_from_db()
+    assert (row.status, row.reason, row.attempts) == ("failed", "retries_exhausted", execution.MAX_ATTEMPTS)
+    assert row.detail == "452 4.2.2 mailbox full"  # what kept failing
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_outcome_nobody_knows_is_not_retried_unless_asked(redis, smtp_server, marketer, everyone):
+    token, row = _in_flight(marketer, everyone, smtp_server.port)
+    lost = [SendResult(row.pk, Outcome.INDETERMINATE, reason="connection_lost")]
+
+    execution.record_outcomes(token=token, results=lost, by_id={row.pk: row})
+
+    row.refresh_from_db()
+    assert row.status == "unknown"  # marketing by default: what may have been delivered is never sent again

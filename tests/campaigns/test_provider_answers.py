@@ -90,3 +90,32 @@ def test_a_redirect_with_an_unreadable_location_is_failed_never_a_crash(personas
     [delivery] = Delivery.objects.filter(run_id=run_id)
     assert len(provider.requests) == 1
     assert (delivery.status, delivery.reason) == (Delivery.Status.FAILED, "http_302")
+
+
+def test_a_provider_error_code_of_any_length_fails_the_message_with_a_bounded_reason(personas, redis, provider):
+    """Twilio's `code` is copied into the reason (`twilio_<code>`, 40 characters in the ledger) and the detail
+    (500): a 600-digit code must fail the message, not the write of the whole slice."""
+    from audiences.models import Consent
+    from tests.campaigns.test_failures import make_profiles, sms_configuration
+
+    for profile in make_profiles(2):  # unknown SMS consent does not allow marketing
+        Consent.objects.create(profile=profile, channel="sms", state=Consent.State.OPTED_IN)
+    provider.script = lambda request: Reply(400, {"code": 10**600, "message": "no"})
+    campaign = campaign_create(
+        actor=personas["april"],
+        name="Texts",
+        channel_configuration=sms_configuration(provider.url),
+        audience=Audience.objects.create(name="Everyone", kind=Audience.Kind.ALL),
+        content=Content("", "", "Hello"),
+    )
+    campaign_activate(campaign=campaign, actor=personas["april"])
+    [run_id] = execution.start_due_runs(now=timezone.now())
+    execution.plan_run(run_id=run_id)
+    execution.send_run(run_id=run_id)
+
+    deliveries = list(Delivery.objects.filter(run_id=run_id))
+    assert len(provider.requests) == 2
+    assert {d.status for d in deliveries} == {Delivery.Status.FAILED}
+    assert all(d.reason.startswith("twilio_1000") and len(d.reason) == 40 for d in deliveries)
+    assert all(len(d.detail) == 500 for d in deliveries)
+    assert Run.objects.get(pk=run_id).state == Run.State.COMPLETE
