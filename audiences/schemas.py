@@ -37,8 +37,7 @@ _LOCALE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 
 def excerpt(value: object, limit: int = 40) -> str:
     """`value` quoted for a message, cut to `limit` characters: an input can be a megabyte long."""
-    text = str(value)
-    return repr(text if len(text) <= limit else text[:limit] + "…")
+    return repr(untrusted.excerpt(value, limit))
 
 
 class EmailError(ValueError):

@@ -30,7 +30,7 @@ class ContentError(ValueError):
     def __init__(self, field: str, message: str):
         # Liquid's message carries a source excerpt after its first line; the first line says it all.
         message = message.splitlines()[0] if message else message
-        message = message.encode("utf-8", "replace").decode("utf-8")[:400]  # stored as the delivery's detail
+        message = untrusted.storable(message, 400)  # stored as the delivery's detail
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message

@@ -65,11 +65,11 @@ def unauthenticated(request, exc):
 
 @api.exception_handler(HttpError)
 def http_error(request, exc):
-    detail = _bounded(str(exc), 200)  # our messages are shorter: the last guard should one ever carry an input
+    detail = untrusted.excerpt(str(exc), 200)  # our messages are shorter: the last guard should one ever carry an input
     if exc.status_code == 400 and isinstance(exc.__cause__, untrusted.UntrustedInputError):
         refusal = exc.__cause__
         # Names the JSON path (each key already cut short, the path itself could nest 32 of them) and the problem.
-        where = f"{_bounded(refusal.where, MAX_ECHO)}: " if refusal.where else ""
+        where = f"{untrusted.excerpt(refusal.where, MAX_ECHO)}: " if refusal.where else ""
         detail = f"invalid request: {where}{refusal.problem}"
     return api.create_response(request, {"detail": detail}, status=exc.status_code)
 
@@ -95,26 +95,26 @@ def invalid_request(request, exc):
 def _without_input(error: dict) -> dict:
     """pydantic's error as the InvalidField schema has it: no `input`, names and rule values cut short."""
     bounded = {
-        "type": _bounded(str(error.get("type", "invalid")), MAX_ECHO),
-        "loc": [part if isinstance(part, int) else _bounded(str(part), MAX_ECHO) for part in error.get("loc", ())],
-        "msg": _bounded(str(error.get("msg", "invalid")), 160),
+        "type": untrusted.excerpt(str(error.get("type", "invalid")), MAX_ECHO),
+        "loc": [
+            part if isinstance(part, int) else untrusted.excerpt(str(part), MAX_ECHO) for part in error.get("loc", ())
+        ],
+        "msg": untrusted.excerpt(str(error.get("msg", "invalid")), 160),
     }
     if error.get("ctx"):
-        bounded["ctx"] = {_bounded(str(name), MAX_ECHO): _rule_value(value) for name, value in error["ctx"].items()}
+        bounded["ctx"] = {
+            untrusted.excerpt(str(name), MAX_ECHO): _rule_value(value) for name, value in error["ctx"].items()
+        }
     return bounded
 
 
 def _rule_value(value):
     if isinstance(value, bool | int) or (isinstance(value, float) and math.isfinite(value)):
         return value
-    return _bounded(str(value), MAX_ECHO)
+    return untrusted.excerpt(str(value), MAX_ECHO)
 
 
 def _describe(error: dict) -> str:
     # loc is e.g. ("path", "campaign_id"): name the field, not where ninja found it.
     location = ".".join(str(part) for part in error["loc"][1:]) or "body"
     return f"{location}: {error['msg']}"
-
-
-def _bounded(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[:limit] + "…"

@@ -118,15 +118,16 @@ def check_json_value(value, *, where: str = "") -> None:
                 raise UntrustedInputError(path or "value", "is a number out of range (not finite)")
         elif isinstance(item, dict):
             for key, child in item.items():
-                key_path = f"{path}.{_short(key)}" if path else _short(key)
-                check_text(key, where=f"{path or 'object'} key {_short(key)!r}")
+                key_path = f"{path}.{excerpt(key)}" if path else excerpt(key)
+                check_text(key, where=f"{path or 'object'} key {excerpt(key)!r}")
                 stack.append((child, key_path, depth + 1))
         elif isinstance(item, list):
             for index, child in enumerate(item):
                 stack.append((child, f"{path}[{index}]", depth + 1))
 
 
-def _short(text: str, limit: int = 40) -> str:
+def excerpt(text, limit: int = 40) -> str:
+    """At most `limit` characters of `text` (then "…"), printable: what an error may repeat of an input."""
     text = _BAD_CHARACTER.sub("\ufffd", str(text))
     return text if len(text) <= limit else text[:limit] + "…"
 

@@ -7,6 +7,8 @@ message, then is closed. Adapters are kept open between jobs by long-lived worke
 import enum
 from dataclasses import dataclass, field
 
+from config import untrusted
+
 
 class Outcome(enum.StrEnum):
     SENT = "sent"
@@ -79,5 +81,5 @@ class Adapter:
 
 def message_error(message: OutboundMessage, exc: BaseException | None) -> SendResult:
     """The result for one message that could not be built or handed over: it fails alone, for good."""
-    detail = f"{type(exc).__name__}: {exc}".encode("utf-8", "replace").decode("utf-8")[:500]
+    detail = untrusted.storable(f"{type(exc).__name__}: {exc}", 500)
     return SendResult(message.delivery_id, Outcome.PERMANENT, reason=Reason.MESSAGE_ERROR, detail=detail)
