@@ -64,23 +64,29 @@ def test_a_pending_retry_keeps_the_run_open(redis, smtp_server, marketer, everyo
     assert Campaign.objects.get(pk=campaign.pk).status == Campaign.Status.ACTIVE
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_recurring_campaign_stays_active_after_a_run_and_completes_with_its_last(
-    redis, smtp_server, marketer, everyone
-):
+def daily_for_two_days(marketer, everyone, port: int) -> tuple[Campaign, datetime]:
+    """An active recurring campaign to two profiles with two occurrences, 1 and 2 December; and the first."""
     make_profiles(2)
     first = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
     campaign = make_campaign(
         marketer,
-        make_email_configuration(port=smtp_server.port),
+        make_email_configuration(port=port),
         everyone,
         schedule=Campaign.Schedule.RECURRING,
         cron="0 9 * * *",
         timezone_name="Europe/Paris",
         start_at=first,
-        end_at=first + timedelta(days=1, hours=12),  # two occurrences: 1 and 2 December
+        end_at=first + timedelta(days=1, hours=12),
     )
     campaign_activate(campaign=campaign, actor=marketer, now=first - timedelta(days=1))
+    return campaign, first
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_recurring_campaign_stays_active_after_a_run_and_completes_with_its_last(
+    redis, smtp_server, marketer, everyone
+):
+    campaign, first = daily_for_two_days(marketer, everyone, smtp_server.port)
 
     [monday] = execution.start_due_runs(now=first)
     execution.plan_run(run_id=monday)
@@ -97,19 +103,7 @@ def test_a_recurring_campaign_stays_active_after_a_run_and_completes_with_its_la
 
 @pytest.mark.django_db(transaction=True)
 def test_a_campaign_is_not_completed_while_another_of_its_runs_is_open(redis, smtp_server, marketer, everyone):
-    make_profiles(2)
-    first = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
-    campaign = make_campaign(
-        marketer,
-        make_email_configuration(port=smtp_server.port),
-        everyone,
-        schedule=Campaign.Schedule.RECURRING,
-        cron="0 9 * * *",
-        timezone_name="Europe/Paris",
-        start_at=first,
-        end_at=first + timedelta(days=1, hours=12),
-    )
-    campaign_activate(campaign=campaign, actor=marketer, now=first - timedelta(days=1))
+    campaign, first = daily_for_two_days(marketer, everyone, smtp_server.port)
     [monday] = execution.start_due_runs(now=first)
     [tuesday] = execution.start_due_runs(now=first + timedelta(days=1))  # Monday's run fell behind
     execution.plan_run(run_id=monday)

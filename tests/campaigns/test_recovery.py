@@ -73,16 +73,23 @@ def test_a_dead_workers_claims_are_sent_by_another_while_live_workers_keep_their
     assert Run.objects.get(pk=run_id).state == Run.State.COMPLETE
 
 
+def dead_and_live_workers(run_id: int, start):
+    """Two workers that each claimed and handed over 5 messages: one at `start` (dead by the time the test
+    releases stale claims), one half a timeout later (alive)."""
+    dead = execution.claim_slice(run_id=run_id, limit=5, now=start)
+    hand_over(dead[0], start)
+    live = execution.claim_slice(run_id=run_id, limit=5, now=start + TIMEOUT / 2)
+    hand_over(live[0], start + TIMEOUT / 2)
+    return dead, live
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_dead_workers_marketing_in_flight_becomes_unknown_a_live_workers_keeps_its_outcome(
     redis, smtp_server, marketer, everyone
 ):
     run_id = planned(marketer, everyone, smtp_server.port, profiles=10)
     start = timezone.now()
-    dead_token, dead_rows = execution.claim_slice(run_id=run_id, limit=5, now=start)
-    hand_over(dead_token, start)
-    live_token, live_rows = execution.claim_slice(run_id=run_id, limit=5, now=start + TIMEOUT / 2)
-    hand_over(live_token, start + TIMEOUT / 2)
+    (dead_token, dead_rows), (live_token, live_rows) = dead_and_live_workers(run_id, start)
 
     assert execution.release_stale_claims(now=start + TIMEOUT + timedelta(seconds=1)) == 5
 
@@ -111,10 +118,7 @@ def test_a_dead_workers_transactional_in_flight_is_sent_again_a_live_workers_is_
 ):
     run_id = planned(marketer, everyone, smtp_server.port, profiles=10, category="transactional")
     start = timezone.now()
-    dead_token, dead_rows = execution.claim_slice(run_id=run_id, limit=5, now=start)
-    hand_over(dead_token, start)
-    live_token, live_rows = execution.claim_slice(run_id=run_id, limit=5, now=start + TIMEOUT / 2)
-    hand_over(live_token, start + TIMEOUT / 2)
+    (dead_token, dead_rows), (live_token, live_rows) = dead_and_live_workers(run_id, start)
 
     assert execution.release_stale_claims(now=start + TIMEOUT + timedelta(seconds=1)) == 5
 
