@@ -8,7 +8,6 @@ export and erase through the two signals below, since audiences may not import t
 import hashlib
 import re
 
-import django_rq
 import phonenumbers
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -289,10 +288,7 @@ def _sync_indexes_on_commit() -> None:
     request's transaction, and a large table takes a while. If Redis is down, the next change (or
     `manage.py sync_attribute_indexes`) catches up."""
 
-    def enqueue():
-        django_rq.get_queue(queues.MAINTENANCE).enqueue("audiences.jobs.sync_attribute_indexes")
-
-    transaction.on_commit(enqueue, robust=True)
+    queues.enqueue_on_commit(queues.MAINTENANCE, "audiences.jobs.sync_attribute_indexes")
 
 
 # Reads for the profile pages ----------------------------------------------------------------------------

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import django_rq
 from django.conf import settings
 from django.core.exceptions import ValidationError as ModelValidationError
 from django.core.files.storage import default_storage
@@ -351,7 +350,7 @@ def import_start(
         locked.heartbeat_at = timezone.now()
         locked.save(update_fields=["mapping", "default_region", "audience", "status", "heartbeat_at"])
         if run_async:
-            _enqueue_on_commit(locked.pk)
+            queues.enqueue_on_commit(queues.MAINTENANCE, "audiences.jobs.import_profiles", locked.pk)
     return locked
 
 
@@ -365,14 +364,6 @@ def import_cancel(*, profile_import: ProfileImport) -> bool:
     ):
         return True
     return bool(imports_of.filter(status__in=[ImportStatus.QUEUED, ImportStatus.RUNNING]).update(cancel_requested=True))
-
-
-def _enqueue_on_commit(import_id: int) -> None:
-    def enqueue():
-        django_rq.get_queue(queues.MAINTENANCE).enqueue("audiences.jobs.import_profiles", import_id)
-
-    # If Redis is down, the import stays queued and imports_redispatch_stalled enqueues it later.
-    transaction.on_commit(enqueue, robust=True)
 
 
 def imports_redispatch_stalled(now: datetime) -> list[int]:
@@ -393,7 +384,7 @@ def imports_redispatch_stalled(now: datetime) -> list[int]:
                 heartbeat_at=now
             )
             if claimed:
-                _enqueue_on_commit(import_id)
+                queues.enqueue_on_commit(queues.MAINTENANCE, "audiences.jobs.import_profiles", import_id)
                 kicked.append(import_id)
                 log.warning("import %s: re-dispatched after no progress since %s", import_id, heartbeat_at)
     return kicked
@@ -499,7 +490,7 @@ def _run_chunks(profile_import: ProfileImport, *, chunk_rows: int, deadline: flo
                 if not chunk:
                     return _finish(locked, ImportStatus.DONE)
                 if time.monotonic() > deadline:
-                    _enqueue_on_commit(locked.pk)
+                    queues.enqueue_on_commit(queues.MAINTENANCE, "audiences.jobs.import_profiles", locked.pk)
                     return locked.status
             if on_chunk:
                 on_chunk(locked)

@@ -33,6 +33,7 @@ from channels.ratelimit import RateLimiter
 from channels.suppression import suppress_addresses
 from channels.unsubscribe import unsubscribe_url
 from config import queues, untrusted
+from config.queues import enqueue_on_commit
 
 log = logging.getLogger(__name__)
 
@@ -53,22 +54,6 @@ def queue_for(campaign: Campaign) -> str:
     if campaign.category == Campaign.Category.TRANSACTIONAL:
         return queues.TRANSACTIONAL
     return queues.TRIGGERED
-
-
-def enqueue_on_commit(queue_name: str, func: str, *args, delay: float | None = None) -> None:
-    """Enqueue once the current transaction commits, so a job never looks for rows not yet visible.
-
-    If Redis is down the rows are still committed and the scheduler re-dispatches from the ledger.
-    """
-
-    def enqueue():
-        queue = django_rq.get_queue(queue_name)
-        if delay:
-            queue.enqueue_in(timedelta(seconds=delay), func, *args)
-        else:
-            queue.enqueue(func, *args)
-
-    transaction.on_commit(enqueue, robust=True)
 
 
 # The scheduler's tick ------------------------------------------------------------------------------------

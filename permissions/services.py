@@ -181,9 +181,8 @@ def notification_send(*, users, title: str, body: str = "", url: str = "", email
     on the maintenance queue, enqueued once that transaction commits, sends the batch. It is best-effort: a
     failure to enqueue or to send is logged and never undoes the action that caused it.
     """
-    import django_rq
 
-    from config.queues import MAINTENANCE
+    from config.queues import MAINTENANCE, enqueue_on_commit
     from permissions.models import Notification
 
     users = [user for user in users if user.is_active]
@@ -192,12 +191,8 @@ def notification_send(*, users, title: str, body: str = "", url: str = "", email
     )
     email_ids = [notification.pk for notification in notifications if notification.user.email]
     if email and email_ids:
-
-        def enqueue_notification_emails():
-            django_rq.get_queue(MAINTENANCE).enqueue("permissions.jobs.send_notification_emails", email_ids)
-
-        # robust: an unreachable Redis is logged by Django, and the caller's response goes out all the same.
-        transaction.on_commit(enqueue_notification_emails, robust=True)
+        # An unreachable Redis is logged, and the caller's response goes out all the same.
+        enqueue_on_commit(MAINTENANCE, "permissions.jobs.send_notification_emails", email_ids)
     return len(users)
 
 
