@@ -12,9 +12,9 @@ from ninja.errors import HttpError
 from pydantic import AfterValidator, Field
 from pydantic_core import PydanticCustomError
 
-from audiences import profiles, services
 from audiences.models import Profile
 from audiences.schemas import ProfileInput
+from audiences.services import privacy, profiles
 from permissions.api import error_responses
 from permissions.api_auth import ApiKeyAuth
 
@@ -110,7 +110,7 @@ class UpsertOut(Schema):
     openapi_extra=SCOPE,
 )
 def profiles_upsert(request, body: ProfilesIn):
-    outcomes = services.profiles_upsert(body.profiles, source=f"api key {request.auth.prefix}")
+    outcomes = profiles.profiles_upsert(body.profiles, source=f"api key {request.auth.prefix}")
     results = [
         ProfileResult(
             index=index,
@@ -136,7 +136,7 @@ def profiles_upsert(request, body: ProfilesIn):
     openapi_extra=SCOPE,
 )
 def profile_export(request, profile_id: Annotated[int, Path(ge=1, le=_MAX_ID)]):
-    return profiles.profile_export_recorded(profile=_profile(profile_id), actor=request.auth)
+    return privacy.profile_export_recorded(profile=_profile(profile_id), actor=request.auth)
 
 
 @router.delete(
@@ -151,7 +151,7 @@ def profile_export(request, profile_id: Annotated[int, Path(ge=1, le=_MAX_ID)]):
     openapi_extra=SCOPE,
 )
 def profile_erase(request, profile_id: Annotated[int, Path(ge=1, le=_MAX_ID)]):
-    profiles.profile_erase(profile=_profile(profile_id), actor=request.auth)
+    privacy.profile_erase(profile=_profile(profile_id), actor=request.auth)
     return Status(204, None)
 
 

@@ -5,4 +5,12 @@ class CampaignsConfig(AppConfig):
     name = "campaigns"
 
     def ready(self):
-        from campaigns import feedback, privacy  # noqa: F401 - connect the receivers of provider feedback, export and erase
+        # Connect the receivers of provider feedback, and of a profile's export and erase.
+        from campaigns import (
+            privacy,  # noqa: F401
+            uses,
+        )
+        from campaigns.services import feedback  # noqa: F401
+
+        # Answer the hooks of the apps below: what uses an audience or a configuration, a profile's messages.
+        uses.register()

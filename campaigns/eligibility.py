@@ -2,8 +2,7 @@
 
 from audiences.models import Consent
 from campaigns.models import Campaign, Delivery
-from channels.models import Suppression
-from channels.suppression import normalize_address
+from channels.models import Suppression, normalize_address
 
 
 def consent_states(profile_ids, channel: str) -> dict[int, str]:

@@ -1,11 +1,11 @@
-"""RQ jobs: they take ids, never model instances (jobs are JSON), and call the execution services."""
+"""RQ jobs: they take ids, never model instances (jobs are JSON), and call the send engine."""
 
-from campaigns import execution
+from campaigns.engine import planning, sending
 
 
 def plan_run(run_id: int) -> None:
-    execution.plan_run(run_id=run_id)
+    planning.plan_run(run_id=run_id)
 
 
 def send_run(run_id: int) -> None:
-    execution.send_run(run_id=run_id)
+    sending.send_run(run_id=run_id)

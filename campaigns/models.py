@@ -83,7 +83,7 @@ class Campaign(models.Model):
 class CampaignVersion(models.Model):
     """Content as edited and, once activated, as sent. Runs point at the version they send.
 
-    A version in review is locked; an approval belongs to the version approved (see campaigns.approval).
+    A version in review is locked; an approval belongs to the version approved (see campaigns.services.approval).
     """
 
     class ReviewState(models.TextChoices):
@@ -295,7 +295,7 @@ class Delivery(models.Model):
     reason = models.CharField(max_length=40, blank=True)
     detail = models.CharField(max_length=500, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
-    # The retry window of transient failures is measured from here (campaigns.execution.record_outcomes).
+    # The retry window of transient failures is measured from here (campaigns.engine.outcomes.record_outcomes).
     first_attempt_at = models.DateTimeField(null=True, blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     provider_message_id = models.CharField(max_length=255, blank=True)

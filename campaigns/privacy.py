@@ -1,4 +1,4 @@
-"""The campaigns app's part in a person's rights over their data (see audiences.profiles): what the ledger
+"""The campaigns app's part in a person's rights over their data (see audiences.services.privacy): what the ledger
 and the trigger log keep about a profile, for an export, and how they forget it on erase.
 
 An erased person's deliveries stay in the ledger, so run counts and reports do not change, but without
@@ -9,7 +9,7 @@ body hash (replays are still answered) with the context emptied.
 from django.dispatch import receiver
 
 from audiences.models import Profile
-from audiences.profiles import profile_erasing, profile_exporting
+from audiences.services.privacy import profile_erasing, profile_exporting
 from campaigns.models import Delivery, TriggerRequest
 
 

@@ -295,7 +295,7 @@ def mailbox_messages(*, mbox: str | None = None, maildir: str | None = None) -> 
 
 
 def feedback_deliver(events: list[FeedbackEvent]) -> dict[str, int]:
-    """Hand events to the app that applies them (campaigns.feedback); returns its counts."""
+    """Hand events to the app that applies them (campaigns.services.feedback); returns its counts."""
     counts = {"applied": 0, "unchanged": 0, "unmatched": 0}
     if not events:
         return counts

@@ -64,6 +64,11 @@ class Suppression(models.Model):
         return f"{self.channel}:{self.address}"
 
 
+def normalize_address(channel: str, address: str) -> str:
+    """The form addresses are stored and compared in: emails lower-cased whole, others stripped."""
+    return address.strip().lower() if channel == Channel.EMAIL else address.strip()
+
+
 class InboxMessage(models.Model):
     """A message in a profile's in-app inbox, written by the in-app adapter and served to apps by channels.api."""
 

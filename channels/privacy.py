@@ -4,7 +4,7 @@ go with the profile row.)"""
 from django.dispatch import receiver
 
 from audiences.models import Profile
-from audiences.profiles import profile_exporting
+from audiences.services.privacy import profile_exporting
 from channels.models import InboxMessage
 
 

@@ -3,9 +3,6 @@ waits behind a large campaign."""
 
 from datetime import timedelta
 
-import django_rq
-from django.db import transaction
-
 TRANSACTIONAL = "transactional"
 TRIGGERED = "triggered"
 CAMPAIGNS = "campaigns"
@@ -23,6 +20,10 @@ def enqueue_on_commit(queue_name: str, func: str, *args, delay: float | None = N
     imports from the scheduler's tick; attribute indexes on the next change or `manage.py
     sync_attribute_indexes`; notification emails are best-effort).
     """
+
+    # Imported here: the settings read the queue names above while they load, before django_rq may.
+    import django_rq
+    from django.db import transaction
 
     def enqueue():
         queue = django_rq.get_queue(queue_name)

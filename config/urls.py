@@ -2,9 +2,9 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from channels import views_public
+from channels.views import public as channels_public
 from config.api import api
-from permissions.forms import LoginForm
+from permissions.forms.login import LoginForm
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="campaigns:list", permanent=False)),
@@ -16,5 +16,5 @@ urlpatterns = [
     path("settings/", include("permissions.urls")),
     path("api/", api.urls),
     # Public and short (SMS bodies count characters): the unsubscribe links in messages, see channels.unsubscribe.
-    path("u/<str:token>/", views_public.unsubscribe, name="unsubscribe"),
+    path("u/<str:token>/", channels_public.unsubscribe, name="unsubscribe"),
 ]

@@ -6,6 +6,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.http import HttpResponse
 from django.shortcuts import render
 
+from permissions.hooks import forbidden_page_links
 from permissions.roles import Role
 
 
@@ -45,6 +46,10 @@ def forbidden(request, perms):
     return render(
         request,
         "permissions/forbidden.html",
-        {"roles": roles, "administrators": administrators.order_by("username")},
+        {
+            "roles": roles,
+            "administrators": administrators.order_by("username"),
+            "back_links": forbidden_page_links.for_page(request, None),
+        },
         status=403,
     )

@@ -3,7 +3,7 @@
 from django.views.decorators.debug import sensitive_variables
 from ninja.security import HttpBearer
 
-from permissions.services import api_key_authenticate
+from permissions.services.api_keys import api_key_authenticate
 
 
 class ApiKeyAuth(HttpBearer):

@@ -3,7 +3,7 @@
 from django.contrib.auth.signals import user_login_failed
 from django.dispatch import receiver
 
-from permissions import services
+from permissions.services.login_failures import login_failure_record
 
 
 @receiver(user_login_failed, dispatch_uid="permissions.login_failed")
@@ -14,4 +14,4 @@ def login_failed(sender, credentials, request=None, **kwargs):
     if request is not None:
         # django-axes resolved the client address (its backend runs first); REMOTE_ADDR otherwise.
         ip_address = getattr(request, "axes_ip_address", None) or request.META.get("REMOTE_ADDR") or None
-    services.login_failure_record(username=username, ip_address=ip_address)
+    login_failure_record(username=username, ip_address=ip_address)

@@ -1,13 +1,16 @@
 """Settings pages (users, roles, API keys, audit log, notifications), mounted at /settings/, and the public
 invitation page."""
 
-from django.urls import include, path
+from django.urls import path
 
-from permissions.views import audit, invitations, notifications, roles, users
+from permissions.views import api_keys, audit, invitations, notifications, roles, users
 
 app_name = "permissions"
 urlpatterns = [
-    path("api-keys/", include("permissions.api_key_urls")),
+    path("api-keys/", api_keys.api_key_list, name="api_key_list"),
+    path("api-keys/new/", api_keys.api_key_create, name="api_key_create"),
+    path("api-keys/<int:pk>/", api_keys.api_key_detail, name="api_key_detail"),
+    path("api-keys/<int:pk>/revoke/", api_keys.api_key_revoke, name="api_key_revoke"),
     path("users/", users.user_list, name="users"),
     path("users/add/", users.user_add, name="user_add"),
     path("users/<int:pk>/", users.user_detail, name="user_detail"),

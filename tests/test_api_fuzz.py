@@ -29,11 +29,11 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from audiences.models import AttributeDefinition, Identity, IdentityNamespace, Profile
-from campaigns import lifecycle
 from campaigns.models import Campaign
+from campaigns.services import lifecycle
 from channels.models import InboxMessage
 from config.api import api
-from permissions import services
+from permissions.services.api_keys import api_key_create
 from tests.channels.conftest import make_configuration
 from tests.conftest import make_email_configuration
 
@@ -78,9 +78,9 @@ def world(live_server, personas):
         for name in ("Password reset", "Order shipped")
     ]
     keys = {
-        "profiles": services.api_key_create(actor=ada, name="crm", profiles=True)[1],
-        "all campaigns": services.api_key_create(actor=ada, name="all", all_triggered_campaigns=True)[1],
-        "one campaign": services.api_key_create(actor=ada, name="one", campaign_ids=[campaigns[0].pk])[1],
+        "profiles": api_key_create(actor=ada, name="crm", profiles=True)[1],
+        "all campaigns": api_key_create(actor=ada, name="all", all_triggered_campaigns=True)[1],
+        "one campaign": api_key_create(actor=ada, name="one", campaign_ids=[campaigns[0].pk])[1],
         "no key": None,
         "unknown key": "cmk_nothere_" + "x" * 40,
     }
@@ -173,8 +173,8 @@ def _body_schema(operation: str, status: int) -> str:
 def secrets(personas):
     ada = personas["ada"]
     return {
-        "profiles": services.api_key_create(actor=ada, name="crm", profiles=True)[1],
-        "all campaigns": services.api_key_create(actor=ada, name="all", all_triggered_campaigns=True)[1],
+        "profiles": api_key_create(actor=ada, name="crm", profiles=True)[1],
+        "all campaigns": api_key_create(actor=ada, name="all", all_triggered_campaigns=True)[1],
     }
 
 

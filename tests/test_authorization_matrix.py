@@ -14,13 +14,14 @@ from django.core.files.storage import default_storage
 from django.urls import URLResolver, get_resolver, reverse
 
 from audiences.models import AttributeDefinition, Audience, IdentityNamespace, Profile, ProfileImport
-from campaigns import lifecycle
 from campaigns.models import ApprovalPolicy, Campaign
+from campaigns.services import lifecycle
 from channels.models import InboxMessage, Suppression
 from channels.unsubscribe import unsubscribe_token
 from config.api import api
-from permissions import services
 from permissions.models import Notification
+from permissions.services.api_keys import api_key_create, api_key_revoke
+from permissions.services.invitations import invitation_create
 from tests.channels.conftest import make_configuration
 from tests.conftest import PASSWORD, make_email_configuration
 
@@ -210,8 +211,8 @@ def world(personas, django_user_model):
     role = Group.objects.create(name="Custom role")
     target.groups.add(role)
     policy = ApprovalPolicy.objects.create(name="Everything", created_by=ada)
-    api_key, _ = services.api_key_create(actor=ada, name="k", all_triggered_campaigns=True)
-    invitation = services.invitation_create(actor=ada, user=django_user_model.objects.create_user("invited"))
+    api_key, _ = api_key_create(actor=ada, name="k", all_triggered_campaigns=True)
+    invitation = invitation_create(actor=ada, user=django_user_model.objects.create_user("invited"))
     notifications = {
         username: Notification.objects.create(user=user, title="Hello").pk for username, user in personas.items()
     }
@@ -347,14 +348,14 @@ def api_world(world, personas):
         audience=None,
         content=lifecycle.Content("x", "x", "x"),
     )
-    revoked, revoked_secret = services.api_key_create(actor=ada, name="revoked", all_triggered_campaigns=True)
-    services.api_key_revoke(actor=ada, key=revoked)
+    revoked, revoked_secret = api_key_create(actor=ada, name="revoked", all_triggered_campaigns=True)
+    api_key_revoke(actor=ada, key=revoked)
     keys = {
         "revoked": revoked_secret,
-        "all campaigns": services.api_key_create(actor=ada, name="all", all_triggered_campaigns=True)[1],
-        "this campaign": services.api_key_create(actor=ada, name="this", campaign_ids=[world["triggered"]])[1],
-        "other campaign": services.api_key_create(actor=ada, name="other", campaign_ids=[other.pk])[1],
-        "profiles": services.api_key_create(actor=ada, name="profiles", profiles=True)[1],
+        "all campaigns": api_key_create(actor=ada, name="all", all_triggered_campaigns=True)[1],
+        "this campaign": api_key_create(actor=ada, name="this", campaign_ids=[world["triggered"]])[1],
+        "other campaign": api_key_create(actor=ada, name="other", campaign_ids=[other.pk])[1],
+        "profiles": api_key_create(actor=ada, name="profiles", profiles=True)[1],
     }
     inbox_message = InboxMessage.objects.create(
         profile_id=world["profile"], configuration=make_configuration("in_app"), delivery_id=1, title="Hi"

@@ -32,16 +32,17 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from audiences.models import AttributeDefinition, Audience, IdentityNamespace, Profile, ProfileImport
-from campaigns import approval, lifecycle
 from campaigns.models import ApprovalPolicy, Campaign
+from campaigns.services import approval, lifecycle
 from channels.feedback import feedback_signature
 from channels.inbound_sms import twilio_signature
 from channels.models import ChannelConfiguration, Suppression
 from channels.schemas import SETTINGS_MODELS
 from channels.unsubscribe import unsubscribe_token
-from permissions import services
 from permissions.models import Notification
 from permissions.roles import Role
+from permissions.services.api_keys import api_key_create
+from permissions.services.invitations import invitation_create
 from tests.audiences.test_audience_pages import _Inputs
 from tests.channels.conftest import make_configuration
 from tests.channels.test_settings_schemas import pem, valid_settings
@@ -326,7 +327,7 @@ def world(personas, django_user_model, settings, tmp_path, redis, rsa_pem):
     target = django_user_model.objects.create_user("target", "target@example.com", "x")
     role = Group.objects.create(name="Custom role")
     target.groups.add(role)
-    api_key, _ = services.api_key_create(actor=ada, name="Shop", campaign_ids=[triggered.pk], profiles=True)
+    api_key, _ = api_key_create(actor=ada, name="Shop", campaign_ids=[triggered.pk], profiles=True)
     invited = django_user_model.objects.create_user("invited", "invited@example.com")
     invited.set_unusable_password()
     invited.save()
@@ -349,7 +350,7 @@ def world(personas, django_user_model, settings, tmp_path, redis, rsa_pem):
         "api_key": api_key.pk,
         "target": target.pk,
         "role": role.pk,
-        "invitation": services.invitation_create(actor=ada, user=invited),
+        "invitation": invitation_create(actor=ada, user=invited),
         "notification": Notification.objects.create(user=ada, title="Hello", url="/campaigns/").pk,
         "attribute": AttributeDefinition.objects.get(name="plan").pk,
         "namespace": IdentityNamespace.objects.create(name="loyalty", label="Loyalty card").pk,

@@ -1,1 +1,1 @@
-"""Settings pages, one module per tab: users, roles, the audit log, notifications, and the invitation page."""
+"""Settings pages, one module a tab: users, roles, API keys, audit log, notifications, the invitation page."""

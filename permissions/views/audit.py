@@ -7,9 +7,10 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from config.csv_download import csv_download
-from permissions import selectors, services
+from permissions import selectors
 from permissions.access import permission_required
-from permissions.forms import AuditFilterForm
+from permissions.forms.audit import AuditFilterForm
+from permissions.services.audit import audit_record
 
 EVENTS_PER_PAGE = 50
 CSV_COLUMNS = ["time", "actor", "action", "object_type", "object_id", "object", "before", "after", "ip_address"]
@@ -39,7 +40,7 @@ def audit_export(request):
         return _render_list(request, form, events, status=400)
     # The filters as the form read them (what else the query string holds is no filter, and may be unstorable).
     filters = {name: value for name, value in form.data.items() if name in form.fields and value}
-    services.audit_record(actor=request.user, action="audit.exported", after={"filters": filters})
+    audit_record(actor=request.user, action="audit.exported", after={"filters": filters})
     stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
     return csv_download(
         header=CSV_COLUMNS,

@@ -1,5 +1,6 @@
 """The page an invitation link opens: the new user sets a password and is logged in."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_not_required
@@ -8,8 +9,8 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 
-from permissions import services
 from permissions.models import Invitation, sha256_hex
+from permissions.services import invitations
 
 
 # The one public page of the app, deliberately without permission_required: the visitor has no password yet.
@@ -18,17 +19,17 @@ from permissions.models import Invitation, sha256_hex
 @never_cache
 @sensitive_post_parameters()
 def invitation_accept(request, token):
-    invitation = services.invitation_for_token(token)
+    invitation = invitations.invitation_for_token(token)
     if invitation is None:
         return _unusable(request, token)
     form = SetPasswordForm(invitation.user, request.POST or None)
     if request.method == "POST" and form.is_valid():
-        user = services.invitation_accept(token=token, password=form.cleaned_data["new_password1"])
+        user = invitations.invitation_accept(token=token, password=form.cleaned_data["new_password1"])
         if user is None:  # spent by another submission of the same link in the meantime
             return _unusable(request, token)
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         messages.success(request, "Your password is set and you are logged in.")
-        return redirect("campaigns:list")
+        return redirect(settings.LOGIN_REDIRECT_URL)
     return render(request, "permissions/invitation_accept.html", {"form": form, "invited": invitation.user})
 
 

@@ -5,9 +5,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from permissions import services
 from permissions.access import permission_required
 from permissions.models import Notification
+from permissions.services.notifications import notifications_mark_read
 
 NOTIFICATIONS_PER_PAGE = 50
 
@@ -25,7 +25,7 @@ def notification_list(request):
 def notification_open(request, pk):
     """Mark one notification read and go where it leads (a local path only)."""
     notification = get_object_or_404(Notification, pk=pk, user=request.user)
-    services.notifications_mark_read(user=request.user, notification_ids=[notification.pk])
+    notifications_mark_read(user=request.user, notification_ids=[notification.pk])
     if notification.url.startswith("/") and url_has_allowed_host_and_scheme(
         notification.url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     ):
@@ -36,5 +36,5 @@ def notification_open(request, pk):
 @permission_required()
 @require_POST
 def notifications_read_all(request):
-    services.notifications_mark_read(user=request.user)
+    notifications_mark_read(user=request.user)
     return redirect("permissions:notifications")

@@ -7,11 +7,12 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from permissions import selectors, services
+from permissions import selectors
 from permissions.access import permission_required
-from permissions.forms import RoleForm, RoleMemberForm
+from permissions.forms.roles import RoleForm, RoleMemberForm
 from permissions.roles import Role, group_permission_names, is_builtin_role, permission_labels, permission_matrix
 from permissions.roles import permissions_by_area as by_area
+from permissions.services import custom_roles, users
 
 
 @permission_required("auth.view_group")
@@ -38,7 +39,7 @@ def role_create(request):
     form = RoleForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            group = services.role_create(
+            group = custom_roles.role_create(
                 actor=request.user, name=form.cleaned_data["name"], permission_names=form.cleaned_data["permissions"]
             )
         except ValidationError as error:
@@ -59,7 +60,7 @@ def role_edit(request, pk):
     form = RoleForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
-            services.role_update(
+            custom_roles.role_update(
                 actor=request.user,
                 group=group,
                 name=form.cleaned_data["name"],
@@ -78,7 +79,7 @@ def role_edit(request, pk):
 def role_delete(request, pk):
     group = get_object_or_404(Group, pk=pk)
     try:
-        services.role_delete(actor=request.user, group=group)
+        custom_roles.role_delete(actor=request.user, group=group)
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
         return _to_role(group)
@@ -112,7 +113,7 @@ def role_remove_member(request, pk, user_pk):
 
 def _change_roles(request, user, roles, success_message):
     try:
-        services.user_change_roles(actor=request.user, user=user, role_names=sorted(roles))
+        users.user_change_roles(actor=request.user, user=user, role_names=sorted(roles))
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
     else:

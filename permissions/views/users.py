@@ -9,10 +9,11 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from config.untrusted import text_problem
-from permissions import selectors, services
+from permissions import selectors
 from permissions.access import permission_required
-from permissions.forms import UserAddForm, UserRolesForm
+from permissions.forms.users import UserAddForm, UserRolesForm
 from permissions.models import Invitation
+from permissions.services import invitations, users
 
 USERS_PER_PAGE = 50
 
@@ -36,7 +37,7 @@ def user_add(request):
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            user, sent = services.user_invite(
+            user, sent = users.user_invite(
                 actor=request.user,
                 email=data["email"],
                 full_name=data["full_name"],
@@ -83,7 +84,7 @@ def user_roles(request, pk):
         messages.error(request, "Unknown role: reload the page and try again.")
         return redirect("permissions:user_detail", pk=pk)
     try:
-        services.user_change_roles(actor=request.user, user=person, role_names=form.cleaned_data["roles"])
+        users.user_change_roles(actor=request.user, user=person, role_names=form.cleaned_data["roles"])
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
     else:
@@ -96,7 +97,7 @@ def user_roles(request, pk):
 def user_deactivate(request, pk):
     person = get_object_or_404(get_user_model(), pk=pk)
     try:
-        services.account_deactivate(actor=request.user, user=person)
+        users.account_deactivate(actor=request.user, user=person)
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
     else:
@@ -109,7 +110,7 @@ def user_deactivate(request, pk):
 def user_invite(request, pk):
     person = get_object_or_404(get_user_model(), pk=pk)
     try:
-        sent = services.invitation_resend(actor=request.user, user=person)
+        sent = invitations.invitation_resend(actor=request.user, user=person)
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
     else:

@@ -9,8 +9,8 @@ import pytest
 from django.urls import reverse
 
 from audiences.models import AttributeDefinition, Audience, AudienceMember, Consent, Profile, ProfileImport
-from campaigns import lifecycle
 from campaigns.models import Campaign
+from campaigns.services import lifecycle
 from permissions.models import AuditEvent
 from tests.conftest import make_email_configuration
 
@@ -516,7 +516,7 @@ def test_delete_is_refused_for_an_audience_of_a_draft_naming_it(client, personas
 
 
 def test_the_database_refusal_is_caught_and_named(personas, pros, configuration, monkeypatch):
-    from audiences import audience_services
+    from audiences.services import audiences as audience_services
 
     campaign_for(pros, personas, configuration, name="Raced")
     # As if the campaign got this audience between the check and the delete.

@@ -2,8 +2,8 @@
 
 import pytest
 
-from audiences import builder
-from audiences.rule_words import rule_in_words
+from audiences.rules import builder
+from audiences.rules.words import rule_in_words
 
 SCHEMA = builder.Schema(
     declared={

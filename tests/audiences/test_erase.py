@@ -8,7 +8,6 @@ from django.apps import apps
 from django.db import models
 from django.utils import timezone
 
-from audiences import profiles
 from audiences.models import (
     AttributeDefinition,
     Audience,
@@ -19,10 +18,13 @@ from audiences.models import (
     Profile,
     PushToken,
 )
-from campaigns import execution
-from campaigns.lifecycle import Content, campaign_activate, campaign_create
+from audiences.services import privacy
+from audiences.services.consent import consent_set
+from audiences.services.push_tokens import push_token_register
+from campaigns.engine import planning, scheduler, sending
 from campaigns.models import Delivery, Run, TriggerRequest
 from campaigns.selectors import delivery_counts
+from campaigns.services.lifecycle import Content, campaign_activate, campaign_create
 from channels.models import Suppression
 from permissions.models import AuditEvent
 from tests.conftest import make_email_configuration
@@ -50,9 +52,9 @@ def zoe(db):
     Identity.objects.create(profile=profile, namespace="email", value=ZOE["email"])
     Identity.objects.create(profile=profile, namespace="phone", value=ZOE["phone"])
     Identity.objects.create(profile=profile, namespace="crm_id", value=ZOE["crm_id"])
-    profiles.consent_set(profile=profile, channel="email", state="opted_in", source="signup")
-    profiles.consent_set(profile=profile, channel="sms", state="opted_in", source="signup")
-    profiles.push_token_register(profile=profile, token=ZOE["token"], platform="ios", app="com.shop")
+    consent_set(profile=profile, channel="email", state="opted_in", source="signup")
+    consent_set(profile=profile, channel="sms", state="opted_in", source="signup")
+    push_token_register(profile=profile, token=ZOE["token"], platform="ios", app="com.shop")
     AudienceMember.objects.create(audience=Audience.objects.create(name="VIP", kind="uploaded"), profile=profile)
     return profile
 
@@ -77,9 +79,9 @@ def sent_campaign(personas, redis, smtp_server, zoe, others):
         content=Content("Hello {{ profile.first_name }}", "<p>Hi {{ profile.first_name }}</p>", "Hi"),
     )
     campaign_activate(campaign=campaign, actor=marketer)
-    [run_id] = execution.start_due_runs(now=timezone.now())
-    execution.plan_run(run_id=run_id)
-    execution.send_run(run_id=run_id)
+    [run_id] = scheduler.start_due_runs(now=timezone.now())
+    planning.plan_run(run_id=run_id)
+    sending.send_run(run_id=run_id)
     assert ZOE["email"] in smtp_server.by_recipient()
     return Run.objects.get(pk=run_id)
 
@@ -121,7 +123,7 @@ def test_erase_leaves_no_personal_data_behind(personas, zoe, sent_campaign, trig
     delivery = Delivery.objects.get(profile=zoe)
     Delivery.objects.filter(pk=delivery.pk).update(detail=f"550 {ZOE['email']}: mailbox full")
 
-    profiles.profile_erase(profile=zoe, actor=personas["ada"])
+    privacy.profile_erase(profile=zoe, actor=personas["ada"])
 
     for value in ZOE.values():
         assert _tables_holding(value) == [], value
@@ -135,7 +137,7 @@ def test_erase_keeps_the_counts_of_runs_and_campaigns(personas, zoe, others, sen
     before = (delivery_counts(run_id=run.pk), delivery_counts(campaign_id=run.campaign_id))
     assert before[0].sent == 1 + len(others)
 
-    profiles.profile_erase(profile=zoe, actor=personas["ada"])
+    privacy.profile_erase(profile=zoe, actor=personas["ada"])
 
     assert (delivery_counts(run_id=run.pk), delivery_counts(campaign_id=run.campaign_id)) == before
     anonymous = Delivery.objects.get(run=run, profile__isnull=True)
@@ -143,7 +145,7 @@ def test_erase_keeps_the_counts_of_runs_and_campaigns(personas, zoe, others, sen
 
 
 def test_erase_scrubs_the_trigger_context_but_keeps_the_request_for_replays(personas, zoe, trigger_request):
-    profiles.profile_erase(profile=zoe, actor=personas["ada"])
+    privacy.profile_erase(profile=zoe, actor=personas["ada"])
 
     trigger_request.refresh_from_db()
     assert trigger_request.context == {} and trigger_request.profile is None
@@ -151,12 +153,12 @@ def test_erase_scrubs_the_trigger_context_but_keeps_the_request_for_replays(pers
 
 
 def test_erase_touches_nobody_else(personas, zoe, others, sent_campaign):
-    other_export = profiles.profile_export(others[0])
+    other_export = privacy.profile_export(others[0])
 
-    profiles.profile_erase(profile=zoe, actor=personas["ada"])
+    privacy.profile_erase(profile=zoe, actor=personas["ada"])
 
     assert Profile.objects.count() == len(others)
-    other_after = profiles.profile_export(others[0])
+    other_after = privacy.profile_export(others[0])
     assert {k: v for k, v in other_after.items() if k != "exported_at"} == {
         k: v for k, v in other_export.items() if k != "exported_at"
     }
@@ -164,7 +166,7 @@ def test_erase_touches_nobody_else(personas, zoe, others, sent_campaign):
 
 
 def test_erase_is_audited_by_id_with_a_receipt_and_no_address(personas, zoe, sent_campaign, trigger_request):
-    receipt = profiles.profile_erase(profile=zoe, actor=personas["ada"])
+    receipt = privacy.profile_erase(profile=zoe, actor=personas["ada"])
 
     event = AuditEvent.objects.get(action="profile.erased")
     assert (event.object_id, event.object_repr, event.actor) == (str(zoe.pk), f"Profile {zoe.pk}", personas["ada"])
@@ -183,11 +185,11 @@ def test_erase_of_a_pending_recipient_excludes_the_message(personas, zoe, others
         content=Content("Hi", "<p>Hi</p>", "Hi"),
     )
     campaign_activate(campaign=campaign, actor=personas["april"])
-    [run_id] = execution.start_due_runs(now=timezone.now())
-    execution.plan_run(run_id=run_id)
+    [run_id] = scheduler.start_due_runs(now=timezone.now())
+    planning.plan_run(run_id=run_id)
 
-    profiles.profile_erase(profile=zoe, actor=personas["ada"])
-    execution.send_run(run_id=run_id)
+    privacy.profile_erase(profile=zoe, actor=personas["ada"])
+    sending.send_run(run_id=run_id)
 
     assert ZOE["email"] not in smtp_server.by_recipient()
     assert Delivery.objects.get(run_id=run_id, profile__isnull=True).status == Delivery.Status.EXCLUDED
@@ -198,12 +200,12 @@ def test_a_failing_part_of_the_erase_undoes_all_of_it(personas, zoe, monkeypatch
     def refuse(sender, profile, **kwargs):
         raise RuntimeError("ledger unavailable")
 
-    profiles.profile_erasing.connect(refuse, dispatch_uid="test-refuse")
+    privacy.profile_erasing.connect(refuse, dispatch_uid="test-refuse")
     try:
         with pytest.raises(RuntimeError):
-            profiles.profile_erase(profile=zoe, actor=personas["ada"])
+            privacy.profile_erase(profile=zoe, actor=personas["ada"])
     finally:
-        profiles.profile_erasing.disconnect(dispatch_uid="test-refuse")
+        privacy.profile_erasing.disconnect(dispatch_uid="test-refuse")
 
     assert Profile.objects.filter(pk=zoe.pk).exists()
     assert Identity.objects.filter(profile=zoe).count() == 3
@@ -213,13 +215,13 @@ def test_a_suppressed_address_stays_suppressed_after_erase(personas, zoe):
     # Deliberate: the suppression list is how an erased person is never mailed again (docs/audiences.md).
     Suppression.objects.create(channel="email", address=ZOE["email"], reason=Suppression.Reason.MANUAL)
 
-    profiles.profile_erase(profile=zoe, actor=personas["ada"])
+    privacy.profile_erase(profile=zoe, actor=personas["ada"])
 
     assert _tables_holding(ZOE["email"]) == ["channels.Suppression.address"]
 
 
 def test_export_includes_the_messages_and_trigger_requests(zoe, sent_campaign, trigger_request):
-    export = profiles.profile_export(zoe)
+    export = privacy.profile_export(zoe)
 
     [delivery] = export["deliveries"]
     assert (delivery["campaign"], delivery["address"], delivery["status"]) == ("Autumn sale", ZOE["email"], "sent")

@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from audiences.models import AttributeDefinition, Audience, Profile
 from permissions.models import AuditEvent
-from permissions.services import api_key_create
+from permissions.services.api_keys import api_key_create
 from tests.audiences.test_audience_pages import inputs, logged_in
 
 pytestmark = pytest.mark.both_databases  # the rule's SQL, and so what overflows, differs per database

@@ -8,7 +8,6 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from audiences import services
 from audiences.models import (
     AttributeDefinition,
     Audience,
@@ -17,6 +16,7 @@ from audiences.models import (
     Profile,
     ProfileImport,
 )
+from audiences.services import imports as services
 from tests.conftest import run_burst_worker
 
 FIXTURES = Path(__file__).parent / "fixtures"

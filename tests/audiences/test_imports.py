@@ -10,7 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from audiences import imports, services
+from audiences import csv_files
 from audiences.models import (
     AttributeDefinition,
     Audience,
@@ -22,7 +22,9 @@ from audiences.models import (
     Profile,
     ProfileImport,
 )
-from audiences.services import profiles_upsert
+from audiences.services import imports as services
+from audiences.services.attributes import AttributeDeclarationError
+from audiences.services.profiles import profiles_upsert
 from tests.conftest import run_burst_worker
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -120,7 +122,7 @@ def test_blank_and_repeated_header_names_are_named_apart(manny):
     ],
 )
 def test_files_we_cannot_read_are_refused_at_upload(manny, content, problem):
-    with pytest.raises(imports.FileFormatError, match=problem):
+    with pytest.raises(csv_files.FileFormatError, match=problem):
         upload(manny, content)
     assert not ProfileImport.objects.exists()
 
@@ -219,7 +221,7 @@ def test_identities_of_two_existing_profiles_reject_the_row_and_merge_nothing(ma
 
 
 def test_a_huge_field_rejects_its_row_not_the_import(manny):
-    huge = "x" * (imports.MAX_FIELD + 10)
+    huge = "x" * (csv_files.MAX_FIELD + 10)
     content = (
         "email,notes\n"
         "a@example.com,short\n"
@@ -267,9 +269,9 @@ def test_empty_cells_change_nothing(manny):
 
 def test_a_mapping_without_an_identity_or_with_a_target_twice_is_refused(manny):
     profile_import = upload(manny, b"a,b\n1,2\n")
-    with pytest.raises(imports.MappingError, match="at least one column"):
+    with pytest.raises(csv_files.MappingError, match="at least one column"):
         start(profile_import, manny, {"a": "locale"})
-    with pytest.raises(imports.MappingError, match="both fill"):
+    with pytest.raises(csv_files.MappingError, match="both fill"):
         start(profile_import, manny, {"a": "email", "b": "email"})
     profile_import.refresh_from_db()
     assert profile_import.status == ProfileImport.Status.UPLOADED
@@ -279,7 +281,7 @@ def test_declaring_a_new_attribute_with_an_existing_name_and_another_type_is_ref
     AttributeDefinition.objects.create(name="points", type="string")
     profile_import = upload(manny, b"email,points\na@example.com,3\n")
 
-    with pytest.raises(services.AttributeDeclarationError, match="already declared as string"):
+    with pytest.raises(AttributeDeclarationError, match="already declared as string"):
         start(profile_import, manny, {"email": "email"}, new_attributes={"points": ("points", "number")})
 
 
@@ -315,7 +317,7 @@ def test_an_import_waiting_for_its_mapping_is_cancelled_at_once(manny):
 
     profile_import.refresh_from_db()
     assert profile_import.status == ProfileImport.Status.CANCELLED
-    with pytest.raises(imports.MappingError, match="cancelled already"):
+    with pytest.raises(csv_files.MappingError, match="cancelled already"):
         start(profile_import, manny, {"email": "email"})
     assert not services.import_cancel(profile_import=profile_import)
 
@@ -466,7 +468,7 @@ def test_a_fresh_or_finished_import_is_not_dispatched_again(manny):
 
 def test_records_report_their_first_line_and_the_offset_after_them():
     data = b'h1,h2\r\na,"multi\r\nline"\r\n\r\nb,c\r\n'
-    reader = imports.RecordReader(io.BytesIO(data), delimiter=",")
+    reader = csv_files.RecordReader(io.BytesIO(data), delimiter=",")
     seen = []
     for record in reader:
         seen.append((record.line, record.values, reader.offset, reader.line))
@@ -480,9 +482,9 @@ def test_records_report_their_first_line_and_the_offset_after_them():
 
 def test_sampling_reads_at_most_the_rows_asked():
     data = b"n,flag\n" + b"".join(f"{n},yes\n".encode() for n in range(3000))
-    fmt = imports.CsvFormat(",", ["n", "flag"])
+    fmt = csv_files.CsvFormat(",", ["n", "flag"])
 
-    samples = imports.sample_columns(io.BytesIO(data), fmt, rows=1000)
+    samples = csv_files.sample_columns(io.BytesIO(data), fmt, rows=1000)
 
     assert [len(values) for values in samples] == [1000, 1000]
 

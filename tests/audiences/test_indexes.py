@@ -5,7 +5,7 @@ from django.db import connection, transaction
 
 from audiences.indexes import attribute_index_name, existing_attribute_indexes, sync_attribute_indexes
 from audiences.models import AttributeDefinition, Profile
-from audiences.selectors import rule_profiles
+from audiences.selectors.audiences import rule_profiles
 
 postgresql_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="attribute indexes are PostgreSQL's")
 
@@ -104,7 +104,7 @@ def test_compiled_comparisons_on_indexed_attributes_can_use_their_index(rule, in
 @postgresql_only
 @pytest.mark.django_db(transaction=True)
 def test_declaring_an_indexed_attribute_builds_its_index_in_a_maintenance_job(redis, personas):
-    from audiences.profiles import attribute_change, attribute_declare
+    from audiences.services.attributes import attribute_change, attribute_declare
     from tests.conftest import run_burst_worker
 
     definition = attribute_declare(actor=personas["ada"], name="tier", type="string", indexed=True)

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from audiences.models import AttributeDefinition, Consent, ConsentEvent, Identity, Profile
-from permissions import services
 from permissions.models import AuditEvent
+from permissions.services.api_keys import api_key_create, api_key_revoke
 
 URL = "/api/v1/profiles"
 
@@ -14,11 +14,11 @@ URL = "/api/v1/profiles"
 @pytest.fixture
 def keys(personas):
     ada = personas["ada"]
-    revoked, revoked_secret = services.api_key_create(actor=ada, name="old", profiles=True)
-    services.api_key_revoke(actor=ada, key=revoked)
+    revoked, revoked_secret = api_key_create(actor=ada, name="old", profiles=True)
+    api_key_revoke(actor=ada, key=revoked)
     return {
-        "profiles": services.api_key_create(actor=ada, name="CRM sync", profiles=True)[1],
-        "campaigns": services.api_key_create(actor=ada, name="Shop", all_triggered_campaigns=True)[1],
+        "profiles": api_key_create(actor=ada, name="CRM sync", profiles=True)[1],
+        "campaigns": api_key_create(actor=ada, name="Shop", all_triggered_campaigns=True)[1],
         "revoked": revoked_secret,
     }
 

@@ -7,7 +7,6 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from audiences import profiles
 from audiences.models import (
     AttributeDefinition,
     Audience,
@@ -18,8 +17,10 @@ from audiences.models import (
     Profile,
     unknown_consent_allows_marketing,
 )
-from campaigns import lifecycle
+from audiences.services.consent import consent_set
+from audiences.services.push_tokens import push_token_register
 from campaigns.models import Delivery, Run
+from campaigns.services import lifecycle
 from permissions.models import AuditEvent
 from tests.conftest import make_email_configuration
 
@@ -35,9 +36,9 @@ def zoe(db):
     )
     Identity.objects.create(profile=profile, namespace="email", value="zoe@example.com")
     Identity.objects.create(profile=profile, namespace="crm_id", value="CRM-77")
-    profiles.consent_set(profile=profile, channel="email", state="opted_in", source="signup form")
-    profiles.consent_set(profile=profile, channel="email", state="opted_out", source="unsubscribe link")
-    profiles.push_token_register(profile=profile, token="device-token-abcdefgh", platform="ios", app="com.shop")
+    consent_set(profile=profile, channel="email", state="opted_in", source="signup form")
+    consent_set(profile=profile, channel="email", state="opted_out", source="unsubscribe link")
+    push_token_register(profile=profile, token="device-token-abcdefgh", platform="ios", app="com.shop")
     AudienceMember.objects.create(
         audience=Audience.objects.create(name="Fair visitors", kind="uploaded"), profile=profile
     )

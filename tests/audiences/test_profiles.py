@@ -1,12 +1,11 @@
 """Profiles outside imports: namespaces, consent per channel, push tokens, the attribute schema, search and
-export (audiences.profiles)."""
+export (audiences.services and audiences.selectors.profiles)."""
 
 import json
 
 import pytest
 from django.core.exceptions import ValidationError
 
-from audiences import profiles
 from audiences.models import (
     AttributeDefinition,
     Audience,
@@ -19,6 +18,12 @@ from audiences.models import (
     Profile,
     PushToken,
 )
+from audiences.selectors.profiles import consent_allows_marketing, consent_overview, namespace_usage, profiles_search
+from audiences.services.attributes import attribute_change, attribute_declare
+from audiences.services.consent import channel_consent_setting_set, consent_set
+from audiences.services.namespaces import namespace_create, namespace_delete
+from audiences.services.privacy import profile_export, profile_export_recorded
+from audiences.services.push_tokens import push_token_hash, push_token_register, push_token_retire
 from campaigns.eligibility import exclusion_reason
 from campaigns.models import Campaign
 from permissions.models import AuditEvent
@@ -42,13 +47,13 @@ def test_builtin_namespaces_exist_and_cannot_be_deleted(ada):
     assert set(builtin.values_list("name", flat=True)) == {"email", "phone", "crm_id"}
 
     with pytest.raises(ValidationError, match="built in"):
-        profiles.namespace_delete(actor=ada, namespace=builtin.get(name="crm_id"))
+        namespace_delete(actor=ada, namespace=builtin.get(name="crm_id"))
 
     assert IdentityNamespace.objects.filter(name="crm_id").exists()
 
 
 def test_custom_namespace_is_added_and_audited(ada):
-    namespace = profiles.namespace_create(actor=ada, name="shop_id", label="Shop customer id", kind="text")
+    namespace = namespace_create(actor=ada, name="shop_id", label="Shop customer id", kind="text")
 
     assert not namespace.builtin
     assert AuditEvent.objects.filter(action="identity_namespace.created", object_id=str(namespace.pk)).exists()
@@ -57,23 +62,23 @@ def test_custom_namespace_is_added_and_audited(ada):
 @pytest.mark.parametrize("name", ["Shop", "1shop", "shop-id", "shop__id", "", "a" * 65])
 def test_namespace_names_are_lower_case_slugs(ada, name):
     with pytest.raises(ValidationError) as error:
-        profiles.namespace_create(actor=ada, name=name, label="x")
+        namespace_create(actor=ada, name=name, label="x")
     assert "name" in error.value.message_dict
 
 
 def test_namespace_names_are_unique(ada):
     with pytest.raises(ValidationError, match="already a namespace named email"):
-        profiles.namespace_create(actor=ada, name="email", label="Again")
+        namespace_create(actor=ada, name="email", label="Again")
 
 
 def test_a_custom_namespace_in_use_cannot_be_deleted_until_unused(ada, person):
-    namespace = profiles.namespace_create(actor=ada, name="loyalty", label="Loyalty card")
+    namespace = namespace_create(actor=ada, name="loyalty", label="Loyalty card")
     identity = Identity.objects.create(profile=person, namespace="loyalty", value="L-1")
 
     with pytest.raises(ValidationError, match="1 profile has an identity in loyalty"):
-        profiles.namespace_delete(actor=ada, namespace=namespace)
+        namespace_delete(actor=ada, namespace=namespace)
     identity.delete()
-    profiles.namespace_delete(actor=ada, namespace=namespace)
+    namespace_delete(actor=ada, namespace=namespace)
 
     assert not IdentityNamespace.objects.filter(name="loyalty").exists()
     assert AuditEvent.objects.filter(action="identity_namespace.deleted").exists()
@@ -83,7 +88,7 @@ def test_namespace_usage_counts_identities(person):
     Identity.objects.create(profile=person, namespace="email", value=person.email)
     Identity.objects.create(profile=person, namespace="crm_id", value="C-9")
 
-    assert profiles.namespace_usage() == {"email": 1, "crm_id": 1}
+    assert namespace_usage() == {"email": 1, "crm_id": 1}
 
 
 def test_identities_are_unique_per_namespace_not_across_namespaces(person):
@@ -101,8 +106,8 @@ def test_identities_are_unique_per_namespace_not_across_namespaces(person):
 
 
 def test_consent_change_is_recorded_with_its_source_and_history_is_kept(person):
-    profiles.consent_set(profile=person, channel="email", state="opted_in", source="signup form")
-    profiles.consent_set(profile=person, channel="email", state="opted_out", source="unsubscribe link")
+    consent_set(profile=person, channel="email", state="opted_in", source="signup form")
+    consent_set(profile=person, channel="email", state="opted_out", source="unsubscribe link")
 
     consent = Consent.objects.get(profile=person, channel="email")
     assert (consent.state, consent.source) == ("opted_out", "unsubscribe link")
@@ -111,45 +116,45 @@ def test_consent_change_is_recorded_with_its_source_and_history_is_kept(person):
 
 
 def test_setting_the_same_consent_again_records_nothing(person):
-    profiles.consent_set(profile=person, channel="sms", state="opted_in", source="api")
-    profiles.consent_set(profile=person, channel="sms", state="opted_in", source="import")
+    consent_set(profile=person, channel="sms", state="opted_in", source="api")
+    consent_set(profile=person, channel="sms", state="opted_in", source="import")
 
     assert ConsentEvent.objects.filter(profile=person).count() == 1
     assert Consent.objects.get(profile=person, channel="sms").source == "api"
 
 
 def test_unknown_where_nothing_was_recorded_records_nothing(person):
-    profiles.consent_set(profile=person, channel="push", state="unknown", source="api")
+    consent_set(profile=person, channel="push", state="unknown", source="api")
 
     assert not Consent.objects.filter(profile=person).exists()
     assert not ConsentEvent.objects.filter(profile=person).exists()
 
 
 def test_consent_is_kept_per_channel(person):
-    profiles.consent_set(profile=person, channel="email", state="opted_out", source="api")
+    consent_set(profile=person, channel="email", state="opted_out", source="api")
 
-    overview = {row["channel"]: row for row in profiles.consent_overview(person)}
+    overview = {row["channel"]: row for row in consent_overview(person)}
     assert overview["email"]["state"] == "opted_out"
     assert overview["sms"]["state"] == "unknown"
     assert not overview["email"]["allows_marketing"]
 
 
 def test_unknown_consent_means_yes_for_email_and_no_for_sms_by_default(person):
-    overview = {row["channel"]: row["allows_marketing"] for row in profiles.consent_overview(person)}
+    overview = {row["channel"]: row["allows_marketing"] for row in consent_overview(person)}
 
     assert overview["email"] is True
     assert overview["sms"] is False
 
 
 def test_what_unknown_means_is_a_setting_per_channel(ada, person):
-    profiles.channel_consent_setting_set(actor=ada, channel="email", unknown_allows_marketing=False)
-    profiles.channel_consent_setting_set(actor=ada, channel="sms", unknown_allows_marketing=True)
+    channel_consent_setting_set(actor=ada, channel="email", unknown_allows_marketing=False)
+    channel_consent_setting_set(actor=ada, channel="sms", unknown_allows_marketing=True)
 
-    assert not profiles.consent_allows_marketing(channel="email", state=None)
-    assert profiles.consent_allows_marketing(channel="sms", state="unknown")
+    assert not consent_allows_marketing(channel="email", state=None)
+    assert consent_allows_marketing(channel="sms", state="unknown")
     # An explicit answer always wins over the setting.
-    assert profiles.consent_allows_marketing(channel="sms", state="opted_out") is False
-    assert profiles.consent_allows_marketing(channel="email", state="opted_in") is True
+    assert consent_allows_marketing(channel="sms", state="opted_out") is False
+    assert consent_allows_marketing(channel="email", state="opted_in") is True
     assert AuditEvent.objects.filter(action="consent_setting.changed").count() == 2
 
 
@@ -161,18 +166,18 @@ def test_the_send_path_honours_the_unknown_setting(ada):
             address="x@example.com",
             consent=consent,
             suppressed=set(),
-            unknown_allows=profiles.consent_allows_marketing(channel=channel, state=None),
+            unknown_allows=consent_allows_marketing(channel=channel, state=None),
         )
 
     assert reason("email", None) == ""
     assert reason("sms", None) == "no_consent"
-    profiles.channel_consent_setting_set(actor=ada, channel="sms", unknown_allows_marketing=True)
+    channel_consent_setting_set(actor=ada, channel="sms", unknown_allows_marketing=True)
     assert reason("sms", None) == ""
     assert reason("sms", "opted_out") == "no_consent"
 
 
 def test_unchanged_consent_setting_is_not_audited(ada):
-    profiles.channel_consent_setting_set(actor=ada, channel="email", unknown_allows_marketing=True)
+    channel_consent_setting_set(actor=ada, channel="email", unknown_allows_marketing=True)
 
     assert ChannelConsentSetting.objects.get(channel="email").unknown_allows_marketing
     assert not AuditEvent.objects.filter(action="consent_setting.changed").exists()
@@ -181,51 +186,51 @@ def test_unchanged_consent_setting_is_not_audited(ada):
 @pytest.mark.parametrize(("channel", "state"), [("fax", "opted_in"), ("email", "maybe")])
 def test_unknown_channels_and_states_are_refused(person, channel, state):
     with pytest.raises(ValidationError):
-        profiles.consent_set(profile=person, channel=channel, state=state, source="api")
+        consent_set(profile=person, channel=channel, state=state, source="api")
 
 
 # Push tokens --------------------------------------------------------------------------------------------
 
 
 def test_push_token_is_stored_with_its_hash_and_registering_again_changes_nothing(person):
-    first = profiles.push_token_register(profile=person, token="tok-1", platform="ios", app="com.shop")
-    again = profiles.push_token_register(profile=person, token="tok-1", platform="ios", app="com.shop")
+    first = push_token_register(profile=person, token="tok-1", platform="ios", app="com.shop")
+    again = push_token_register(profile=person, token="tok-1", platform="ios", app="com.shop")
 
     assert first.pk == again.pk
-    assert first.token_hash == profiles.push_token_hash("tok-1")
+    assert first.token_hash == push_token_hash("tok-1")
     assert PushToken.objects.count() == 1
 
 
 def test_a_token_seen_on_another_profile_moves_to_it_and_is_active_again(person):
-    profiles.push_token_register(profile=person, token="tok-1", platform="android", app="com.shop")
-    assert profiles.push_token_retire(token="tok-1")
+    push_token_register(profile=person, token="tok-1", platform="android", app="com.shop")
+    assert push_token_retire(token="tok-1")
     other = Profile.objects.create(email="new-owner@example.com")
 
-    token = profiles.push_token_register(profile=other, token="tok-1", platform="android", app="com.shop")
+    token = push_token_register(profile=other, token="tok-1", platform="android", app="com.shop")
 
     assert token.profile == other and token.retired_at is None
     assert PushToken.objects.count() == 1
 
 
 def test_retiring_keeps_the_token_and_is_idempotent(person):
-    profiles.push_token_register(profile=person, token="tok-1", platform="web", app="shop.example.com")
+    push_token_register(profile=person, token="tok-1", platform="web", app="shop.example.com")
 
-    assert profiles.push_token_retire(token="tok-1")
-    assert not profiles.push_token_retire(token="tok-1")
-    assert not profiles.push_token_retire(token="never-seen")
+    assert push_token_retire(token="tok-1")
+    assert not push_token_retire(token="tok-1")
+    assert not push_token_retire(token="never-seen")
     assert PushToken.objects.get().retired_at is not None
 
 
 def test_push_token_platform_is_checked(person):
     with pytest.raises(ValidationError, match="platform"):
-        profiles.push_token_register(profile=person, token="t", platform="symbian", app="x")
+        push_token_register(profile=person, token="t", platform="symbian", app="x")
 
 
 # The attribute schema -----------------------------------------------------------------------------------
 
 
 def test_attribute_is_declared_with_its_type_and_audited(ada):
-    definition = profiles.attribute_declare(actor=ada, name="birthday", type="date", label="Birthday", indexed=True)
+    definition = attribute_declare(actor=ada, name="birthday", type="date", label="Birthday", indexed=True)
 
     assert (definition.type, definition.indexed, definition.created_by) == ("date", True, ada)
     assert AuditEvent.objects.filter(action="attribute.declared", object_id=str(definition.pk)).exists()
@@ -234,29 +239,27 @@ def test_attribute_is_declared_with_its_type_and_audited(ada):
 @pytest.mark.parametrize(("name", "type_"), [("Birthday", "date"), ("a__b", "string"), ("ok", "colour")])
 def test_bad_attribute_names_and_types_are_refused(ada, name, type_):
     with pytest.raises(ValidationError):
-        profiles.attribute_declare(actor=ada, name=name, type=type_)
+        attribute_declare(actor=ada, name=name, type=type_)
 
 
 def test_an_attribute_is_declared_once(ada):
-    profiles.attribute_declare(actor=ada, name="city", type="string")
+    attribute_declare(actor=ada, name="city", type="string")
 
     with pytest.raises(ValidationError):
-        profiles.attribute_declare(actor=ada, name="city", type="number")
+        attribute_declare(actor=ada, name="city", type="number")
 
 
 def test_type_changes_only_while_no_profile_holds_a_value(ada):
-    definition = profiles.attribute_declare(actor=ada, name="score", type="string")
-    definition = profiles.attribute_change(
+    definition = attribute_declare(actor=ada, name="score", type="string")
+    definition = attribute_change(
         actor=ada, definition=definition, type="number", label="Score", description="", indexed=False
     )
     assert definition.type == "number"
     Profile.objects.create(attributes={"score": 3})
 
     with pytest.raises(ValidationError, match="can no longer change"):
-        profiles.attribute_change(
-            actor=ada, definition=definition, type="string", label="Score", description="", indexed=False
-        )
-    changed = profiles.attribute_change(
+        attribute_change(actor=ada, definition=definition, type="string", label="Score", description="", indexed=False)
+    changed = attribute_change(
         actor=ada, definition=definition, type="number", label="Loyalty score", description="", indexed=True
     )
     assert (changed.type, changed.label, changed.indexed) == ("number", "Loyalty score", True)
@@ -295,13 +298,13 @@ def people(db):
     ],
 )
 def test_search_finds_profiles_by_identity_email_or_name(people, query, expected):
-    found = set(profiles.profiles_search(query))
+    found = set(profiles_search(query))
 
     assert found == {people[name] for name in expected}
 
 
 def test_search_by_id(people):
-    assert list(profiles.profiles_search(f"#{people['bob'].pk}")) == [people["bob"]]
+    assert list(profiles_search(f"#{people['bob'].pk}")) == [people["bob"]]
 
 
 # Export -------------------------------------------------------------------------------------------------
@@ -313,20 +316,20 @@ def test_export_holds_everything_stored_about_the_person_and_nothing_of_anyone_e
     person.save()
     Identity.objects.create(profile=person, namespace="email", value=person.email)
     Identity.objects.create(profile=person, namespace="crm_id", value="CRM-1")
-    profiles.consent_set(profile=person, channel="email", state="opted_in", source="signup")
-    profiles.consent_set(profile=person, channel="email", state="opted_out", source="unsubscribe link")
-    profiles.push_token_register(profile=person, token="device-token-1", platform="ios", app="com.shop")
+    consent_set(profile=person, channel="email", state="opted_in", source="signup")
+    consent_set(profile=person, channel="email", state="opted_out", source="unsubscribe link")
+    push_token_register(profile=person, token="device-token-1", platform="ios", app="com.shop")
     listed = Audience.objects.create(name="VIP list", kind=Audience.Kind.UPLOADED)
     AudienceMember.objects.create(audience=listed, profile=person)
     stranger = Profile.objects.create(email="stranger@example.com", attributes={"first_name": "Stranger"})
     Identity.objects.create(profile=stranger, namespace="crm_id", value="CRM-2")
-    profiles.consent_set(profile=stranger, channel="sms", state="opted_in", source="stranger-source")
-    profiles.push_token_register(profile=stranger, token="stranger-token", platform="android", app="com.shop")
+    consent_set(profile=stranger, channel="sms", state="opted_in", source="stranger-source")
+    push_token_register(profile=stranger, token="stranger-token", platform="android", app="com.shop")
     AudienceMember.objects.create(
         audience=Audience.objects.create(name="Other list", kind="uploaded"), profile=stranger
     )
 
-    export = profiles.profile_export(person)
+    export = profile_export(person)
 
     assert export["profile"]["email"] == "zoe@example.com"
     assert export["profile"]["phone"] == "+33612345678"
@@ -349,7 +352,7 @@ def test_export_holds_everything_stored_about_the_person_and_nothing_of_anyone_e
 
 
 def test_export_from_the_recorded_path_is_audited_by_id_only(ada, person):
-    profiles.profile_export_recorded(profile=person, actor=ada)
+    profile_export_recorded(profile=person, actor=ada)
 
     event = AuditEvent.objects.get(action="profile.exported")
     assert (event.object_type, event.object_id, event.object_repr) == (

@@ -8,8 +8,10 @@ import pytest
 
 from audiences.models import AttributeDefinition as Definition
 from audiences.models import Audience, AudienceMember, Consent, Profile
-from audiences.rules import RuleError, compile_rule, evaluate, parse_rule
-from audiences.selectors import audience_profiles
+from audiences.rules.evaluation import evaluate
+from audiences.rules.sql import compile_rule
+from audiences.rules.tree import RuleError, parse_rule
+from audiences.selectors.audiences import audience_profiles
 
 pytestmark = pytest.mark.both_databases
 

@@ -10,8 +10,10 @@ from hypothesis import strategies as st
 
 from audiences.models import AttributeDefinition as Definition
 from audiences.models import Audience, AudienceMember, Consent, Profile
-from audiences.rule_sql import list_members
-from audiences.rules import OPERATORS, PERIOD_UNITS, compile_rule, evaluate, parse_rule
+from audiences.rules.evaluation import evaluate
+from audiences.rules.sql import compile_rule, list_members
+from audiences.rules.tree import OPERATORS, parse_rule
+from audiences.rules.values import PERIOD_UNITS
 
 pytestmark = pytest.mark.both_databases
 

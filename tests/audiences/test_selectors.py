@@ -6,8 +6,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from audiences.models import AttributeDefinition, Audience, AudienceMember, Profile
-from audiences.rules import RuleError
-from audiences.selectors import (
+from audiences.rules.tree import RuleError
+from audiences.selectors.audiences import (
     audience_member_ids,
     audience_profiles,
     audience_sample,

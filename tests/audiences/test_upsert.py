@@ -12,7 +12,8 @@ from audiences.models import (
     Profile,
 )
 from audiences.schemas import ProfileInput, ProfileSchema, error_list, normalize_email, normalize_phone
-from audiences.services import AttributeDeclarationError, UpsertOutcome, attributes_declare, profiles_upsert
+from audiences.services.attributes import AttributeDeclarationError, attributes_declare
+from audiences.services.profiles import UpsertOutcome, profiles_upsert
 
 pytestmark = pytest.mark.django_db
 

@@ -9,8 +9,9 @@ from django.conf import settings
 from playwright.sync_api import Page, expect
 
 from audiences.models import Audience, Consent, Profile
-from campaigns import execution, lifecycle
 from campaigns.models import Campaign
+from campaigns.services import lifecycle
+from config.scheduler import scheduler_tick
 from tests.conftest import make_email_configuration, run_burst_worker
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -77,7 +78,7 @@ def test_campaign_created_in_the_browser_reaches_each_recipient_once(log_in, red
     publish(manager=manny, approver=april, campaign_url=manny.url)
 
     # A scheduler pass starts the run; while it plans and sends, the page polls its status panel.
-    execution.scheduler_tick()
+    scheduler_tick()
     april.reload()
     panel = april.locator("#status-panel")
     expect(panel.locator(".live")).to_be_visible()

@@ -7,7 +7,7 @@ registered for the email channel for one test, it never reaches a provider."""
 
 import pytest
 
-from campaigns import execution
+from campaigns.engine import sending
 from campaigns.models import Delivery, Run
 from channels.adapters import registry
 from channels.adapters.base import Adapter, Outcome, SendResult
@@ -44,7 +44,7 @@ def raising(messages):
 def send_to(count, marketer, audience, *, category="marketing") -> int:
     make_profiles(count)
     run_id = planned(marketer, audience, make_email_configuration(port=1), category=category)
-    execution.send_run(run_id=run_id)
+    sending.send_run(run_id=run_id)
     return run_id
 
 
@@ -54,7 +54,7 @@ def test_an_adapter_that_raises_leaves_marketing_unknown_and_never_sends_it_agai
     faulty.answer = staticmethod(raising)
 
     run_id = send_to(3, marketer, everyone)
-    execution.send_run(run_id=run_id)  # a later pass of the worker finds nothing to send again
+    sending.send_run(run_id=run_id)  # a later pass of the worker finds nothing to send again
 
     deliveries = list(Delivery.objects.filter(run_id=run_id))
     assert len(faulty.slices) == 1 and len(faulty.slices[0]) == 3

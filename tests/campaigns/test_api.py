@@ -3,9 +3,9 @@
 import pytest
 
 from audiences.models import Audience
-from campaigns import lifecycle
 from campaigns.models import Campaign
-from permissions import services
+from campaigns.services import lifecycle
+from permissions.services.api_keys import api_key_create, api_key_revoke
 from tests.conftest import make_email_configuration
 
 
@@ -53,7 +53,7 @@ def scheduled(personas, configuration):
 
 
 def _key(personas, **scope):
-    return services.api_key_create(actor=personas["ada"], name="Shop backend", **scope)
+    return api_key_create(actor=personas["ada"], name="Shop backend", **scope)
 
 
 def _get(client, path, secret):
@@ -190,7 +190,7 @@ def test_a_bad_campaign_id_is_a_json_error(client, personas, reset):
 
 def test_revoked_key_is_refused(client, personas, reset):
     key, secret = _key(personas, all_triggered_campaigns=True)
-    services.api_key_revoke(actor=personas["ada"], key=key)
+    api_key_revoke(actor=personas["ada"], key=key)
 
     for path in ("/api/v1/me", f"/api/v1/campaigns/{reset.pk}"):
         response = _get(client, path, secret)

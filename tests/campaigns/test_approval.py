@@ -13,8 +13,8 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from audiences.models import Audience, Profile
-from campaigns import approval, lifecycle
 from campaigns.models import ApprovalPolicy, Campaign, CampaignVersion, ReviewDecision
+from campaigns.services import approval, lifecycle
 from channels.models import ChannelConfiguration
 from channels.schemas import EmailSettings
 from config import queues
@@ -226,7 +226,7 @@ def test_a_submission_goes_through_and_notifies_in_the_app_when_the_mail_server_
 
     maintenance = django_rq.get_queue(queues.MAINTENANCE)
     assert (maintenance.finished_job_registry.count, maintenance.failed_job_registry.count) == (1, 0)
-    failures = [record for record in caplog.records if record.name == "permissions.services"]
+    failures = [record for record in caplog.records if record.name == "permissions.services.notifications"]
     assert len(failures) == 2 and all(record.levelname == "ERROR" for record in failures)
     assert all(n.emailed_at is None for n in notified)  # unsent, so running the job again retries them
 

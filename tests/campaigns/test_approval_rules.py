@@ -9,8 +9,8 @@ from django.contrib.auth.models import Group, Permission
 from django.core.exceptions import ValidationError
 
 from audiences.models import Audience, Profile
-from campaigns import approval, lifecycle
 from campaigns.models import ApprovalPolicy, Campaign, CampaignVersion, ReviewDecision
+from campaigns.services import approval, lifecycle
 from channels.models import ChannelConfiguration
 from channels.schemas import EmailSettings
 from permissions.models import AuditEvent, Notification
@@ -386,7 +386,7 @@ def test_a_blank_comment_is_no_comment(personas, draft):
     assert state(draft)[1] == CampaignVersion.ReviewState.IN_REVIEW
 
 
-# What may go live (campaigns.lifecycle)
+# What may go live (campaigns.services.lifecycle)
 
 
 def test_an_approved_version_may_be_activated_later_by_a_publisher(personas, draft):

@@ -7,9 +7,9 @@ import pytest
 from django.utils import timezone
 
 from audiences.models import Audience
-from campaigns import execution
-from campaigns.lifecycle import campaign_activate
+from campaigns.engine import claiming, planning, scheduler
 from campaigns.models import Delivery
+from campaigns.services.lifecycle import campaign_activate
 from tests.campaigns.test_execution import make_campaign, make_profiles
 from tests.conftest import make_email_configuration
 
@@ -20,8 +20,8 @@ def run_id(personas):
     everyone = Audience.objects.create(name="Everyone", kind=Audience.Kind.ALL)
     campaign = make_campaign(personas["april"], make_email_configuration(port=25), everyone)
     campaign_activate(campaign=campaign, actor=personas["april"])
-    [run_id] = execution.start_due_runs(now=timezone.now())
-    execution.plan_run(run_id=run_id)
+    [run_id] = scheduler.start_due_runs(now=timezone.now())
+    planning.plan_run(run_id=run_id)
     return run_id
 
 
@@ -29,7 +29,7 @@ def run_id(personas):
 @pytest.mark.django_db(transaction=True)
 def test_slices_claim_each_due_row_once_up_to_their_limit(redis, run_id):
     now = timezone.now()
-    slices = [execution.claim_slice(run_id=run_id, limit=4, now=now) for _ in range(4)]
+    slices = [claiming.claim_slice(run_id=run_id, limit=4, now=now) for _ in range(4)]
 
     assert [len(rows) for _, rows in slices] == [4, 4, 2, 0]
     for token, rows in slices[:3]:
@@ -51,11 +51,11 @@ def test_a_retry_is_claimed_when_it_falls_due_not_before(redis, run_id):
     retry = Delivery.objects.filter(run_id=run_id).order_by("id").first()
     Delivery.objects.filter(pk=retry.pk).update(due_at=later, next_attempt_at=later, attempts=1)
 
-    _, rows = execution.claim_slice(run_id=run_id, limit=100, now=now)
+    _, rows = claiming.claim_slice(run_id=run_id, limit=100, now=now)
     assert len(rows) == 9 and retry.pk not in {row.pk for row in rows}
-    assert execution.claim_slice(run_id=run_id, limit=100, now=later - timedelta(microseconds=1))[1] == []
+    assert claiming.claim_slice(run_id=run_id, limit=100, now=later - timedelta(microseconds=1))[1] == []
 
-    _, rows = execution.claim_slice(run_id=run_id, limit=100, now=later)
+    _, rows = claiming.claim_slice(run_id=run_id, limit=100, now=later)
     assert [row.pk for row in rows] == [retry.pk]
 
 
@@ -68,7 +68,7 @@ def test_the_longest_waiting_rows_are_claimed_first(redis, run_id):
     for minutes, row in zip([30, 20, 10], rows[-3:], strict=True):
         Delivery.objects.filter(pk=row.pk).update(due_at=now - timedelta(minutes=minutes))
 
-    _, first = execution.claim_slice(run_id=run_id, limit=4, now=now)
+    _, first = claiming.claim_slice(run_id=run_id, limit=4, now=now)
 
     assert {row.pk for row in first} == {rows[-1].pk, rows[-2].pk, rows[-3].pk, rows[0].pk}
 
@@ -82,10 +82,10 @@ def test_a_run_claims_only_its_own_rows(redis, run_id, personas):
         Audience.objects.get(name="Everyone"),
     )
     campaign_activate(campaign=other, actor=personas["april"])
-    [other_run] = execution.start_due_runs(now=timezone.now())
-    execution.plan_run(run_id=other_run)
+    [other_run] = scheduler.start_due_runs(now=timezone.now())
+    planning.plan_run(run_id=other_run)
 
-    _, rows = execution.claim_slice(run_id=run_id, limit=100, now=timezone.now())
+    _, rows = claiming.claim_slice(run_id=run_id, limit=100, now=timezone.now())
 
     assert len(rows) == 10 and {row.run_id for row in rows} == {run_id}
     assert Delivery.objects.filter(run_id=other_run, status="pending").count() == 10

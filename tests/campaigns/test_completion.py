@@ -6,17 +6,18 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.utils import timezone
 
-from campaigns import execution
-from campaigns.lifecycle import campaign_activate
+from campaigns.engine import claiming, completion, outcomes, planning, scheduler, sending
 from campaigns.models import Campaign, Delivery, Run
+from campaigns.services.lifecycle import campaign_activate
 from channels.adapters.base import Outcome, SendResult
+from config.scheduler import scheduler_tick
 from tests.campaigns.test_execution import make_campaign, make_profiles
 from tests.conftest import make_email_configuration
 
 
 def record(token, rows, outcome=Outcome.SENT):
     results = [SendResult(row.pk, outcome, provider_message_id=f"id-{row.pk}") for row in rows]
-    return execution.record_outcomes(token=token, results=results, by_id={row.pk: row for row in rows})
+    return outcomes.record_outcomes(token=token, results=results, by_id={row.pk: row for row in rows})
 
 
 @pytest.mark.django_db(transaction=True)
@@ -24,15 +25,15 @@ def test_a_run_is_not_complete_while_a_message_is_claimed_or_in_flight(redis, sm
     make_profiles(4)
     campaign = make_campaign(marketer, make_email_configuration(port=smtp_server.port), everyone)
     campaign_activate(campaign=campaign, actor=marketer)
-    [run_id] = execution.start_due_runs(now=timezone.now())
-    execution.plan_run(run_id=run_id)
+    [run_id] = scheduler.start_due_runs(now=timezone.now())
+    planning.plan_run(run_id=run_id)
     now = timezone.now()
-    claimed_token, claimed = execution.claim_slice(run_id=run_id, limit=2, now=now)
-    flying_token, flying = execution.claim_slice(run_id=run_id, limit=2, now=now)
+    claimed_token, claimed = claiming.claim_slice(run_id=run_id, limit=2, now=now)
+    flying_token, flying = claiming.claim_slice(run_id=run_id, limit=2, now=now)
     Delivery.objects.filter(claim_token=flying_token).update(status=Delivery.Status.IN_FLIGHT)
 
     def complete():
-        return execution.run_finish_if_done(run_id), Run.objects.get(pk=run_id).state, campaign_status()
+        return completion.run_finish_if_done(run_id), Run.objects.get(pk=run_id).state, campaign_status()
 
     def campaign_status():
         return Campaign.objects.get(pk=campaign.pk).status
@@ -45,7 +46,7 @@ def test_a_run_is_not_complete_while_a_message_is_claimed_or_in_flight(redis, sm
 
     assert complete() == (True, Run.State.COMPLETE, Campaign.Status.COMPLETED)
     assert Run.objects.get(pk=run_id).finished_at is not None
-    assert execution.run_finish_if_done(run_id) is False  # completed once
+    assert completion.run_finish_if_done(run_id) is False  # completed once
 
 
 @pytest.mark.django_db(transaction=True)
@@ -53,13 +54,13 @@ def test_a_pending_retry_keeps_the_run_open(redis, smtp_server, marketer, everyo
     make_profiles(2)
     campaign = make_campaign(marketer, make_email_configuration(port=smtp_server.port), everyone)
     campaign_activate(campaign=campaign, actor=marketer)
-    [run_id] = execution.start_due_runs(now=timezone.now())
-    execution.plan_run(run_id=run_id)
+    [run_id] = scheduler.start_due_runs(now=timezone.now())
+    planning.plan_run(run_id=run_id)
     Delivery.objects.filter(run_id=run_id).update(due_at=timezone.now() + timedelta(minutes=5))
 
-    execution.send_run(run_id=run_id)
+    sending.send_run(run_id=run_id)
 
-    assert execution.run_finish_if_done(run_id) is False
+    assert completion.run_finish_if_done(run_id) is False
     assert Run.objects.get(pk=run_id).state == Run.State.SENDING
     assert Campaign.objects.get(pk=campaign.pk).status == Campaign.Status.ACTIVE
 
@@ -88,38 +89,38 @@ def test_a_recurring_campaign_stays_active_after_a_run_and_completes_with_its_la
 ):
     campaign, first = daily_for_two_days(marketer, everyone, smtp_server.port)
 
-    [monday] = execution.start_due_runs(now=first)
-    execution.plan_run(run_id=monday)
-    execution.send_run(run_id=monday)
+    [monday] = scheduler.start_due_runs(now=first)
+    planning.plan_run(run_id=monday)
+    sending.send_run(run_id=monday)
     assert Run.objects.get(pk=monday).state == Run.State.COMPLETE
     assert Campaign.objects.get(pk=campaign.pk).status == Campaign.Status.ACTIVE  # Tuesday is still to come
 
-    [tuesday] = execution.start_due_runs(now=first + timedelta(days=1))
+    [tuesday] = scheduler.start_due_runs(now=first + timedelta(days=1))
     assert Campaign.objects.get(pk=campaign.pk).next_run_at is None
-    execution.plan_run(run_id=tuesday)
-    execution.send_run(run_id=tuesday)
+    planning.plan_run(run_id=tuesday)
+    sending.send_run(run_id=tuesday)
     assert Campaign.objects.get(pk=campaign.pk).status == Campaign.Status.COMPLETED
 
 
 @pytest.mark.django_db(transaction=True)
 def test_a_campaign_is_not_completed_while_another_of_its_runs_is_open(redis, smtp_server, marketer, everyone):
     campaign, first = daily_for_two_days(marketer, everyone, smtp_server.port)
-    [monday] = execution.start_due_runs(now=first)
-    [tuesday] = execution.start_due_runs(now=first + timedelta(days=1))  # Monday's run fell behind
-    execution.plan_run(run_id=monday)
-    execution.plan_run(run_id=tuesday)
+    [monday] = scheduler.start_due_runs(now=first)
+    [tuesday] = scheduler.start_due_runs(now=first + timedelta(days=1))  # Monday's run fell behind
+    planning.plan_run(run_id=monday)
+    planning.plan_run(run_id=tuesday)
 
     for open_state in (Run.State.PLANNING, Run.State.PAUSED):
         Run.objects.filter(pk=monday).update(state=open_state)
-        execution.send_run(run_id=tuesday)
+        sending.send_run(run_id=tuesday)
         assert Run.objects.get(pk=tuesday).state == Run.State.COMPLETE
         assert Campaign.objects.get(pk=campaign.pk).status == Campaign.Status.ACTIVE
         Run.objects.filter(pk=tuesday).update(state=Run.State.SENDING)
 
     Run.objects.filter(pk=monday).update(state=Run.State.SENDING)
-    execution.send_run(run_id=tuesday)
+    sending.send_run(run_id=tuesday)
     assert Campaign.objects.get(pk=campaign.pk).status == Campaign.Status.ACTIVE  # Monday is still sending
-    execution.send_run(run_id=monday)
+    sending.send_run(run_id=monday)
     assert Campaign.objects.get(pk=campaign.pk).status == Campaign.Status.COMPLETED
 
 
@@ -135,8 +136,8 @@ def test_an_api_triggered_campaign_stays_active_after_its_run(redis, smtp_server
     run = Run.objects.create(
         campaign=campaign, version=campaign.live_version, kind=Run.Kind.AUDIENCE_TRIGGER, occurrence="trigger-1"
     )
-    execution.plan_run(run_id=run.pk)
-    execution.send_run(run_id=run.pk)
+    planning.plan_run(run_id=run.pk)
+    sending.send_run(run_id=run.pk)
 
     assert Run.objects.get(pk=run.pk).state == Run.State.COMPLETE
     assert len(smtp_server.messages) == 2
@@ -148,12 +149,12 @@ def test_a_campaign_paused_as_its_last_run_ends_stays_paused(redis, smtp_server,
     make_profiles(2)
     campaign = make_campaign(marketer, make_email_configuration(port=smtp_server.port), everyone)
     campaign_activate(campaign=campaign, actor=marketer)
-    [run_id] = execution.start_due_runs(now=timezone.now())
-    execution.plan_run(run_id=run_id)
-    execution.send_run(run_id=run_id)
+    [run_id] = scheduler.start_due_runs(now=timezone.now())
+    planning.plan_run(run_id=run_id)
+    sending.send_run(run_id=run_id)
     Run.objects.filter(pk=run_id).update(state=Run.State.SENDING)  # a pause that raced the end of the run
     Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.PAUSED)
 
-    execution.scheduler_tick(now=timezone.now() + timedelta(minutes=5))
+    scheduler_tick(now=timezone.now() + timedelta(minutes=5))
 
     assert Campaign.objects.get(pk=campaign.pk).status == Campaign.Status.PAUSED

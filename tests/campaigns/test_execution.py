@@ -9,12 +9,13 @@ from django.db import connection
 from django.utils import timezone
 
 from audiences.models import Audience, Consent, Profile
-from campaigns import execution
-from campaigns.lifecycle import Content, campaign_activate, campaign_create, campaign_pause, campaign_stop
+from campaigns.engine import claiming, dispatch, outcomes, planning, recovery, scheduler, sending
 from campaigns.models import Campaign, Delivery, Run
 from campaigns.selectors import delivery_counts
+from campaigns.services.lifecycle import Content, campaign_activate, campaign_create, campaign_pause, campaign_stop
 from channels.adapters.base import Outcome, SendResult
 from channels.models import Suppression
+from config.scheduler import scheduler_tick
 from tests.conftest import make_email_configuration, run_burst_worker
 
 CONTENT = Content(
@@ -47,8 +48,8 @@ def planned_run(marketer, audience, port: int, *, profiles: int, **configuration
     make_profiles(profiles)
     campaign = make_campaign(marketer, make_email_configuration(port=port, **configuration), audience)
     campaign_activate(campaign=campaign, actor=marketer)
-    [run_id] = execution.start_due_runs(now=timezone.now())
-    execution.plan_run(run_id=run_id)
+    [run_id] = scheduler.start_due_runs(now=timezone.now())
+    planning.plan_run(run_id=run_id)
     return campaign, run_id
 
 
@@ -64,7 +65,7 @@ def test_campaign_reaches_each_recipient_once_through_scheduler_and_worker(redis
     campaign = make_campaign(marketer, configuration, everyone)
 
     campaign_activate(campaign=campaign, actor=marketer)
-    execution.scheduler_tick()
+    scheduler_tick()
     run_burst_worker()
 
     received = smtp_server.by_recipient()
@@ -96,12 +97,12 @@ def test_planning_twice_writes_each_delivery_once(redis, marketer, everyone, smt
     make_profiles(20)
     campaign = make_campaign(marketer, make_email_configuration(port=smtp_server.port), everyone)
     campaign_activate(campaign=campaign, actor=marketer)
-    [run_id] = execution.start_due_runs(now=timezone.now())
+    [run_id] = scheduler.start_due_runs(now=timezone.now())
 
-    execution.plan_run(run_id=run_id)
+    planning.plan_run(run_id=run_id)
     # A second planner (a replayed job) finds the run planned and adds nothing.
     Run.objects.filter(pk=run_id).update(state=Run.State.PLANNING)
-    execution.plan_run(run_id=run_id)
+    planning.plan_run(run_id=run_id)
 
     assert Delivery.objects.filter(run_id=run_id).count() == 20
     assert Run.objects.get(pk=run_id).planning_cursor == Profile.objects.order_by("-pk").first().pk
@@ -112,9 +113,9 @@ def test_interrupted_planning_resumes_from_its_cursor(redis, marketer, everyone,
     make_profiles(20)
     campaign = make_campaign(marketer, make_email_configuration(port=smtp_server.port), everyone)
     campaign_activate(campaign=campaign, actor=marketer)
-    [run_id] = execution.start_due_runs(now=timezone.now())
+    [run_id] = scheduler.start_due_runs(now=timezone.now())
     calls = []
-    real = execution._plan_deliveries
+    real = planning._plan_deliveries
 
     def crash_on_third_chunk(run, ids, now):
         calls.append(ids)
@@ -122,13 +123,13 @@ def test_interrupted_planning_resumes_from_its_cursor(redis, marketer, everyone,
             raise RuntimeError("worker killed")
         return real(run, ids, now)
 
-    monkeypatch.setattr(execution, "_plan_deliveries", crash_on_third_chunk)
+    monkeypatch.setattr(planning, "_plan_deliveries", crash_on_third_chunk)
     with pytest.raises(RuntimeError):
-        execution.plan_run(run_id=run_id)
+        planning.plan_run(run_id=run_id)
     assert Delivery.objects.filter(run_id=run_id).count() == 14  # two chunks of 7 committed with the cursor
 
-    monkeypatch.setattr(execution, "_plan_deliveries", real)
-    execution.plan_run(run_id=run_id)
+    monkeypatch.setattr(planning, "_plan_deliveries", real)
+    planning.plan_run(run_id=run_id)
     assert Delivery.objects.filter(run_id=run_id).count() == 20
     assert Run.objects.get(pk=run_id).state == Run.State.SENDING
 
@@ -137,9 +138,9 @@ def test_interrupted_planning_resumes_from_its_cursor(redis, marketer, everyone,
 def test_running_a_send_job_twice_sends_nothing_twice(redis, smtp_server, marketer, everyone):
     campaign, run_id = planned_run(marketer, everyone, smtp_server.port, profiles=12)
 
-    execution.send_run(run_id=run_id)
+    sending.send_run(run_id=run_id)
     Run.objects.filter(pk=run_id).update(state=Run.State.SENDING)  # as if the job were replayed early
-    execution.send_run(run_id=run_id)
+    sending.send_run(run_id=run_id)
 
     assert len(smtp_server.messages) == 12
     assert Delivery.objects.filter(run_id=run_id, status="sent", attempts=1).count() == 12
@@ -156,7 +157,7 @@ def test_two_workers_claiming_at_once_never_share_a_row(redis, marketer, everyon
         mine = []
         try:
             while True:
-                _, rows = execution.claim_slice(run_id=run_id, limit=3, now=timezone.now())
+                _, rows = claiming.claim_slice(run_id=run_id, limit=3, now=timezone.now())
                 assert len(rows) <= 3
                 if not rows:
                     if not Delivery.objects.filter(run_id=run_id, status="pending").exists():
@@ -182,15 +183,15 @@ def test_two_workers_claiming_at_once_never_share_a_row(redis, marketer, everyon
 def test_outcome_written_with_a_stale_claim_token_changes_nothing(redis, marketer, everyone, smtp_server):
     campaign, run_id = planned_run(marketer, everyone, smtp_server.port, profiles=5)
     now = timezone.now()
-    old_token, rows = execution.claim_slice(run_id=run_id, limit=5, now=now)
+    old_token, rows = claiming.claim_slice(run_id=run_id, limit=5, now=now)
     Delivery.objects.filter(claim_token=old_token).update(status=Delivery.Status.IN_FLIGHT)
 
     # The first worker is presumed dead: its in-flight rows become unknown and pass to nobody.
     later = now + timedelta(seconds=3600)
-    execution.release_stale_claims(now=later)
+    recovery.release_stale_claims(now=later)
     assert set(Delivery.objects.values_list("status", flat=True)) == {"unknown"}
 
-    written = execution.record_outcomes(
+    written = outcomes.record_outcomes(
         token=old_token,
         results=[SendResult(row.pk, Outcome.SENT, provider_message_id="late") for row in rows],
         by_id={row.pk: row for row in rows},
@@ -203,14 +204,14 @@ def test_outcome_written_with_a_stale_claim_token_changes_nothing(redis, markete
 def test_claims_of_a_dead_worker_go_back_to_pending_and_are_sent_once(redis, marketer, everyone, smtp_server):
     campaign, run_id = planned_run(marketer, everyone, smtp_server.port, profiles=5)
     claimed_at = timezone.now()  # the rows are due from planning on: claiming "an hour ago" would claim none
-    stale_token, rows = execution.claim_slice(run_id=run_id, limit=5, now=claimed_at)
+    stale_token, rows = claiming.claim_slice(run_id=run_id, limit=5, now=claimed_at)
     assert len(rows) == 5
 
     timeout = timedelta(seconds=settings.CAMPAIGNS_CLAIM_TIMEOUT)
-    assert execution.release_stale_claims(now=claimed_at + timeout + timedelta(seconds=1)) == 5
+    assert recovery.release_stale_claims(now=claimed_at + timeout + timedelta(seconds=1)) == 5
     assert set(Delivery.objects.values_list("status", flat=True)) == {"pending"}
-    execution.send_run(run_id=run_id)
-    written = execution.record_outcomes(
+    sending.send_run(run_id=run_id)
+    written = outcomes.record_outcomes(
         token=stale_token,
         results=[SendResult(row.pk, Outcome.PERMANENT, reason="late") for row in rows],
         by_id={row.pk: row for row in rows},
@@ -230,7 +231,7 @@ def test_template_error_fails_one_delivery_not_the_run(redis, smtp_server, marke
     )
     campaign = make_campaign(marketer, make_email_configuration(port=smtp_server.port), everyone, content=content)
     campaign_activate(campaign=campaign, actor=marketer)
-    execution.scheduler_tick()
+    scheduler_tick()
     run_burst_worker()
 
     failed = Delivery.objects.get(status="failed")
@@ -260,7 +261,7 @@ def test_one_recipient_whose_data_cannot_render_fails_alone_and_the_run_complete
     campaign = make_campaign(marketer, configuration, everyone, content=content)
     campaign_activate(campaign=campaign, actor=marketer)
 
-    execution.scheduler_tick()
+    scheduler_tick()
     run_burst_worker()
 
     failed = list(Delivery.objects.filter(status="failed").order_by("id"))
@@ -317,9 +318,9 @@ def test_scheduler_starts_an_occurrence_once_and_advances_recurring_schedule(red
     campaign.refresh_from_db()
     assert campaign.next_run_at == datetime(2026, 12, 1, 8, 0, tzinfo=UTC)  # 09:00 in Paris
 
-    assert execution.start_due_runs(now=start - timedelta(minutes=1)) == []
-    first = execution.start_due_runs(now=start)
-    again = execution.start_due_runs(now=start + timedelta(seconds=5))
+    assert scheduler.start_due_runs(now=start - timedelta(minutes=1)) == []
+    first = scheduler.start_due_runs(now=start)
+    again = scheduler.start_due_runs(now=start + timedelta(seconds=5))
 
     assert len(first) == 1 and again == []
     assert Run.objects.get().occurrence == "2026-12-01T09:00:00"
@@ -340,23 +341,23 @@ def test_repeated_wall_clock_time_when_clocks_go_back_is_one_run(redis, marketer
     campaign_activate(campaign=campaign, actor=marketer, now=datetime(2026, 10, 25, 0, 0, tzinfo=UTC))
     campaign.refresh_from_db()
     # 02:30 happens twice in Paris on 25 October 2026 (00:30 and 01:30 UTC).
-    assert execution.start_due_runs(now=datetime(2026, 10, 25, 0, 31, tzinfo=UTC))
+    assert scheduler.start_due_runs(now=datetime(2026, 10, 25, 0, 31, tzinfo=UTC))
     campaign.refresh_from_db()
     Campaign.objects.filter(pk=campaign.pk).update(next_run_at=datetime(2026, 10, 25, 1, 30, tzinfo=UTC))
-    assert execution.start_due_runs(now=datetime(2026, 10, 25, 1, 31, tzinfo=UTC)) == []
+    assert scheduler.start_due_runs(now=datetime(2026, 10, 25, 1, 31, tzinfo=UTC)) == []
     assert Run.objects.filter(campaign=campaign).count() == 1
 
 
 @pytest.mark.django_db(transaction=True)
 def test_stopped_run_sends_nothing_more(redis, smtp_server, marketer, everyone):
     campaign, run_id = planned_run(marketer, everyone, smtp_server.port, profiles=15)
-    token, rows = execution.claim_slice(run_id=run_id, limit=5, now=timezone.now())
-    execution.send_slice(run=Run.objects.get(pk=run_id), token=token, deliveries=rows)
+    token, rows = claiming.claim_slice(run_id=run_id, limit=5, now=timezone.now())
+    sending.send_slice(run=Run.objects.get(pk=run_id), token=token, deliveries=rows)
 
     campaign_stop(campaign=campaign, actor=marketer)
     run_burst_worker()
-    execution.send_run(run_id=run_id)
-    execution.scheduler_tick(now=timezone.now() + timedelta(hours=1))
+    sending.send_run(run_id=run_id)
+    scheduler_tick(now=timezone.now() + timedelta(hours=1))
     run_burst_worker()
 
     assert len(smtp_server.messages) == 5
@@ -366,15 +367,15 @@ def test_stopped_run_sends_nothing_more(redis, smtp_server, marketer, everyone):
 @pytest.mark.django_db(transaction=True)
 def test_pause_then_resume_sends_only_what_was_never_sent(redis, smtp_server, marketer, everyone):
     campaign, run_id = planned_run(marketer, everyone, smtp_server.port, profiles=15)
-    token, rows = execution.claim_slice(run_id=run_id, limit=5, now=timezone.now())
-    execution.send_slice(run=Run.objects.get(pk=run_id), token=token, deliveries=rows)
+    token, rows = claiming.claim_slice(run_id=run_id, limit=5, now=timezone.now())
+    sending.send_slice(run=Run.objects.get(pk=run_id), token=token, deliveries=rows)
 
     campaign_pause(campaign=campaign, actor=marketer)
     run_burst_worker()
     assert len(smtp_server.messages) == 5
 
     campaign_activate(campaign=campaign, actor=marketer)
-    execution.scheduler_tick()
+    scheduler_tick()
     run_burst_worker()
     assert sorted(m["rcpt_tos"][0] for m in smtp_server.messages) == sorted(
         Profile.objects.values_list("email", flat=True)
@@ -389,15 +390,15 @@ def test_stalled_run_is_redispatched_from_the_ledger_after_redis_lost_its_queues
     make_profiles(8)
     campaign = make_campaign(marketer, make_email_configuration(port=smtp_server.port), everyone)
     campaign_activate(campaign=campaign, actor=marketer)
-    execution.scheduler_tick()
+    scheduler_tick()
     run_burst_worker()  # plans and sends
     assert len(smtp_server.messages) == 8
 
     campaign2 = make_campaign(marketer, make_email_configuration(port=smtp_server.port, name="Second"), everyone)
     campaign_activate(campaign=campaign2, actor=marketer)
-    execution.scheduler_tick()
+    scheduler_tick()
     redis.flushdb()  # the queued plan_run job is lost with Redis
-    execution.scheduler_tick(now=timezone.now() + timedelta(minutes=5))
+    scheduler_tick(now=timezone.now() + timedelta(minutes=5))
     run_burst_worker()
 
     assert len(smtp_server.messages) == 16
@@ -415,11 +416,11 @@ def test_rate_limited_job_reenqueues_itself_instead_of_sleeping(redis, smtp_serv
     configuration = make_email_configuration(port=smtp_server.port, rate_per_second=0.2)
     campaign = make_campaign(marketer, configuration, everyone)
     campaign_activate(campaign=campaign, actor=marketer)
-    [run_id] = execution.start_due_runs(now=timezone.now())
-    execution.plan_run(run_id=run_id)
+    [run_id] = scheduler.start_due_runs(now=timezone.now())
+    planning.plan_run(run_id=run_id)
     redis.flushdb()  # drop the dispatched jobs: this test drives one job by hand
 
-    execution.send_run(run_id=run_id)
+    sending.send_run(run_id=run_id)
 
     # The bucket's one token went out; the job then left a scheduled successor and returned.
     assert len(smtp_server.messages) == 1
@@ -457,10 +458,10 @@ def test_push_planning_snapshots_long_tokens_without_a_query_per_profile(
     configuration = ChannelConfiguration.objects.create(name="Push", channel="push")
     campaign = make_campaign(marketer, configuration, everyone)
     campaign_activate(campaign=campaign, actor=marketer)
-    [run_id] = execution.start_due_runs(now=timezone.now())
+    [run_id] = scheduler.start_due_runs(now=timezone.now())
 
     with django_assert_max_num_queries(40):  # two chunks of 7: a fixed number of queries per chunk
-        execution.plan_run(run_id=run_id)
+        planning.plan_run(run_id=run_id)
 
     addresses = set(Delivery.objects.filter(run_id=run_id).values_list("address", flat=True))
     assert addresses == {f"{person.pk}:" + "t" * 1500 for person in people}
@@ -477,10 +478,10 @@ def test_a_run_whose_audience_rule_no_longer_validates_fails_with_the_reason(red
     )
     campaign = make_campaign(marketer, make_email_configuration(port=smtp_server.port), audience)
     campaign_activate(campaign=campaign, actor=marketer)
-    [run_id] = execution.start_due_runs(now=timezone.now())
+    [run_id] = scheduler.start_due_runs(now=timezone.now())
     AttributeDefinition.objects.filter(name="plan").delete()  # the schema changed under the campaign
 
-    execution.plan_run(run_id=run_id)
+    planning.plan_run(run_id=run_id)
 
     run = Run.objects.get(pk=run_id)
     assert run.state == Run.State.FAILED and "plan" in run.error
@@ -493,10 +494,10 @@ def test_scheduled_sends_never_use_the_transactional_queue():
     def campaign(kind, category):
         return Campaign(kind=kind, category=category)
 
-    assert execution.queue_for(campaign("scheduled", "transactional")) == queues.CAMPAIGNS
-    assert execution.queue_for(campaign("scheduled", "marketing")) == queues.CAMPAIGNS
-    assert execution.queue_for(campaign("api_triggered", "transactional")) == queues.TRANSACTIONAL
-    assert execution.queue_for(campaign("api_triggered", "marketing")) == queues.TRIGGERED
+    assert dispatch.queue_for(campaign("scheduled", "transactional")) == queues.CAMPAIGNS
+    assert dispatch.queue_for(campaign("scheduled", "marketing")) == queues.CAMPAIGNS
+    assert dispatch.queue_for(campaign("api_triggered", "transactional")) == queues.TRANSACTIONAL
+    assert dispatch.queue_for(campaign("api_triggered", "marketing")) == queues.TRIGGERED
 
 
 @pytest.mark.django_db(transaction=True)
@@ -509,12 +510,12 @@ def test_a_dead_workers_in_flight_transactional_rows_are_retried_marketing_ones_
     for category in ("marketing", "transactional"):
         campaign = make_campaign(marketer, configuration, everyone, category=category)
         campaign_activate(campaign=campaign, actor=marketer)
-        [runs[category]] = execution.start_due_runs(now=timezone.now())
-        execution.plan_run(run_id=runs[category])
-        token, _ = execution.claim_slice(run_id=runs[category], limit=2, now=timezone.now())
+        [runs[category]] = scheduler.start_due_runs(now=timezone.now())
+        planning.plan_run(run_id=runs[category])
+        token, _ = claiming.claim_slice(run_id=runs[category], limit=2, now=timezone.now())
         Delivery.objects.filter(claim_token=token).update(status=Delivery.Status.IN_FLIGHT)
 
-    execution.release_stale_claims(now=timezone.now() + timedelta(hours=1))
+    recovery.release_stale_claims(now=timezone.now() + timedelta(hours=1))
 
     statuses = {
         category: set(Delivery.objects.filter(run_id=run_id).values_list("status", flat=True))

@@ -10,14 +10,15 @@ from django.utils import timezone
 from rq.registry import ScheduledJobRegistry
 
 from audiences.models import Consent, Profile
-from audiences.profiles import push_token_register
-from campaigns import execution
-from campaigns.lifecycle import Content, campaign_activate, campaign_create
+from audiences.services.push_tokens import push_token_register
+from campaigns.engine import outcomes, planning, recovery, scheduler, sending
 from campaigns.models import Campaign, Delivery, Run
+from campaigns.services.lifecycle import Content, campaign_activate, campaign_create
 from channels.adapters.base import Outcome, SendResult
 from channels.models import ChannelConfiguration, Suppression
 from channels.schemas import SETTINGS_MODELS
 from config.queues import CAMPAIGNS
+from config.scheduler import scheduler_tick
 from tests.channels.http_servers import ProviderServer, Reply
 from tests.conftest import make_email_configuration, run_burst_worker
 from tests.smtp_servers import DroppingSMTPServer, RecordingSMTPServer, free_port
@@ -63,7 +64,7 @@ def test_replies_are_classified_dead_mailboxes_suppressed_and_retries_scheduled(
     }
     try:
         campaign = start(marketer, make_email_configuration(port=server.port, connections=1), everyone)
-        execution.scheduler_tick()
+        scheduler_tick()
         run_burst_worker()
     finally:
         server.stop()
@@ -93,10 +94,10 @@ def test_a_suppressed_dead_mailbox_is_excluded_from_the_next_campaign(redis, mar
     try:
         configuration = make_email_configuration(port=server.port, connections=1)
         first = start(marketer, configuration, everyone, name="First")
-        execution.scheduler_tick()
+        scheduler_tick()
         run_burst_worker()
         second = start(marketer, configuration, everyone, name="Second")
-        execution.scheduler_tick()
+        scheduler_tick()
         run_burst_worker()
     finally:
         server.stop()
@@ -114,7 +115,7 @@ def test_retries_stop_at_the_configurations_window_with_retries_exhausted(redis,
     server.recorder.rejected_recipients = {profile.email: "451 4.3.0 Temporary local problem"}
     try:
         campaign = start(marketer, make_email_configuration(port=server.port, retry_window_seconds=3600), everyone)
-        execution.scheduler_tick()
+        scheduler_tick()
         run_burst_worker()
         delivery = Delivery.objects.get(run__campaign=campaign)
         assert (delivery.status, delivery.attempts) == ("pending", 1)
@@ -124,7 +125,7 @@ def test_retries_stop_at_the_configurations_window_with_retries_exhausted(redis,
         Delivery.objects.filter(pk=delivery.pk).update(
             first_attempt_at=timezone.now() - timedelta(minutes=59), due_at=timezone.now()
         )
-        execution.send_run(run_id=delivery.run_id)
+        sending.send_run(run_id=delivery.run_id)
     finally:
         server.stop()
 
@@ -142,7 +143,7 @@ def test_provider_down_keeps_its_run_pending_while_another_configurations_run_se
     try:
         healthy = start(marketer, make_email_configuration(port=up.port, name="Up"), everyone, name="Healthy")
         stranded = start(marketer, make_email_configuration(port=down_port, name="Down"), everyone, name="Stranded")
-        execution.scheduler_tick()
+        scheduler_tick()
         run_burst_worker()
     finally:
         up.stop()
@@ -168,7 +169,7 @@ def test_run_stranded_by_a_down_relay_completes_when_it_is_back_each_message_onc
     make_profiles(8)
     relay = RecordingSMTPServer()
     campaign = start(marketer, make_email_configuration(port=relay.port, connections=1), everyone)
-    execution.scheduler_tick()
+    scheduler_tick()
     run_burst_worker()  # the relay is not started yet: connections refused
     assert statuses(campaign) == Counter({"pending": 8})
 
@@ -177,7 +178,7 @@ def test_run_stranded_by_a_down_relay_completes_when_it_is_back_each_message_onc
         # The backoff has passed and the scheduler wakes the run from the ledger (Redis may have lost the jobs).
         redis.flushdb()
         Delivery.objects.filter(run__campaign=campaign).update(due_at=timezone.now())
-        execution.redispatch_stalled_runs(now=timezone.now() + timedelta(minutes=5))
+        recovery.redispatch_stalled_runs(now=timezone.now() + timedelta(minutes=5))
         run_burst_worker()
     finally:
         relay.stop()
@@ -193,9 +194,9 @@ def test_connection_dropped_after_data_leaves_unknown_never_resent(redis, market
     dropper = DroppingSMTPServer().start()
     try:
         campaign = start(marketer, make_email_configuration(port=dropper.port, connections=2), everyone)
-        execution.scheduler_tick()
+        scheduler_tick()
         run_burst_worker()
-        execution.scheduler_tick()  # nothing pending: nothing is sent again
+        scheduler_tick()  # nothing pending: nothing is sent again
         run_burst_worker()
     finally:
         dropper.stop()
@@ -226,7 +227,7 @@ def test_provider_errors_invalid_numbers_and_retry_after(redis, marketer, everyo
     provider.script = answer
     try:
         campaign = start(marketer, sms_configuration(provider.url), everyone)
-        execution.scheduler_tick()
+        scheduler_tick()
         run_burst_worker()
     finally:
         provider.stop()
@@ -252,8 +253,8 @@ def test_invalid_push_token_is_retired_not_suppressed(redis, marketer, everyone)
     [profile] = make_profiles(1)
     push_token_register(profile=profile, token="dead-token", platform="android", app="shop")
     campaign = start(marketer, make_email_configuration(port=25), everyone)
-    [run_id] = execution.start_due_runs(now=timezone.now())
-    execution.plan_run(run_id=run_id)
+    [run_id] = scheduler.start_due_runs(now=timezone.now())
+    planning.plan_run(run_id=run_id)
     delivery = Delivery.objects.get(run_id=run_id)
     # The push adapter's verdict on this delivery, written as a push message (what FCM says of an unknown token).
     Delivery.objects.filter(pk=delivery.pk).update(channel="push", address="dead-token")
@@ -261,7 +262,7 @@ def test_invalid_push_token_is_retired_not_suppressed(redis, marketer, everyone)
     Delivery.objects.filter(pk=delivery.pk).update(status="in_flight", claim_token=token)
     delivery.refresh_from_db()
 
-    execution.record_outcomes(
+    outcomes.record_outcomes(
         token=token,
         results=[SendResult(delivery.pk, Outcome.PERMANENT, reason="invalid_address", detail="UNREGISTERED")],
         by_id={delivery.pk: delivery},
@@ -276,12 +277,12 @@ def test_invalid_push_token_is_retired_not_suppressed(redis, marketer, everyone)
 def test_outcome_of_a_lost_claim_suppresses_nothing(redis, marketer, everyone):
     make_profiles(1)
     campaign = start(marketer, make_email_configuration(port=25), everyone)
-    [run_id] = execution.start_due_runs(now=timezone.now())
-    execution.plan_run(run_id=run_id)
+    [run_id] = scheduler.start_due_runs(now=timezone.now())
+    planning.plan_run(run_id=run_id)
     delivery = Delivery.objects.get(run_id=run_id)
     Delivery.objects.filter(pk=delivery.pk).update(status="in_flight", claim_token=uuid.uuid4())
 
-    written = execution.record_outcomes(
+    written = outcomes.record_outcomes(
         token=uuid.uuid4(),  # not the claim that holds the row
         results=[SendResult(delivery.pk, Outcome.PERMANENT, reason="smtp_5.1.1")],
         by_id={delivery.pk: delivery},

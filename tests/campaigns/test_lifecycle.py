@@ -2,8 +2,8 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from audiences.models import Audience
-from campaigns.lifecycle import Content, campaign_activate, campaign_create
 from campaigns.models import Campaign, CampaignVersion
+from campaigns.services.lifecycle import Content, campaign_activate, campaign_create
 from tests.conftest import make_email_configuration
 
 

@@ -9,14 +9,15 @@ import pytest
 from django.utils import timezone
 
 from audiences.models import Consent
-from audiences.profiles import consent_set
-from campaigns import execution
-from campaigns.lifecycle import campaign_activate
+from audiences.services.consent import consent_set
+from campaigns.engine import claiming, outcomes, planning, recovery, scheduler, sending
 from campaigns.models import Campaign, Delivery, Run
+from campaigns.services.lifecycle import campaign_activate
 from channels.adapters.base import Outcome, SendResult
 from channels.models import Suppression
-from channels.suppression import suppress_addresses
+from channels.services.suppression import suppress_addresses
 from channels.unsubscribe import unsubscribe_url
+from config.scheduler import scheduler_tick
 from tests.campaigns.test_execution import make_campaign, make_profiles
 from tests.campaigns.test_failures import make_profiles as make_profiles_with_phones
 from tests.campaigns.test_failures import sms_configuration
@@ -28,8 +29,8 @@ from tests.smtp_servers import RecordingSMTPServer
 def planned(marketer, audience, configuration, *, category="marketing") -> int:
     campaign = make_campaign(marketer, configuration, audience, category=category)
     campaign_activate(campaign=campaign, actor=marketer)
-    [run_id] = execution.start_due_runs(now=timezone.now())
-    execution.plan_run(run_id=run_id)
+    [run_id] = scheduler.start_due_runs(now=timezone.now())
+    planning.plan_run(run_id=run_id)
     return run_id
 
 
@@ -45,7 +46,7 @@ def test_who_opted_out_or_was_suppressed_after_planning_is_not_mailed(redis, smt
     consent_set(profile=leaves, channel="email", state=Consent.State.OPTED_OUT, source="unsubscribe link")
     suppress_addresses(channel="email", addresses=[bounced.email], reason=Suppression.Reason.HARD_BOUNCE)
 
-    execution.send_run(run_id=run_id)
+    sending.send_run(run_id=run_id)
 
     assert sorted(smtp_server.by_recipient()) == [stays.email]
     assert statuses(run_id) == {
@@ -63,9 +64,9 @@ def test_marketing_mail_carries_one_click_unsubscribe_transactional_mail_does_no
     [person] = make_profiles(1)
     configuration = make_email_configuration(port=smtp_server.port)
     runs = {category: planned(marketer, everyone, configuration, category=category) for category in ("marketing",)}
-    execution.send_run(run_id=runs["marketing"])
+    sending.send_run(run_id=runs["marketing"])
     runs["transactional"] = planned(marketer, everyone, configuration, category="transactional")
-    execution.send_run(run_id=runs["transactional"])
+    sending.send_run(run_id=runs["transactional"])
 
     marketing, transactional = (item["message"] for item in smtp_server.messages)
     delivery = Delivery.objects.get(run_id=runs["marketing"])
@@ -80,14 +81,14 @@ def test_a_worker_that_outlived_its_claim_sends_nothing_of_it(redis, smtp_server
     make_profiles(5)
     run_id = planned(marketer, everyone, make_email_configuration(port=smtp_server.port))
     start = timezone.now()
-    slow_token, slow_rows = execution.claim_slice(run_id=run_id, limit=5, now=start)
-    execution.release_stale_claims(now=start + timedelta(hours=1))
-    new_token, new_rows = execution.claim_slice(run_id=run_id, limit=5, now=timezone.now())
+    slow_token, slow_rows = claiming.claim_slice(run_id=run_id, limit=5, now=start)
+    recovery.release_stale_claims(now=start + timedelta(hours=1))
+    new_token, new_rows = claiming.claim_slice(run_id=run_id, limit=5, now=timezone.now())
 
     run = Run.objects.get(pk=run_id)
-    assert execution.send_slice(run=run, token=slow_token, deliveries=slow_rows) is None
+    assert sending.send_slice(run=run, token=slow_token, deliveries=slow_rows) is None
     assert smtp_server.messages == []
-    execution.send_slice(run=run, token=new_token, deliveries=new_rows)
+    sending.send_slice(run=run, token=new_token, deliveries=new_rows)
 
     assert Counter(r for m in smtp_server.messages for r in m["rcpt_tos"]) == Counter(
         {row.address: 1 for row in new_rows}
@@ -106,7 +107,7 @@ def test_the_classification_overrides_what_the_relay_replied(redis, marketer, ev
     }
     try:
         run_id = planned(marketer, everyone, make_email_configuration(port=server.port, connections=1))
-        execution.send_run(run_id=run_id)
+        sending.send_run(run_id=run_id)
     finally:
         server.stop()
 
@@ -134,7 +135,7 @@ def test_a_provider_opt_out_becomes_consent_without_another_failure_in_the_slice
     )
     try:
         run_id = planned(marketer, everyone, sms_configuration(provider.url))
-        execution.send_run(run_id=run_id)
+        sending.send_run(run_id=run_id)
     finally:
         provider.stop()
 
@@ -148,13 +149,13 @@ def test_a_provider_opt_out_becomes_consent_without_another_failure_in_the_slice
 def test_outcomes_reported_twice_are_recorded_once(redis, smtp_server, marketer, everyone):
     make_profiles(3)
     run_id = planned(marketer, everyone, make_email_configuration(port=smtp_server.port))
-    token, rows = execution.claim_slice(run_id=run_id, limit=3, now=timezone.now())
+    token, rows = claiming.claim_slice(run_id=run_id, limit=3, now=timezone.now())
     Delivery.objects.filter(claim_token=token).update(status=Delivery.Status.IN_FLIGHT)
     results = [SendResult(row.pk, Outcome.SENT, provider_message_id=f"id-{row.pk}") for row in rows]
 
-    assert execution.record_outcomes(token=token, results=results, by_id={r.pk: r for r in rows}) == 3
+    assert outcomes.record_outcomes(token=token, results=results, by_id={r.pk: r for r in rows}) == 3
     again = [SendResult(row.pk, Outcome.PERMANENT, reason="smtp_5.1.1") for row in rows]
-    assert execution.record_outcomes(token=token, results=again, by_id={r.pk: r for r in rows}) == 0
+    assert outcomes.record_outcomes(token=token, results=again, by_id={r.pk: r for r in rows}) == 0
 
     assert set(Delivery.objects.values_list("status", "attempts")) == {("sent", 1)}
     assert not Suppression.objects.exists()
@@ -164,7 +165,7 @@ def test_outcomes_reported_twice_are_recorded_once(redis, smtp_server, marketer,
 def test_an_unsubscribe_link_in_a_sent_message_opts_its_recipient_out(redis, smtp_server, marketer, everyone, client):
     [person] = make_profiles(1)
     run_id = planned(marketer, everyone, make_email_configuration(port=smtp_server.port))
-    execution.scheduler_tick()
+    scheduler_tick()
     run_burst_worker()
     [message] = (item["message"] for item in smtp_server.messages)
 
@@ -180,7 +181,7 @@ def test_an_unsubscribe_link_in_a_sent_message_opts_its_recipient_out(redis, smt
 def _in_flight(marketer, everyone, port, *, attempts: int = 0):
     make_profiles(1)
     run_id = planned(marketer, everyone, make_email_configuration(port=port))
-    token, [row] = execution.claim_slice(run_id=run_id, limit=1, now=timezone.now())
+    token, [row] = claiming.claim_slice(run_id=run_id, limit=1, now=timezone.now())
     Delivery.objects.filter(pk=row.pk).update(status=Delivery.Status.IN_FLIGHT, attempts=attempts)
     row.attempts = attempts
     return token, row
@@ -188,13 +189,13 @@ def _in_flight(marketer, everyone, port, *, attempts: int = 0):
 
 @pytest.mark.django_db(transaction=True)
 def test_the_hundredth_failed_attempt_is_the_last(redis, smtp_server, marketer, everyone):
-    token, row = _in_flight(marketer, everyone, smtp_server.port, attempts=execution.MAX_ATTEMPTS - 1)
+    token, row = _in_flight(marketer, everyone, smtp_server.port, attempts=outcomes.MAX_ATTEMPTS - 1)
     busy = [SendResult(row.pk, Outcome.TRANSIENT, reason="smtp_4.2.2", detail="452 4.2.2 mailbox full")]
 
-    execution.record_outcomes(token=token, results=busy, by_id={row.pk: row})
+    outcomes.record_outcomes(token=token, results=busy, by_id={row.pk: row})
 
     row.refresh_from_db()
-    assert (row.status, row.reason, row.attempts) == ("failed", "retries_exhausted", execution.MAX_ATTEMPTS)
+    assert (row.status, row.reason, row.attempts) == ("failed", "retries_exhausted", outcomes.MAX_ATTEMPTS)
     assert row.detail == "452 4.2.2 mailbox full"  # what kept failing
 
 
@@ -203,7 +204,7 @@ def test_an_outcome_nobody_knows_is_not_retried_unless_asked(redis, smtp_server,
     token, row = _in_flight(marketer, everyone, smtp_server.port)
     lost = [SendResult(row.pk, Outcome.INDETERMINATE, reason="connection_lost")]
 
-    execution.record_outcomes(token=token, results=lost, by_id={row.pk: row})
+    outcomes.record_outcomes(token=token, results=lost, by_id={row.pk: row})
 
     row.refresh_from_db()
     assert row.status == "unknown"  # marketing by default: what may have been delivered is never sent again

@@ -7,9 +7,9 @@ import pytest
 from django.utils import timezone
 
 from audiences.models import Audience, Profile
-from campaigns import execution
-from campaigns.lifecycle import Content, campaign_activate, campaign_create
+from campaigns.engine import planning, scheduler, sending
 from campaigns.models import Delivery, Run
+from campaigns.services.lifecycle import Content, campaign_activate, campaign_create
 from tests.channels.conftest import make_configuration
 from tests.channels.http_servers import ProviderServer, Reply
 
@@ -34,9 +34,9 @@ def webhook_run(personas, url: str, people: int = 3) -> int:
         content=Content("Hi {{ profile.first_name }}", "<p>Hi</p>", "Hi"),
     )
     campaign_activate(campaign=campaign, actor=personas["april"])
-    [run_id] = execution.start_due_runs(now=timezone.now())
-    execution.plan_run(run_id=run_id)
-    execution.send_run(run_id=run_id)
+    [run_id] = scheduler.start_due_runs(now=timezone.now())
+    planning.plan_run(run_id=run_id)
+    sending.send_run(run_id=run_id)
     return run_id
 
 
@@ -109,9 +109,9 @@ def test_a_provider_error_code_of_any_length_fails_the_message_with_a_bounded_re
         content=Content("", "", "Hello"),
     )
     campaign_activate(campaign=campaign, actor=personas["april"])
-    [run_id] = execution.start_due_runs(now=timezone.now())
-    execution.plan_run(run_id=run_id)
-    execution.send_run(run_id=run_id)
+    [run_id] = scheduler.start_due_runs(now=timezone.now())
+    planning.plan_run(run_id=run_id)
+    sending.send_run(run_id=run_id)
 
     deliveries = list(Delivery.objects.filter(run_id=run_id))
     assert len(provider.requests) == 2

@@ -6,9 +6,9 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
 from audiences.models import Audience, Consent, Profile
-from audiences.selectors import audience_size
-from campaigns import approval
+from audiences.selectors.audiences import audience_size
 from campaigns.models import ApprovalPolicy, Campaign, CampaignVersion, ReviewDecision
+from campaigns.services import approval
 from channels.models import ChannelConfiguration
 from permissions.roles import Role, user_roles
 

@@ -7,8 +7,8 @@ import time_machine
 from django.urls import reverse
 
 from audiences.models import Audience, Profile
-from campaigns import lifecycle
 from campaigns.models import Campaign, CampaignVersion, Delivery, Run
+from campaigns.services import lifecycle
 from channels.models import ChannelConfiguration
 from channels.schemas import EmailSettings
 from permissions.roles import Role

@@ -13,9 +13,9 @@ from django.urls import reverse
 from django.utils.html import escape
 
 from audiences.models import Audience, Profile
-from campaigns import lifecycle
 from campaigns.models import Campaign
-from channels.forms import CLEAR_SUFFIX, ConfigurationForm
+from campaigns.services import lifecycle
+from channels.forms.configurations import CLEAR_SUFFIX, ConfigurationForm
 from channels.models import ChannelConfiguration, InboxMessage
 from channels.schemas import SECRET_FIELDS, SETTINGS_MODELS
 from permissions.models import AuditEvent

@@ -12,10 +12,10 @@ from django.test import Client
 from django.utils import timezone
 
 from audiences.models import Audience, Consent, ConsentEvent, Identity, Profile
-from campaigns import execution
-from campaigns.feedback import feedback_apply
-from campaigns.lifecycle import Content, campaign_activate, campaign_create
+from campaigns.engine import planning, scheduler, sending
 from campaigns.models import Delivery
+from campaigns.services.feedback import feedback_apply
+from campaigns.services.lifecycle import Content, campaign_activate, campaign_create
 from channels.feedback import (
     EventType,
     FeedbackError,
@@ -53,9 +53,9 @@ def sent(personas, smtp_server):
         content=Content("Sale", "<p>Sale</p>", "Sale"),
     )
     campaign_activate(campaign=campaign, actor=personas["april"])
-    [run_id] = execution.start_due_runs(now=timezone.now())
-    execution.plan_run(run_id=run_id)
-    execution.send_run(run_id=run_id)
+    [run_id] = scheduler.start_due_runs(now=timezone.now())
+    planning.plan_run(run_id=run_id)
+    sending.send_run(run_id=run_id)
     deliveries = list(Delivery.objects.filter(run_id=run_id).order_by("id"))
     assert [d.status for d in deliveries] == ["sent"] * 3
     return deliveries

@@ -4,13 +4,13 @@ import pytest
 from django.utils import timezone
 
 from audiences.models import Audience, Profile, PushToken
-from campaigns import execution
-from campaigns.lifecycle import Content, campaign_activate, campaign_create
+from campaigns.engine import planning, scheduler, sending
 from campaigns.models import Delivery
+from campaigns.services.lifecycle import Content, campaign_activate, campaign_create
 from channels.adapters.base import OutboundMessage, Outcome
 from channels.adapters.in_app import InAppAdapter
 from channels.models import InboxMessage
-from permissions import services
+from permissions.services.api_keys import api_key_create
 from tests.channels.conftest import make_configuration
 
 
@@ -84,9 +84,9 @@ def test_an_in_app_campaign_goes_through_the_send_path_into_inboxes(personas, re
         content=Content("Hi {{ profile.first_name }}", "<p>Hi {{ profile.first_name }}</p>", "Hi"),
     )
     campaign_activate(campaign=campaign, actor=personas["april"])
-    [run_id] = execution.start_due_runs(now=timezone.now())
-    execution.plan_run(run_id=run_id)
-    execution.send_run(run_id=run_id)
+    [run_id] = scheduler.start_due_runs(now=timezone.now())
+    planning.plan_run(run_id=run_id)
+    sending.send_run(run_id=run_id)
 
     assert set(Delivery.objects.values_list("status", flat=True)) == {Delivery.Status.SENT}
     assert {(m.profile_id, m.title) for m in InboxMessage.objects.all()} == {
@@ -102,7 +102,7 @@ def test_an_in_app_campaign_goes_through_the_send_path_into_inboxes(personas, re
 
 @pytest.fixture
 def app_key(personas):
-    return services.api_key_create(actor=personas["ada"], name="app backend", profiles=True)[1]
+    return api_key_create(actor=personas["ada"], name="app backend", profiles=True)[1]
 
 
 def call(client, method, path, key, **params):
@@ -162,7 +162,7 @@ def test_the_inbox_can_be_narrowed_to_one_configuration(client, app_key, inbox, 
 
 
 def test_a_key_without_the_profiles_scope_is_refused(client, personas, inbox, person):
-    key = services.api_key_create(actor=personas["ada"], name="triggers", all_triggered_campaigns=True)[1]
+    key = api_key_create(actor=personas["ada"], name="triggers", all_triggered_campaigns=True)[1]
 
     response = call(client, "GET", f"/{person.pk}/messages", key)
 
@@ -172,7 +172,7 @@ def test_a_key_without_the_profiles_scope_is_refused(client, personas, inbox, pe
 
 def test_a_profile_export_holds_its_inbox_and_no_one_elses(db):
     from audiences.models import Profile
-    from audiences.profiles import profile_export
+    from audiences.services.privacy import profile_export
     from channels.models import ChannelConfiguration, InboxMessage
 
     person, stranger = Profile.objects.create(email="p@example.com"), Profile.objects.create(email="s@example.com")

@@ -24,9 +24,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audiences.models import Audience, Profile
-from campaigns import execution
-from campaigns.lifecycle import Content, campaign_activate, campaign_create
+from campaigns.engine import planning, scheduler, sending
 from campaigns.models import Delivery, Run
+from campaigns.services.lifecycle import Content, campaign_activate, campaign_create
 from channels.adapters.base import OutboundMessage, Outcome
 from channels.adapters.http import address_refusal
 from channels.models import ChannelConfiguration, Suppression
@@ -328,9 +328,9 @@ def send_webhook_campaign(personas, url: str, people: int) -> Run:
         content=Content("Hi", "<p>Hi</p>", "Hi"),
     )
     campaign_activate(campaign=campaign, actor=personas["april"])
-    [run_id] = execution.start_due_runs(now=timezone.now())
-    execution.plan_run(run_id=run_id)
-    execution.send_run(run_id=run_id)
+    [run_id] = scheduler.start_due_runs(now=timezone.now())
+    planning.plan_run(run_id=run_id)
+    sending.send_run(run_id=run_id)
     return Run.objects.get(pk=run_id)
 
 

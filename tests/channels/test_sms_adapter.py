@@ -6,9 +6,9 @@ import pytest
 from django.utils import timezone
 
 from audiences.models import Audience, Consent, Profile
-from campaigns import execution
-from campaigns.lifecycle import Content, campaign_activate, campaign_create
+from campaigns.engine import planning, scheduler, sending
 from campaigns.models import Delivery
+from campaigns.services.lifecycle import Content, campaign_activate, campaign_create
 from channels.adapters.base import OutboundMessage, Outcome
 from tests.channels.conftest import make_configuration
 from tests.channels.http_servers import BlackholeServer, Reply
@@ -187,9 +187,9 @@ def test_an_sms_campaign_goes_through_the_send_path_to_the_provider(personas, re
         content=Content("", "", "Hi {{ profile.first_name }}, 20% off today"),
     )
     campaign_activate(campaign=campaign, actor=personas["april"])
-    [run_id] = execution.start_due_runs(now=timezone.now())
-    execution.plan_run(run_id=run_id)
-    execution.send_run(run_id=run_id)
+    [run_id] = scheduler.start_due_runs(now=timezone.now())
+    planning.plan_run(run_id=run_id)
+    sending.send_run(run_id=run_id)
 
     outcomes = {d.address: (d.status, d.reason, d.provider_message_id) for d in Delivery.objects.all()}
     assert outcomes.pop("+15550000003") == (Delivery.Status.FAILED, "invalid_address", "")

@@ -6,7 +6,7 @@ import io
 import pytest
 
 from channels.models import Suppression
-from channels.suppression import suppress_addresses
+from channels.services.suppression import suppress_addresses
 from permissions.models import AuditEvent
 
 

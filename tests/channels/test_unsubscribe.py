@@ -146,9 +146,9 @@ def test_other_methods_are_refused(browserless, zoe):
 @pytest.mark.django_db(transaction=True)
 def test_sent_mail_carries_a_working_link_in_content_and_list_unsubscribe(redis, smtp_server, personas, settings):
     from audiences.models import Audience
-    from campaigns import execution
-    from campaigns.lifecycle import Content, campaign_activate, campaign_create
     from campaigns.models import Delivery
+    from campaigns.services.lifecycle import Content, campaign_activate, campaign_create
+    from config.scheduler import scheduler_tick
     from tests.conftest import make_email_configuration, run_burst_worker
 
     settings.SITE_URL = "http://testserver"
@@ -161,7 +161,7 @@ def test_sent_mail_carries_a_working_link_in_content_and_list_unsubscribe(redis,
         content=Content("News", '<a href="{{ unsubscribe_url }}">Unsubscribe</a>', "Stop: {{ unsubscribe_url }}"),
     )
     campaign_activate(campaign=campaign, actor=personas["april"])
-    execution.scheduler_tick()
+    scheduler_tick()
     run_burst_worker()
 
     [message] = smtp_server.by_recipient()["zoe@example.com"]

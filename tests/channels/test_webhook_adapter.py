@@ -8,9 +8,9 @@ import pytest
 from django.utils import timezone
 
 from audiences.models import Audience, Profile
-from campaigns import execution
-from campaigns.lifecycle import Content, campaign_activate, campaign_create
+from campaigns.engine import planning, scheduler, sending
 from campaigns.models import Delivery
+from campaigns.services.lifecycle import Content, campaign_activate, campaign_create
 from channels.adapters.base import OutboundMessage, Outcome
 from tests.channels.conftest import make_configuration
 from tests.channels.http_servers import Reply
@@ -134,9 +134,9 @@ def test_a_webhook_campaign_posts_each_recipients_message_with_its_ids(personas,
         content=Content("Hi {{ profile.first_name }}", "<p>Hi</p>", "Hi {{ profile.first_name }}"),
     )
     campaign_activate(campaign=campaign, actor=personas["april"])
-    [run_id] = execution.start_due_runs(now=timezone.now())
-    execution.plan_run(run_id=run_id)
-    execution.send_run(run_id=run_id)
+    [run_id] = scheduler.start_due_runs(now=timezone.now())
+    planning.plan_run(run_id=run_id)
+    sending.send_run(run_id=run_id)
 
     bodies = sorted((r.json for r in provider.requests), key=lambda body: body["profile_id"])
     deliveries = {d.profile_id: d for d in Delivery.objects.all()}

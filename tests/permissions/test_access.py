@@ -12,11 +12,12 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audiences.models import Audience
-from campaigns import approval, lifecycle
 from campaigns.models import Campaign
-from permissions import services
+from campaigns.services import approval, lifecycle
 from permissions.access import permission_required
 from permissions.roles import Role
+from permissions.services.api_keys import api_key_create
+from permissions.services.users import user_invite
 from tests.conftest import make_email_configuration
 
 # The actions guarded by more than one permission: (url name, method, the permissions it needs).
@@ -69,7 +70,7 @@ def campaign_in_review(personas):
 
 @pytest.fixture
 def invited(personas, django_user_model):
-    user, _token = services.user_invite(actor=personas["ada"], email="newcomer@example.com")
+    user, _token = user_invite(actor=personas["ada"], email="newcomer@example.com")
     return user
 
 
@@ -195,7 +196,7 @@ def test_the_refusal_of_a_set_no_role_but_the_administrators_holds_whole_names_o
 
 
 def test_every_view_says_which_permissions_it_checks():
-    from campaigns import views
+    from campaigns.views import campaigns as views
 
     assert views.campaign_approve.required_permissions == (
         "campaigns.approve_campaign",
@@ -250,7 +251,7 @@ def triggered(personas):
 
 
 def _key(personas, **scope) -> str:
-    return services.api_key_create(actor=personas["ada"], name="k", **scope)[1]
+    return api_key_create(actor=personas["ada"], name="k", **scope)[1]
 
 
 def _get(client, path: str, authorization: str):
@@ -321,7 +322,7 @@ def test_a_key_without_the_bearer_scheme_or_a_scheme_without_a_key_is_refused(cl
 
 
 def test_a_key_revoked_after_it_was_read_may_trigger_nothing(personas, triggered):
-    key, _secret = services.api_key_create(actor=personas["ada"], name="k", all_triggered_campaigns=True)
+    key, _secret = api_key_create(actor=personas["ada"], name="k", all_triggered_campaigns=True)
     assert key.may_trigger(triggered[0].pk)
 
     key.revoked_at = timezone.now()

@@ -10,10 +10,10 @@ import pytest
 import time_machine
 from django.urls import reverse
 
-from campaigns import lifecycle
 from campaigns.models import Campaign
-from permissions import services
+from campaigns.services import lifecycle
 from permissions.models import ApiKey, AuditEvent
+from permissions.services.api_keys import LAST_USED_RESOLUTION, api_key_authenticate, api_key_create, api_key_revoke
 from tests.conftest import make_email_configuration
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -165,7 +165,7 @@ def test_create_form_offers_only_api_triggered_campaigns(client, personas, confi
 
 @pytest.mark.parametrize("username", ["april", "manny", "vera", "otto"])
 def test_only_administrators_reach_the_key_pages(client, personas, username):
-    key, _ = services.api_key_create(actor=personas["ada"], name="Existing", profiles=True)
+    key, _ = api_key_create(actor=personas["ada"], name="Existing", profiles=True)
     client.force_login(personas[username])
 
     assert client.get(reverse("permissions:api_key_list")).status_code == 403
@@ -179,7 +179,7 @@ def test_only_administrators_reach_the_key_pages(client, personas, username):
 
 
 def test_anonymous_visitors_are_sent_to_log_in(client, personas):
-    key, _ = services.api_key_create(actor=personas["ada"], name="Existing", profiles=True)
+    key, _ = api_key_create(actor=personas["ada"], name="Existing", profiles=True)
     for url in (
         reverse("permissions:api_key_list"),
         reverse("permissions:api_key_create"),
@@ -195,7 +195,7 @@ def test_anonymous_visitors_are_sent_to_log_in(client, personas):
 
 
 def test_every_key_page_is_guarded_by_a_permission():
-    from permissions import api_key_views as views
+    from permissions.views import api_keys as views
 
     assert views.api_key_list.required_permissions == ("permissions.view_apikey",)
     assert views.api_key_detail.required_permissions == ("permissions.view_apikey",)
@@ -204,9 +204,9 @@ def test_every_key_page_is_guarded_by_a_permission():
 
 
 def test_list_shows_scope_creator_and_state(client, personas, triggered):
-    services.api_key_create(actor=personas["ada"], name="Backend", campaign_ids=[triggered.pk])
-    revoked, _ = services.api_key_create(actor=personas["ada"], name="Old CRM sync", profiles=True)
-    services.api_key_revoke(actor=personas["ada"], key=revoked)
+    api_key_create(actor=personas["ada"], name="Backend", campaign_ids=[triggered.pk])
+    revoked, _ = api_key_create(actor=personas["ada"], name="Old CRM sync", profiles=True)
+    api_key_revoke(actor=personas["ada"], key=revoked)
     client.force_login(personas["ada"])
 
     page = client.get(reverse("permissions:api_key_list")).content.decode()
@@ -221,7 +221,7 @@ def test_list_shows_scope_creator_and_state(client, personas, triggered):
 
 
 def test_revoke_is_post_only(client, personas):
-    key, _ = services.api_key_create(actor=personas["ada"], name="Backend", profiles=True)
+    key, _ = api_key_create(actor=personas["ada"], name="Backend", profiles=True)
     client.force_login(personas["ada"])
 
     assert client.get(reverse("permissions:api_key_revoke", args=[key.pk])).status_code == 405
@@ -230,7 +230,7 @@ def test_revoke_is_post_only(client, personas):
 
 
 def test_revoked_key_is_refused_on_its_next_request(client, personas, triggered):
-    key, secret = services.api_key_create(actor=personas["ada"], name="Backend", campaign_ids=[triggered.pk])
+    key, secret = api_key_create(actor=personas["ada"], name="Backend", campaign_ids=[triggered.pk])
     assert client.get("/api/v1/me", **_bearer(secret)).status_code == 200
     client.force_login(personas["ada"])
 
@@ -252,7 +252,7 @@ def test_revoked_key_is_refused_on_its_next_request(client, personas, triggered)
 
 
 def test_last_use_is_recorded_and_coalesced(client, personas):
-    key, secret = services.api_key_create(actor=personas["ada"], name="Backend", profiles=True)
+    key, secret = api_key_create(actor=personas["ada"], name="Backend", profiles=True)
     assert key.last_used_at is None
 
     with time_machine.travel(NOW, tick=False):
@@ -265,7 +265,7 @@ def test_last_use_is_recorded_and_coalesced(client, personas):
     key.refresh_from_db()
     assert key.last_used_at == NOW  # within the window: no write
 
-    later = NOW + services.LAST_USED_RESOLUTION + timedelta(seconds=1)
+    later = NOW + LAST_USED_RESOLUTION + timedelta(seconds=1)
     with time_machine.travel(later, tick=False):
         client.get("/api/v1/me", **_bearer(secret))
     key.refresh_from_db()
@@ -273,7 +273,7 @@ def test_last_use_is_recorded_and_coalesced(client, personas):
 
 
 def test_failed_attempts_do_not_count_as_use(client, personas):
-    key, secret = services.api_key_create(actor=personas["ada"], name="Backend", profiles=True)
+    key, secret = api_key_create(actor=personas["ada"], name="Backend", profiles=True)
 
     client.get("/api/v1/me", **_bearer(secret[:-1] + ("a" if secret[-1] != "a" else "b")))
 
@@ -282,20 +282,20 @@ def test_failed_attempts_do_not_count_as_use(client, personas):
 
 
 def test_the_prefix_alone_authenticates_nothing(client, personas):
-    key, secret = services.api_key_create(actor=personas["ada"], name="Backend", profiles=True)
+    key, secret = api_key_create(actor=personas["ada"], name="Backend", profiles=True)
 
     for guess in (key.prefix, f"cmk_{key.prefix}", f"cmk_{key.prefix}_", f"cmk_{key.prefix}_{key.key_hash}"):
-        assert services.api_key_authenticate(guess) is None
+        assert api_key_authenticate(guess) is None
         assert client.get("/api/v1/me", **_bearer(guess)).status_code == 401
     # The stored hash is not a key either: it cannot be replayed in its place.
     assert client.get("/api/v1/me", **_bearer(key.key_hash)).status_code == 401
-    assert services.api_key_authenticate(secret) == key
+    assert api_key_authenticate(secret) == key
 
 
 def test_errors_never_echo_the_key(client, personas, caplog):
     caplog.set_level(logging.DEBUG)
-    key, secret = services.api_key_create(actor=personas["ada"], name="Backend", profiles=True)
-    services.api_key_revoke(actor=personas["ada"], key=key)
+    key, secret = api_key_create(actor=personas["ada"], name="Backend", profiles=True)
+    api_key_revoke(actor=personas["ada"], key=key)
 
     response = client.get("/api/v1/campaigns/1", **_bearer(secret))
 
@@ -314,8 +314,6 @@ def test_nav_links_to_the_key_pages_only_for_those_who_may_see_them(client, pers
 
 @pytest.mark.django_db
 def test_a_key_sent_with_the_wrong_scheme_is_refused_and_never_logged(client, personas, caplog, settings):
-    from permissions.services import api_key_create
-
     settings.DEBUG = True  # ninja's own bearer class logs the header in debug mode
     _, secret = api_key_create(actor=personas["ada"], name="wrong scheme", profiles=True)
 

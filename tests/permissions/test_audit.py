@@ -9,7 +9,7 @@ from django.http import StreamingHttpResponse
 from django.urls import reverse
 
 from permissions.models import AuditEvent
-from permissions.services import audit_record
+from permissions.services.audit import audit_record
 
 
 def _at(event, when: str):

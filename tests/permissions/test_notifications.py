@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from config.queues import MAINTENANCE
 from permissions.models import Notification
-from permissions.services import notification_send
+from permissions.services.notifications import notification_send
 from tests.conftest import run_burst_worker
 
 

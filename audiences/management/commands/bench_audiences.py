@@ -29,7 +29,7 @@ from django.test.utils import CaptureQueriesContext
 
 from audiences.indexes import sync_attribute_indexes
 from audiences.models import AttributeDefinition, Audience
-from audiences.selectors import audience_member_ids, audience_profiles, audience_size
+from audiences.selectors.audiences import audience_member_ids, audience_profiles, audience_size
 
 BENCH_DATABASE = "campaigns_bench"
 LIST_NAME = "Bench: spring event attendees"

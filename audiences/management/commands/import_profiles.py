@@ -20,9 +20,11 @@ from django.core.files.storage import default_storage
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Q
 
-from audiences import imports, services
+from audiences import csv_files
 from audiences.attributes import infer_type
 from audiences.models import Audience, ProfileImport
+from audiences.services import imports as services
+from audiences.services.attributes import AttributeDeclarationError
 from permissions.roles import Role
 
 
@@ -57,7 +59,7 @@ class Command(BaseCommand):
         with path.open("rb") as handle:
             try:
                 profile_import = services.import_create(actor=actor, upload=File(handle, name=path.name))
-            except imports.FileFormatError as error:
+            except csv_files.FileFormatError as error:
                 raise CommandError(str(error)) from None
         try:
             mapping, new_attributes = self._mapping(profile_import, options["map"])
@@ -72,7 +74,7 @@ class Command(BaseCommand):
                 new_audience_name=new_audience_name,
                 run_async=options["run_async"],
             )
-        except (CommandError, imports.MappingError, services.AttributeDeclarationError) as error:
+        except (CommandError, csv_files.MappingError, AttributeDeclarationError) as error:
             # Nothing was imported: leave no upload behind waiting for a mapping.
             profile_import.file.delete(save=False)
             profile_import.delete()
@@ -118,8 +120,8 @@ class Command(BaseCommand):
 
     def _samples(self, profile_import):
         with default_storage.open(profile_import.file.name, "rb") as binary:
-            fmt = imports.CsvFormat(delimiter=profile_import.delimiter, header=profile_import.header)
-            return imports.sample_columns(binary, fmt)
+            fmt = csv_files.CsvFormat(delimiter=profile_import.delimiter, header=profile_import.header)
+            return csv_files.sample_columns(binary, fmt)
 
     def _audience(self, name):
         if not name:

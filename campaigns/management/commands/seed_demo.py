@@ -22,8 +22,8 @@ from audiences.models import (
     IdentityNamespace,
     Profile,
 )
-from campaigns import approval, lifecycle
 from campaigns.models import ApprovalPolicy, Campaign
+from campaigns.services import approval, lifecycle
 from channels.models import ChannelConfiguration
 from channels.schemas import EmailSettings
 from permissions.roles import Role

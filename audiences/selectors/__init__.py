@@ -1,0 +1,1 @@
+"""The audiences app's reads, one concern a module."""

@@ -1,0 +1,1 @@
+"""The audiences app's writes, one concern a module."""

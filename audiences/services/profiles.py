@@ -1,0 +1,244 @@
+"""Writes to profiles: the shared bulk upsert used by imports and the profile API.
+
+Profiles outside bulk upserts are changed by the modules beside this one: consent (services.consent), push
+tokens (services.push_tokens), identity namespaces (services.namespaces), the attribute schema
+(services.attributes), and the person's rights (services.privacy).
+"""
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+from pydantic import ValidationError
+
+from audiences.models import Audience, AudienceMember, Consent, ConsentEvent, Identity, Profile
+from audiences.schemas import ProfileInput, ProfileSchema, error_list
+from audiences.services.attributes import attributes_declare
+
+log = logging.getLogger(__name__)
+
+_RETRIES = 3
+
+
+@dataclass
+class UpsertOutcome:
+    """What happened to one input: `created`, `updated` or `rejected` (with `errors`, (field, problem) pairs)."""
+
+    status: str
+    profile_id: int | None = None
+    errors: list[tuple[str, str]] = field(default_factory=list)
+
+    CREATED = "created"
+    UPDATED = "updated"
+    REJECTED = "rejected"
+
+
+@dataclass
+class _Pending:
+    """A profile of this batch: an existing one (loaded) or one to create."""
+
+    profile: Profile
+    new: bool
+    identities: set[tuple[str, str]]
+    changed: bool = False
+    consent: dict[str, str] = field(default_factory=dict)
+
+
+def profiles_upsert(
+    inputs: list[ProfileInput | dict[str, Any]],
+    *,
+    source: str,
+    audience: Audience | None = None,
+    declared: dict[str, str] | None = None,
+    schema: ProfileSchema | None = None,
+) -> list[UpsertOutcome]:
+    """Create or update one profile per input, found by ANY of its identities; one outcome per input, in order.
+
+    Guarantees:
+    - All of it or none of it: one transaction per call (a savepoint when the caller holds one). A rejected
+      input writes nothing at all; the others are stored.
+    - Conflict rule: when an input's identities point at two or more different existing profiles, the input is
+      rejected with a reason naming the namespaces and the profile ids. Nothing is merged.
+    - Within one call, inputs apply in order: a later input that shares an identity with an earlier one
+      updates the profile the earlier one created or updated (its outcome is `updated`).
+    - Identities an input names that its profile lacks are added to it. `email`/`phone` set the primary
+      addresses (and are identities of the email/phone namespaces).
+    - Attributes merge: given keys overwrite, absent keys are untouched, a key given as None is removed.
+    - Consent: each change of state is kept as a ConsentEvent with `source`; setting the state a profile
+      already has records nothing.
+    - With `audience` (an uploaded list), every stored profile becomes a member.
+    - `declared` (attribute name -> type) creates those attribute definitions first; inputs may then use them.
+    Dicts are validated here (errors become `rejected` outcomes); ProfileInput instances are trusted as valid.
+    """
+    if audience is not None and audience.kind != Audience.Kind.UPLOADED:
+        raise ValueError(f"audience {audience.pk} is not an uploaded list: profiles join it by its rule")
+    if declared:
+        attributes_declare(declared)
+    if schema is None and any(not isinstance(item, ProfileInput) for item in inputs):
+        schema = ProfileSchema.load(declared=declared)
+    outcomes: list[UpsertOutcome | None] = [None] * len(inputs)
+    valid: list[tuple[int, ProfileInput]] = []
+    for index, item in enumerate(inputs):
+        if isinstance(item, ProfileInput):
+            valid.append((index, item))
+            continue
+        try:
+            valid.append((index, ProfileInput.model_validate(item, context={"schema": schema})))
+        except ValidationError as error:
+            outcomes[index] = UpsertOutcome(UpsertOutcome.REJECTED, errors=error_list(error))
+
+    for attempt in range(_RETRIES):
+        try:
+            with transaction.atomic():
+                stored = _upsert_valid(valid, source=source, audience=audience)
+            break
+        except IntegrityError:
+            # Another process stored one of these identities between our read and our write: read again.
+            if attempt == _RETRIES - 1:
+                raise
+            log.info("profiles_upsert: identity stored concurrently, retrying the batch")
+    for index, outcome in stored.items():
+        outcomes[index] = outcome
+    return outcomes
+
+
+def _upsert_valid(valid: list[tuple[int, ProfileInput]], *, source: str, audience: Audience | None) -> dict:
+    owner = _existing_identities(pair for _, item in valid for pair in item.identity_pairs())
+    profiles = Profile.objects.in_bulk(set(owner.values()))
+    pending: dict[Any, _Pending] = {}  # profile id, or ("new", n) for a profile this batch creates
+    outcomes: dict[int, UpsertOutcome] = {}
+    targets: dict[int, Any] = {}
+
+    for index, item in valid:
+        pairs = item.identity_pairs()
+        found: dict[Any, list[str]] = {}
+        for namespace, value in pairs:
+            key = owner.get((namespace, value))
+            if key is not None:
+                found.setdefault(key, []).append(namespace)
+        if len(found) > 1:
+            outcomes[index] = UpsertOutcome(UpsertOutcome.REJECTED, errors=[("identities", _conflict(found))])
+            continue
+        if found:
+            (key,) = found
+            entry = pending.get(key)
+            if entry is None:
+                profile = profiles[key]
+                entry = pending[key] = _Pending(profile, new=False, identities=set())
+            outcomes[index] = UpsertOutcome(UpsertOutcome.UPDATED, profile_id=None if entry.new else key)
+        else:
+            key = ("new", index)
+            entry = pending[key] = _Pending(Profile(), new=True, identities=set())
+            outcomes[index] = UpsertOutcome(UpsertOutcome.CREATED)
+        targets[index] = key
+        for pair in pairs:
+            if pair not in owner:
+                owner[pair] = key
+                entry.identities.add(pair)
+        _apply(entry, item)
+
+    now = timezone.now()
+    created = [entry for entry in pending.values() if entry.new]
+    for entry in created:
+        entry.profile.created_at = entry.profile.updated_at = now
+    Profile.objects.bulk_create([entry.profile for entry in created])
+    changed = [entry.profile for entry in pending.values() if entry.changed and not entry.new]
+    for profile in changed:
+        profile.updated_at = now
+    Profile.objects.bulk_update(changed, ["email", "phone", "attributes", "timezone", "locale", "updated_at"])
+    Identity.objects.bulk_create(
+        Identity(profile=entry.profile, namespace=namespace, value=value)
+        for entry in pending.values()
+        for namespace, value in sorted(entry.identities)
+    )
+    _store_consent(pending.values(), source=source, now=now)
+    if audience is not None:
+        AudienceMember.objects.bulk_create(
+            (AudienceMember(audience=audience, profile=entry.profile) for entry in pending.values()),
+            ignore_conflicts=True,
+        )
+    for index, key in targets.items():
+        outcomes[index].profile_id = pending[key].profile.pk
+    return outcomes
+
+
+def _existing_identities(pairs) -> dict[tuple[str, str], int]:
+    """(namespace, value) -> profile id of the identities already stored, in one query."""
+    by_namespace: dict[str, set[str]] = {}
+    for namespace, value in pairs:
+        by_namespace.setdefault(namespace, set()).add(value)
+    if not by_namespace:
+        return {}
+    query = Q()
+    for namespace, values in by_namespace.items():
+        query |= Q(namespace=namespace, value__in=sorted(values))
+    return {
+        (namespace, value): profile_id
+        for namespace, value, profile_id in Identity.objects.filter(query).values_list(
+            "namespace", "value", "profile_id"
+        )
+    }
+
+
+def _conflict(found: dict[Any, list[str]]) -> str:
+    parts = [f"{', '.join(namespaces)} -> {_describe(key)}" for key, namespaces in found.items()]
+    return "identities point at different profiles (" + "; ".join(parts) + "); nothing was merged"
+
+
+def _describe(key) -> str:
+    if isinstance(key, tuple):
+        return f"the profile created by input {key[1] + 1} of this batch"
+    return f"profile {key}"
+
+
+def _apply(entry: _Pending, item: ProfileInput) -> None:
+    profile = entry.profile
+    before = (profile.email, profile.phone, profile.timezone, profile.locale, dict(profile.attributes))
+    if item.email:
+        profile.email = item.email
+    if item.phone:
+        profile.phone = item.phone
+    if item.timezone:
+        profile.timezone = item.timezone
+    if item.locale:
+        profile.locale = item.locale
+    attributes = dict(profile.attributes)
+    for name, value in item.attributes.items():
+        if value is None:
+            attributes.pop(name, None)
+        else:
+            attributes[name] = value
+    profile.attributes = attributes
+    entry.consent.update(item.consent)
+    if (profile.email, profile.phone, profile.timezone, profile.locale, profile.attributes) != before:
+        entry.changed = True
+
+
+def _store_consent(entries, *, source: str, now) -> None:
+    wanted = {entry.profile.pk: entry.consent for entry in entries if entry.consent}
+    if not wanted:
+        return
+    current = {
+        (consent.profile_id, consent.channel): consent
+        for consent in Consent.objects.filter(profile_id__in=list(wanted))
+    }
+    to_create, to_update, events = [], [], []
+    for profile_id, states in wanted.items():
+        for channel, state in states.items():
+            consent = current.get((profile_id, channel))
+            if consent is None:
+                if state == Consent.State.UNKNOWN:
+                    continue  # no row already means unknown
+                to_create.append(Consent(profile_id=profile_id, channel=channel, state=state, source=source))
+            elif consent.state != state:
+                consent.state, consent.source, consent.updated_at = state, source, now
+                to_update.append(consent)
+            else:
+                continue
+            events.append(ConsentEvent(profile_id=profile_id, channel=channel, state=state, source=source))
+    Consent.objects.bulk_create(to_create)
+    Consent.objects.bulk_update(to_update, ["state", "source", "updated_at"])
+    ConsentEvent.objects.bulk_create(events)

@@ -1,0 +1,1 @@
+"""The audiences app's pages, one concern a module: audiences, imports, profiles (with their settings)."""

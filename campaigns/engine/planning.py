@@ -1,0 +1,96 @@
+"""Planning a run into the ledger: one Delivery per audience member, exclusions included."""
+
+import logging
+from datetime import datetime
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from audiences.models import Channel, Profile, unknown_consent_allows_marketing
+from audiences.rules.tree import RuleError
+from audiences.selectors.audiences import audience_member_ids
+from campaigns.eligibility import consent_states, exclusion_reason, suppressed_addresses
+from campaigns.engine.dispatch import dispatch_send_jobs
+from campaigns.models import Campaign, Delivery, Run
+
+log = logging.getLogger(__name__)
+
+
+def plan_run(*, run_id: int) -> None:
+    """Write the run's ledger: one Delivery per audience member, exclusions included.
+
+    Streams the audience in keyset pages and advances the cursor in the same transaction as the rows, so
+    an interrupted planner resumes where it stopped and a second planner adds nothing twice.
+    """
+    chunk = settings.CAMPAIGNS_PLAN_CHUNK
+    while True:
+        with transaction.atomic():
+            run = Run.objects.select_for_update(of=("self",)).select_related("campaign", "version").get(pk=run_id)
+            if run.state != Run.State.PLANNING:
+                return
+            campaign = run.campaign
+            try:
+                member_ids = audience_member_ids(campaign.audience, after_id=run.planning_cursor, limit=chunk)
+            except RuleError as invalid:
+                # The audience's rule stopped validating (an attribute undeclared since, an audience deleted):
+                # the run fails with the reason instead of retrying forever.
+                run.state, run.error, run.finished_at = Run.State.FAILED, f"audience rule: {invalid}", timezone.now()
+                run.save(update_fields=["state", "error", "finished_at"])
+                log.warning("run %s: failed, its audience's rule no longer validates: %s", run.pk, invalid)
+                return
+            now = timezone.now()
+            if not member_ids:
+                run.planning_done = True
+                paused = campaign.status == Campaign.Status.PAUSED
+                run.state = Run.State.PAUSED if paused else Run.State.SENDING
+                run.sending_at = now
+                run.heartbeat_at = now
+                run.save(update_fields=["planning_done", "state", "sending_at", "heartbeat_at"])
+                if not paused:
+                    dispatch_send_jobs(run)
+                log.info("run %s: planned", run.pk)
+                return
+            Delivery.objects.bulk_create(_plan_deliveries(run, member_ids, now), ignore_conflicts=True)
+            run.planning_cursor = member_ids[-1]
+            run.heartbeat_at = now
+            run.save(update_fields=["planning_cursor", "heartbeat_at"])
+
+
+def _plan_deliveries(run: Run, profile_ids: list[int], now: datetime) -> list[Delivery]:
+    campaign = run.campaign
+    configuration = campaign.channel_configuration
+    channel = configuration.channel
+    profiles = Profile.objects.filter(pk__in=profile_ids).only("pk", "email", "phone").order_by("pk")
+    if channel == Channel.PUSH:
+        profiles = profiles.prefetch_related("push_tokens")  # address_for reads them: one query per chunk
+    profiles = list(profiles)
+    consents = consent_states(profile_ids, channel)
+    addresses = {profile.pk: profile.address_for(channel) for profile in profiles}
+    suppressed = suppressed_addresses(addresses.values(), channel)
+    unknown_allows = unknown_consent_allows_marketing(channel)
+    rows = []
+    for profile in profiles:
+        address = addresses[profile.pk]
+        reason = exclusion_reason(
+            category=campaign.category,
+            channel=channel,
+            address=address,
+            consent=consents.get(profile.pk),
+            suppressed=suppressed,
+            unknown_allows=unknown_allows,
+        )
+        rows.append(
+            Delivery(
+                run=run,
+                version_id=run.version_id,
+                profile_id=profile.pk,
+                channel=channel,
+                channel_configuration=configuration,
+                address=address,
+                due_at=now,
+                status=Delivery.Status.EXCLUDED if reason else Delivery.Status.PENDING,
+                reason=reason,
+            )
+        )
+    return rows

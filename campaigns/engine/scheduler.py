@@ -1,0 +1,66 @@
+"""The campaigns' part of the scheduler's tick: due occurrences become runs, and runs are kept moving."""
+
+import logging
+from datetime import datetime
+
+from django.db import IntegrityError, transaction
+
+from campaigns.engine.dispatch import queue_for
+from campaigns.engine.recovery import redispatch_stalled_runs, release_stale_claims
+from campaigns.models import Campaign, Run
+from campaigns.schedules import next_occurrence, occurrence_key
+from config.queues import enqueue_on_commit
+
+log = logging.getLogger(__name__)
+
+
+def tick(*, now: datetime) -> None:
+    """One pass over the campaigns: start due occurrences, release dead workers' claims, restart stalled runs."""
+    start_due_runs(now=now)
+    release_stale_claims(now=now)
+    redispatch_stalled_runs(now=now)
+
+
+def start_due_runs(*, now: datetime, limit: int = 50) -> list[int]:
+    """Create the Run of every due occurrence and advance each campaign's next_run_at.
+
+    Several schedulers may run: SKIP LOCKED spreads the campaigns between them, and the run's unique
+    (campaign, occurrence) key is the last guard against starting one occurrence twice.
+    """
+    started = []
+    with transaction.atomic():
+        due = (
+            Campaign.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(status=Campaign.Status.ACTIVE, kind=Campaign.Kind.SCHEDULED, next_run_at__lte=now)
+            .select_related("live_version")
+            .order_by("next_run_at")[:limit]
+        )
+        for campaign in due:
+            occurrence_at = campaign.next_run_at
+            try:
+                with transaction.atomic():
+                    run = Run.objects.create(
+                        campaign=campaign,
+                        version=campaign.live_version,
+                        kind=Run.Kind.SCHEDULED,
+                        occurrence=occurrence_key(occurrence_at, campaign.timezone),
+                        heartbeat_at=now,
+                    )
+            except IntegrityError:
+                # Another scheduler started this occurrence already (or the clock repeated it).
+                run = None
+            campaign.next_run_at = None
+            if campaign.schedule == Campaign.Schedule.RECURRING:
+                # Occurrences missed while no scheduler ran are skipped, not sent in a burst.
+                campaign.next_run_at = next_occurrence(
+                    cron=campaign.cron,
+                    timezone=campaign.timezone,
+                    after=max(occurrence_at, now),
+                    end_at=campaign.end_at,
+                )
+            campaign.save(update_fields=["next_run_at", "updated_at"])
+            if run is not None:
+                started.append(run.pk)
+                enqueue_on_commit(queue_for(campaign), "campaigns.jobs.plan_run", run.pk)
+                log.info("campaign %s: started run %s for %s", campaign.pk, run.pk, run.occurrence)
+    return started

@@ -1,0 +1,183 @@
+"""Sending a run slice by slice: a send job pulls slices, and each slice is re-checked, rendered and handed
+to the channel's adapter."""
+
+import logging
+import time
+import uuid
+from datetime import timedelta
+
+import django_rq
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from audiences.models import unknown_consent_allows_marketing
+from campaigns.eligibility import consent_states, exclusion_reason, suppressed_addresses
+from campaigns.engine.claiming import claim_slice
+from campaigns.engine.completion import run_finish_if_done
+from campaigns.engine.dispatch import queue_for
+from campaigns.engine.outcomes import DEFAULT_RETRY_WINDOW, record_outcomes
+from campaigns.models import Campaign, Delivery, Run
+from campaigns.personalization import ContentError, compiled_content
+from channels.adapters.base import OutboundMessage, Outcome, SendResult
+from channels.adapters.registry import adapter_for
+from channels.classification import classify
+from channels.ratelimit import RateLimiter
+from channels.unsubscribe import unsubscribe_url
+from config.queues import enqueue_on_commit
+
+log = logging.getLogger(__name__)
+
+
+def send_run(*, run_id: int, now_func=timezone.now) -> None:
+    """Pull slices of the run's due deliveries and send them until none is left, the run is no longer
+    sending, or this job's time budget is spent (then it re-enqueues itself so other runs get a turn).
+
+    Never sleeps for rate-limit tokens: it re-enqueues itself for when the next token is due. Nor does it
+    hammer a provider that is down: after a slice that found it unavailable, it re-enqueues itself for when
+    that slice's first retry falls due, and the rest of the run waits, pending, untouched.
+    """
+    run = Run.objects.select_related("campaign__channel_configuration", "version").get(pk=run_id)
+    campaign = run.campaign
+    configuration = campaign.channel_configuration
+    rate = getattr(configuration.get_settings(), "rate_per_second", None)
+    limiter = RateLimiter(django_rq.get_connection(queue_for(campaign))) if rate else None
+    deadline = time.monotonic() + settings.CAMPAIGNS_JOB_SECONDS
+    slice_size = settings.CAMPAIGNS_SEND_SLICE
+    while True:
+        # The campaign too: a pause that raced the end of planning leaves the run sending, the campaign paused.
+        if not Run.objects.filter(pk=run_id, state=Run.State.SENDING, campaign__status=Campaign.Status.ACTIVE).exists():
+            return
+        if time.monotonic() > deadline:
+            with transaction.atomic():
+                enqueue_on_commit(queue_for(campaign), "campaigns.jobs.send_run", run_id)
+            return
+        wanted = slice_size
+        if limiter:
+            wanted, wait = limiter.take(f"configuration:{configuration.pk}", rate=rate, requested=slice_size)
+            if not wanted:
+                with transaction.atomic():
+                    enqueue_on_commit(queue_for(campaign), "campaigns.jobs.send_run", run_id, delay=max(wait, 0.05))
+                return
+        token, deliveries = claim_slice(run_id=run_id, limit=wanted, now=now_func())
+        if not deliveries:
+            if not run_finish_if_done(run_id):
+                # Nothing due now (retries later): let the scheduler wake the run when they fall due.
+                Run.objects.filter(pk=run_id, state=Run.State.SENDING).update(heartbeat_at=None)
+            return
+        retry_in = send_slice(run=run, token=token, deliveries=deliveries)
+        Run.objects.filter(pk=run_id).update(heartbeat_at=timezone.now())
+        if retry_in is not None:
+            log.warning("run %s: %s unavailable, trying again in %.0f s", run_id, configuration, retry_in)
+            with transaction.atomic():
+                _wake_later(run_id, retry_in)
+                enqueue_on_commit(queue_for(campaign), "campaigns.jobs.send_run", run_id, delay=retry_in)
+            return
+
+
+def _wake_later(run_id: int, delay: float) -> None:
+    """Date the heartbeat to when the delayed successor runs, so the stall check does not add jobs before it."""
+    Run.objects.filter(pk=run_id).update(heartbeat_at=timezone.now() + timedelta(seconds=delay))
+
+
+def send_slice(*, run: Run, token: uuid.UUID, deliveries: list[Delivery]) -> float | None:
+    """Re-check, render, hand over and record the outcomes of one claimed slice.
+
+    Returns None, or the seconds until the provider is worth trying again when every message of the slice
+    failed because the provider or relay was unavailable (down, refusing connections, rate limiting us).
+    """
+    campaign = run.campaign
+    configuration = campaign.channel_configuration
+    channel = configuration.channel
+    owned = Delivery.objects.filter(claim_token=token)
+
+    # Consent or suppression may have changed since planning.
+    consents = consent_states([d.profile_id for d in deliveries if d.profile_id], channel)
+    suppressed = suppressed_addresses([d.address for d in deliveries], channel)
+    unknown_allows = unknown_consent_allows_marketing(channel)
+    content = compiled_content(run.version)
+    campaign_context = {"name": campaign.name}
+    marketing = campaign.category == Campaign.Category.MARKETING
+    messages, excluded, failed = [], [], []
+    for delivery in deliveries:
+        reason = exclusion_reason(
+            category=campaign.category,
+            channel=channel,
+            address=delivery.address,
+            consent=consents.get(delivery.profile_id),
+            suppressed=suppressed,
+            unknown_allows=unknown_allows,
+        )
+        if reason or delivery.profile is None:
+            delivery.status, delivery.reason = Delivery.Status.EXCLUDED, reason or Delivery.Reason.NO_ADDRESS
+            excluded.append(delivery)
+            continue
+        unsubscribe = unsubscribe_url(profile_id=delivery.profile_id, channel=channel, delivery_id=delivery.pk)
+        context = {
+            "profile": delivery.profile.personalization(),
+            "campaign": campaign_context,
+            "unsubscribe_url": unsubscribe,
+        }
+        try:
+            rendered = content.render(context)
+        except ContentError as exc:
+            # This recipient only: the rest of the slice goes on (a template or its data that cannot render).
+            delivery.status, delivery.reason, delivery.detail = (
+                Delivery.Status.FAILED,
+                Delivery.Reason.TEMPLATE_ERROR,
+                str(exc)[:500],
+            )
+            failed.append(delivery)
+            continue
+        messages.append(
+            OutboundMessage(
+                delivery_id=delivery.pk,
+                to=delivery.address,
+                subject=rendered.subject,
+                html=rendered.html,
+                text=rendered.text,
+                marketing=marketing,
+                unsubscribe_url=unsubscribe,
+                campaign_id=campaign.pk,
+            )
+        )
+    if excluded or failed:
+        owned.filter(status=Delivery.Status.CLAIMED).bulk_update(excluded + failed, ["status", "reason", "detail"])
+    if not messages:
+        return None
+
+    ids = [message.delivery_id for message in messages]
+    # The claim timeout counts from the handover: a slow render does not make a live send look lost.
+    handed = owned.filter(id__in=ids, status=Delivery.Status.CLAIMED).update(
+        status=Delivery.Status.IN_FLIGHT, claimed_at=timezone.now()
+    )
+    if handed < len(ids):
+        # Our claim was released (we outlived the claim timeout): send only what is still ours.
+        still_ours = set(owned.filter(id__in=ids, status=Delivery.Status.IN_FLIGHT).values_list("id", flat=True))
+        messages = [message for message in messages if message.delivery_id in still_ours]
+        if not messages:
+            return None
+
+    try:
+        results = adapter_for(configuration).send(messages)
+    except Exception as exc:  # noqa: BLE001 - an adapter bug must not leave rows in flight forever
+        log.exception("run %s: adapter failed on a slice", run.pk)
+        results = [
+            SendResult(m.delivery_id, Outcome.INDETERMINATE, reason="adapter_error", detail=str(exc)) for m in messages
+        ]
+    window = getattr(configuration.get_settings(), "retry_window_seconds", None)
+    record_outcomes(
+        token=token,
+        results=results,
+        by_id={d.pk: d for d in deliveries},
+        retry_window=timedelta(seconds=window) if window else DEFAULT_RETRY_WINDOW,
+        retry_unknown=campaign.category == Campaign.Category.TRANSACTIONAL,
+    )
+    if results and all(
+        r.outcome == Outcome.TRANSIENT and classify(r.reason, r.outcome).provider_unavailable for r in results
+    ):
+        now = timezone.now()
+        retries = [d.next_attempt_at for d in deliveries if d.status == Delivery.Status.PENDING and d.next_attempt_at]
+        soonest = (min(retries, default=now) - now).total_seconds()
+        return min(max(soonest, 1.0), float(settings.CAMPAIGNS_STALL_SECONDS))
+    return None

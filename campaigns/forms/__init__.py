@@ -1,0 +1,1 @@
+"""The forms of the campaigns app's pages, one module per concern."""

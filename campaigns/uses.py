@@ -1,0 +1,87 @@
+"""The campaigns' answers to the hooks of the apps below (config.hooks): which campaigns use an audience or a
+channel configuration, and the profile page's "Messages" section. Registered in CampaignsConfig.ready()."""
+
+from django.db.models import Exists, OuterRef
+from django.template.loader import render_to_string
+from django.urls import reverse
+
+from audiences import hooks as audiences_hooks
+from campaigns.models import Campaign, CampaignVersion
+from channels import hooks as channels_hooks
+from config.hooks import Section, Use
+from permissions import hooks as permissions_hooks
+
+LIVE = (Campaign.Status.ACTIVE, Campaign.Status.PAUSED)
+FINISHED = (Campaign.Status.STOPPED, Campaign.Status.COMPLETED)
+
+
+def campaign_use(campaign: Campaign, *, in_review: bool) -> Use:
+    status = campaign.get_status_display().lower()
+    return Use(
+        name=campaign.name,
+        state=f"{status}, in review" if in_review else status,
+        live=campaign.status in LIVE,
+        finished=campaign.status in FINISHED,
+        html=render_to_string("campaigns/_use.html", {"campaign": campaign, "in_review": in_review}),
+    )
+
+
+def _uses(field: str, ids: list[int]) -> dict[int, list[Use]]:
+    in_review = CampaignVersion.objects.filter(
+        campaign=OuterRef("pk"), review_state=CampaignVersion.ReviewState.IN_REVIEW
+    )
+    campaigns = (
+        Campaign.objects.filter(**{f"{field}__in": ids}).annotate(in_review=Exists(in_review)).order_by("name", "pk")
+    )
+    uses: dict[int, list[Use]] = {}
+    for campaign in campaigns:
+        uses.setdefault(getattr(campaign, field), []).append(campaign_use(campaign, in_review=campaign.in_review))
+    return uses
+
+
+def audience_uses(ids: list[int]) -> dict[int, list[Use]]:
+    return _uses("audience_id", ids)
+
+
+def configuration_uses(ids: list[int]) -> dict[int, list[Use]]:
+    return _uses("channel_configuration_id", ids)
+
+
+def profile_messages_section(request, profile) -> Section | None:
+    """The messages a profile received, from the ledger (campaigns.views.profiles), for those who may see it."""
+    if not request.user.has_perm("campaigns.view_delivery"):
+        return None
+    return Section(title="Messages", url=reverse("campaigns:profile_messages", args=[profile.pk]))
+
+
+class KeyCampaigns:
+    """The campaigns an API key may be scoped to: the API-triggered ones (permissions.hooks.key_campaigns)."""
+
+    @staticmethod
+    def choices():
+        return Campaign.objects.filter(kind=Campaign.Kind.API_TRIGGERED).order_by("name", "pk")
+
+    @staticmethod
+    def callable_by_key(ids) -> dict[int, bool]:
+        """For each of these ids that is a campaign, whether a key may be scoped to it."""
+        kinds = Campaign.objects.filter(pk__in=ids).values_list("pk", "kind")
+        return {pk: kind == Campaign.Kind.API_TRIGGERED for pk, kind in kinds}
+
+    @staticmethod
+    def names(ids) -> dict[int, str]:
+        return dict(Campaign.objects.filter(pk__in=ids).values_list("pk", "name"))
+
+
+def back_to_campaigns(request, _obj) -> Section | None:
+    """The forbidden page's way back, for those who may read campaigns."""
+    if not request.user.has_perm("campaigns.view_campaign"):
+        return None
+    return Section(title="Back to campaigns", url=reverse("campaigns:list"))
+
+
+def register() -> None:
+    audiences_hooks.audience_uses.register(audience_uses)
+    audiences_hooks.profile_sections.register(profile_messages_section)
+    channels_hooks.configuration_uses.register(configuration_uses)
+    permissions_hooks.key_campaigns.register(KeyCampaigns)
+    permissions_hooks.forbidden_page_links.register(back_to_campaigns)

@@ -1,0 +1,1 @@
+"""The pages of the campaigns app, one module per concern."""

@@ -1,0 +1,369 @@
+"""Campaign pages: list, create, detail, edit, review and the lifecycle actions, and the sandboxed preview.
+Views check permissions, parse input and call campaigns.services.lifecycle or campaigns.services.approval;
+nothing more."""
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.clickjacking import xframe_options_sameorigin
+from django.views.decorators.csp import csp_override
+from django.views.decorators.http import require_GET, require_POST
+
+from audiences.selectors.audiences import audience_size
+from campaigns import selectors
+from campaigns.forms.campaigns import CampaignForm, ContentForm, ReviewDecisionForm
+from campaigns.models import Campaign, CampaignVersion, Delivery, ReviewDecision, Run
+from campaigns.services import approval, lifecycle
+from permissions.access import permission_required
+
+RUNS_SHOWN = 20
+DECISIONS_SHOWN = 20
+
+
+@permission_required("campaigns.view_campaign")
+def campaign_list(request):
+    campaigns = Campaign.objects.select_related("channel_configuration", "audience", "owner")
+    page = Paginator(campaigns, 50).get_page(request.GET.get("page"))
+    return render(request, "campaigns/list.html", {"page": page, "campaigns": page.object_list})
+
+
+@permission_required("campaigns.add_campaign")
+def campaign_create(request):
+    form = CampaignForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            campaign = lifecycle.campaign_create(
+                actor=request.user,
+                name=data["name"],
+                channel_configuration=data["channel_configuration"],
+                audience=data["audience"],
+                content=lifecycle.Content(data["subject"], data["html_body"], data["text_body"]),
+                category=data["category"],
+                schedule=data["schedule"],
+                start_at=data["start_at"],
+                cron=data["cron"],
+                timezone_name=data["timezone"],
+                end_at=data["end_at"],
+                tags=data["tags"],
+            )
+        except ValidationError as error:
+            form.add_lifecycle_errors(error)
+        else:
+            messages.success(request, _created_message(campaign))
+            return redirect(campaign)
+    return render(request, "campaigns/create.html", {"form": form})
+
+
+def _created_message(campaign) -> str:
+    if approval.approval_required(campaign):
+        return "Campaign created as a draft. It needs an approval: submit it for review when it is ready."
+    return "Campaign created as a draft. Review it, then activate it."
+
+
+@permission_required("campaigns.view_campaign")
+def campaign_detail(request, pk):
+    campaign = get_object_or_404(Campaign.objects.select_related("channel_configuration", "audience", "owner"), pk=pk)
+    version = _latest_version(campaign)
+    policies = approval.matching_policies(campaign)
+    decisions = ReviewDecision.objects.filter(version__campaign=campaign).select_related("version", "decided_by")
+    context = {
+        "campaign": campaign,
+        "version": version,
+        "policies": policies,
+        "approvers": approval.campaign_approvers(campaign, policies) if policies else [],
+        "decisions": decisions[:DECISIONS_SHOWN],
+        "last_decision": version.decisions.select_related("decided_by").first(),
+        "actions": _allowed_actions(request.user, campaign, version, policies),
+        **_status_context(campaign),
+    }
+    return render(request, "campaigns/detail.html", context)
+
+
+@permission_required("campaigns.change_campaign")
+def campaign_edit(request, pk):
+    campaign = get_object_or_404(Campaign, pk=pk)
+    version = _latest_version(campaign)
+    initial = {"subject": version.subject, "html_body": version.html_body, "text_body": version.text_body}
+    form = ContentForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            edited = lifecycle.campaign_update_content(
+                campaign=campaign,
+                actor=request.user,
+                content=lifecycle.Content(data["subject"], data["html_body"], data["text_body"]),
+            )
+        except ValidationError as error:
+            form.add_lifecycle_errors(error)
+        else:
+            if edited.pk != version.pk:
+                messages.success(request, f"Saved as version {edited.number}: version {version.number} is unchanged.")
+            else:
+                messages.success(request, f"Version {edited.number} saved.")
+            return redirect(campaign)
+    context = {"campaign": campaign, "version": version, "form": form, "locked": _locked_reason(campaign, version)}
+    return render(request, "campaigns/edit.html", context)
+
+
+@permission_required("campaigns.submit_campaign")
+@require_POST
+def campaign_submit(request, pk):
+    campaign = get_object_or_404(Campaign, pk=pk)
+    message = "Submitted for review: the approvers are notified, and the content is locked until they decide."
+    return _act(request, campaign, approval.campaign_submit_for_review, message)
+
+
+@permission_required("campaigns.approve_campaign")
+def campaign_review(request, pk):
+    campaign = get_object_or_404(Campaign.objects.select_related("channel_configuration", "audience"), pk=pk)
+    return _render_review(request, campaign)
+
+
+@permission_required("campaigns.approve_campaign", "campaigns.activate_campaign")
+@require_POST
+def campaign_approve(request, pk):
+    campaign = get_object_or_404(Campaign.objects.select_related("channel_configuration", "audience"), pk=pk)
+    form = ReviewDecisionForm(request.POST)
+    resuming = campaign.status == Campaign.Status.PAUSED
+    if form.is_valid():
+        try:
+            lifecycle.campaign_approve_and_activate(
+                campaign=campaign,
+                actor=request.user,
+                review_key=form.cleaned_data["review_key"],
+                comment=form.cleaned_data["comment"],
+            )
+        except ValidationError as error:
+            form.add_lifecycle_errors(error)
+        else:
+            campaign.refresh_from_db()
+            messages.success(request, f"Approved. {_activated_message(campaign, resuming)}")
+            return redirect(campaign)
+    return _render_review(request, campaign, form)
+
+
+@permission_required("campaigns.approve_campaign")
+@require_POST
+def campaign_request_changes(request, pk):
+    campaign = get_object_or_404(Campaign.objects.select_related("channel_configuration", "audience"), pk=pk)
+    form = ReviewDecisionForm(request.POST)
+    if form.is_valid():
+        try:
+            approval.campaign_request_changes(
+                campaign=campaign,
+                actor=request.user,
+                review_key=form.cleaned_data["review_key"],
+                comment=form.cleaned_data["comment"],
+            )
+        except ValidationError as error:
+            form.add_lifecycle_errors(error)
+        else:
+            messages.success(request, "Changes requested: the version is a draft again, and its submitter is told.")
+            return redirect(campaign)
+    return _render_review(request, campaign, form)
+
+
+def _render_review(request, campaign, form=None):
+    """The read-only review: content, audience and its size now, schedule, sender, and the diff against the
+    last approved version. A form with errors comes back with them."""
+    version = _latest_version(campaign)
+    in_review = version.review_state == CampaignVersion.ReviewState.IN_REVIEW
+    policies = approval.matching_policies(campaign)
+    form = form or ReviewDecisionForm(initial={"review_key": version.review_key()})
+    refusal = approval.decision_refusal(
+        campaign=campaign, version=version, user=request.user, approving=True, policies=policies
+    )
+    previous = approval.last_approved_version(version)
+    context = {
+        "campaign": campaign,
+        "version": version,
+        "in_review": in_review,
+        "form": form,
+        "policies": policies,
+        "approvers": approval.campaign_approvers(campaign, policies),
+        "may_approve": in_review and refusal is None and request.user.has_perm("campaigns.activate_campaign"),
+        "approve_refusal": refusal,
+        "may_request_changes": in_review
+        and approval.decision_refusal(
+            campaign=campaign, version=version, user=request.user, approving=False, policies=policies
+        )
+        is None,
+        "audience_size": audience_size(campaign.audience) if campaign.audience else None,
+        "sender": _sender_settings(campaign.channel_configuration),
+        "previous": previous,
+        "diff": approval.content_diff(old=previous, new=version) if previous else None,
+        "decisions": version.decisions.select_related("decided_by"),
+    }
+    return render(request, "campaigns/review.html", context)
+
+
+# What a reviewer checks of the configuration: who the message comes from and how fast it leaves. The stored
+# settings never hold secrets, but only these are shown.
+_SENDER_SETTINGS = {
+    "from_email": "From address",
+    "from_name": "From name",
+    "reply_to": "Reply-to",
+    "rate_per_second": "Messages per second",
+}
+
+
+def _sender_settings(configuration) -> list[tuple[str, object]]:
+    return [
+        (label, configuration.settings[name])
+        for name, label in _SENDER_SETTINGS.items()
+        if configuration.settings.get(name) not in (None, "")
+    ]
+
+
+def _latest_version(campaign) -> CampaignVersion:
+    return campaign.versions.select_related("submitted_by", "created_by", "edited_by").order_by("-number").first()
+
+
+def _locked_reason(campaign, version) -> str | None:
+    if version.review_state == CampaignVersion.ReviewState.IN_REVIEW:
+        return (
+            f"Version {version.number} is in review and cannot be edited until an approver approves it or "
+            "requests changes."
+        )
+    if campaign.status not in (Campaign.Status.DRAFT, Campaign.Status.PAUSED):
+        return f"A campaign that is {campaign.get_status_display().lower()} cannot be edited. Pause it first."
+    return None
+
+
+@permission_required("campaigns.view_campaign")
+def campaign_status(request, pk):
+    campaign = get_object_or_404(Campaign, pk=pk)
+    return render(request, "campaigns/_status.html", {"campaign": campaign, **_status_context(campaign)})
+
+
+@permission_required("campaigns.activate_campaign")
+@require_POST
+def campaign_activate(request, pk):
+    campaign = get_object_or_404(Campaign, pk=pk)
+    resuming = campaign.status == Campaign.Status.PAUSED
+    return _act(request, campaign, lifecycle.campaign_activate, _activated_message(campaign, resuming))
+
+
+@permission_required("campaigns.activate_campaign")
+@require_POST
+def campaign_pause(request, pk):
+    campaign = get_object_or_404(Campaign, pk=pk)
+    message = "Paused: running sends stop claiming new messages. Resume to send only what was never sent."
+    return _act(request, campaign, lifecycle.campaign_pause, message)
+
+
+@permission_required("campaigns.activate_campaign")
+@require_POST
+def campaign_stop(request, pk):
+    campaign = get_object_or_404(Campaign, pk=pk)
+    message = "Stopped: nothing more is sent within seconds. A stopped campaign cannot be resumed."
+    return _act(request, campaign, lifecycle.campaign_stop, message)
+
+
+def _act(request, campaign, action, success_message):
+    try:
+        action(campaign=campaign, actor=request.user)
+    except ValidationError as error:
+        for message in error.messages:
+            messages.error(request, message)
+    else:
+        messages.success(request, success_message)
+    return redirect(campaign)
+
+
+def _activated_message(campaign, resuming: bool) -> str:
+    if resuming:
+        return "Resumed: sending picks up where it stopped, with only what was never sent."
+    if campaign.kind == Campaign.Kind.API_TRIGGERED:
+        return "Activated: the campaign now answers trigger API calls."
+    if campaign.schedule == Campaign.Schedule.ON_ACTIVATION:
+        return "Activated: the scheduler starts the first run within seconds."
+    return "Activated: the scheduler starts the first run at the next run time shown under Schedule."
+
+
+def _allowed_actions(user, campaign, version, policies) -> set[str]:
+    """The buttons to show. The actions check the state again; this only hides what would fail."""
+    actions = set()
+    editable = campaign.status in (Campaign.Status.DRAFT, Campaign.Status.PAUSED)
+    state = version.review_state
+    in_review = state == CampaignVersion.ReviewState.IN_REVIEW
+    if editable and not in_review and user.has_perm("campaigns.change_campaign"):
+        actions.add("edit")
+    if (
+        editable
+        and state == CampaignVersion.ReviewState.DRAFT
+        and campaign.live_version_id != version.pk
+        and user.has_perm("campaigns.submit_campaign")
+    ):
+        actions.add("submit")
+    if in_review and user.has_perm("campaigns.approve_campaign"):
+        actions.add("review")
+    if not user.has_perm("campaigns.activate_campaign"):
+        return actions
+    publishable = not in_review and (
+        not policies or state == CampaignVersion.ReviewState.APPROVED or campaign.live_version_id == version.pk
+    )
+    match campaign.status:
+        case Campaign.Status.DRAFT if publishable:
+            actions.add("activate")
+        case Campaign.Status.ACTIVE:
+            actions |= {"pause", "stop"}
+        case Campaign.Status.PAUSED:
+            actions |= {"resume", "stop"} if publishable else {"stop"}
+    return actions
+
+
+def _status_context(campaign) -> dict:
+    runs = list(campaign.runs.all()[:RUNS_SHOWN])
+    exclusions = [
+        (_reason_label(reason), count) for reason, count in selectors.exclusion_counts(campaign_id=campaign.pk).items()
+    ]
+    # Fast while a run plans or sends; slow while an active campaign waits for its next occurrence.
+    if campaign.runs.filter(state__in=Run.ACTIVE_STATES).exists():
+        poll_seconds = 2
+    elif campaign.status == Campaign.Status.ACTIVE:
+        poll_seconds = 30
+    else:
+        poll_seconds = None
+    return {
+        "counts": selectors.delivery_counts(campaign_id=campaign.pk),
+        "runs": runs,
+        "exclusions": exclusions,
+        "polling": poll_seconds is not None,
+        "poll_seconds": poll_seconds,
+    }
+
+
+def _reason_label(reason: str) -> str:
+    try:
+        return Delivery.Reason(reason).label
+    except ValueError:
+        return reason or "Unspecified"
+
+
+# Marketer HTML is untrusted. It is served on its own, never inline in our pages, under a policy that makes it
+# a sandboxed document of a unique origin (no scripts, even when opened directly) which may keep its own
+# inline styles and load images, and which only our pages may frame.
+_PREVIEW_POLICY = {
+    "default-src": ["'none'"],
+    "style-src": ["'unsafe-inline'", "https:"],
+    "img-src": ["https:", "data:"],
+    "font-src": ["https:", "data:"],
+    "frame-ancestors": ["'self'"],
+    "sandbox": [""],
+}
+
+
+@permission_required("campaigns.view_campaign")
+@require_GET
+@xframe_options_sameorigin
+@csp_override(_PREVIEW_POLICY)
+def version_preview(request, pk, number):
+    version = get_object_or_404(CampaignVersion, campaign_id=pk, number=number)
+    response = HttpResponse(version.html_body, content_type="text/html; charset=utf-8")
+    response["Cache-Control"] = "private, no-store"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response

@@ -1,0 +1,1 @@
+"""Channel pages: configurations, the suppression list, and the public endpoints (unsubscribe links, webhooks)."""

@@ -1,0 +1,1 @@
+"""Writes of the permissions app: API keys, invitations, users, custom roles, audit, notifications, login failures."""
