@@ -56,9 +56,9 @@ def test_with_redis_down_the_action_stands_and_the_scheduler_sends_it_once_redis
         content=Content("Hello", "<p>Hello</p>", "Hello"),
     )
     campaign_activate(campaign=campaign, actor=personas["april"])
-    working = {name: dict(queue) for name, queue in settings.RQ_QUEUES.items()}
-    for queue in settings.RQ_QUEUES.values():
-        queue["URL"] = NOBODY_LISTENS
+    working = settings.RQ_QUEUES
+    # A copy: the settings fixture puts back the object it found, which must not have changed.
+    settings.RQ_QUEUES = {name: {**queue, "URL": NOBODY_LISTENS} for name, queue in working.items()}
 
     # The run starts and is committed although its planning job cannot be enqueued: no error reaches the caller.
     [run_id] = scheduler.start_due_runs(now=timezone.now())
