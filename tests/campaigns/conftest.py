@@ -13,3 +13,19 @@ def everyone(db):
 @pytest.fixture
 def marketer(personas):
     return personas["april"]
+
+
+@pytest.fixture
+def email_adapter(monkeypatch):
+    """`email_adapter(SomeAdapter)` puts a test adapter in place of the email adapter for one test (fault
+    injection: an adapter with a bug, a worker killed mid-send). Its `slices` list starts empty."""
+    from channels.adapters import registry
+
+    def install(adapter_class):
+        monkeypatch.setitem(registry.ADAPTERS, "email", f"{adapter_class.__module__}.{adapter_class.__qualname__}")
+        monkeypatch.setattr(adapter_class, "slices", [])
+        registry.close_all()  # no adapter opened by an earlier test is reused
+        return adapter_class
+
+    yield install
+    registry.close_all()

@@ -9,7 +9,6 @@ import pytest
 
 from campaigns.engine import sending
 from campaigns.models import Delivery, Run
-from channels.adapters import registry
 from channels.adapters.base import Adapter, Outcome, SendResult
 from tests.campaigns.test_execution import make_profiles
 from tests.campaigns.test_outcomes import planned
@@ -29,12 +28,8 @@ class FaultyAdapter(Adapter):
 
 
 @pytest.fixture
-def faulty(monkeypatch):
-    monkeypatch.setitem(registry.ADAPTERS, "email", f"{__name__}.FaultyAdapter")
-    monkeypatch.setattr(FaultyAdapter, "slices", [])
-    registry.close_all()  # no adapter opened by an earlier test is reused
-    yield FaultyAdapter
-    registry.close_all()
+def faulty(email_adapter):
+    return email_adapter(FaultyAdapter)
 
 
 def raising(messages):

@@ -17,7 +17,6 @@ from audiences.models import Profile
 from audiences.services.privacy import profile_erase
 from campaigns.engine import claiming, sending
 from campaigns.models import Campaign, Delivery, Run
-from channels.adapters import registry
 from channels.adapters.base import Adapter
 from config.scheduler import scheduler_tick
 from tests.campaigns.test_execution import make_profiles
@@ -45,12 +44,8 @@ class DyingAdapter(Adapter):
 
 
 @pytest.fixture
-def dying(monkeypatch):
-    monkeypatch.setitem(registry.ADAPTERS, "email", f"{__name__}.DyingAdapter")
-    monkeypatch.setattr(DyingAdapter, "slices", [])
-    registry.close_all()
-    yield DyingAdapter
-    registry.close_all()
+def dying(email_adapter):
+    return email_adapter(DyingAdapter)
 
 
 def received(relay) -> Counter:

@@ -14,7 +14,6 @@ from rq.registry import ScheduledJobRegistry
 from audiences.models import Audience, Profile
 from campaigns.engine import sending
 from campaigns.models import Campaign, Delivery, Run
-from channels.adapters import registry
 from channels.adapters.base import Adapter, Outcome, SendResult
 from config.queues import CAMPAIGNS
 from config.scheduler import scheduler_tick
@@ -152,12 +151,8 @@ class Shrugging(Adapter):
 
 
 @pytest.fixture
-def shrugging(monkeypatch):
-    monkeypatch.setitem(registry.ADAPTERS, "email", f"{__name__}.Shrugging")
-    monkeypatch.setattr(Shrugging, "slices", [])
-    registry.close_all()  # no adapter opened by an earlier test is reused
-    yield Shrugging
-    registry.close_all()
+def shrugging(email_adapter):
+    return email_adapter(Shrugging)
 
 
 @pytest.mark.django_db(transaction=True)
