@@ -1,0 +1,257 @@
+"""A send job (send_run) keeps its run moving and no other: it stops when its own run stops or its campaign is
+held, hands the run to a successor on the same queue when its time is spent, when the configuration's rate
+limit is reached or when the relay is down, and otherwise leaves the run for the scheduler to wake when its
+retries fall due. Whichever way, each recipient gets one message, and the queues hold one job where one is
+wanted."""
+
+import asyncio
+from collections import Counter
+from datetime import timedelta
+
+import django_rq
+import pytest
+import time_machine
+from django.conf import settings as django_settings
+from django.utils import timezone
+from rq.registry import ScheduledJobRegistry
+
+from campaigns.engine import sending
+from campaigns.models import Campaign, Delivery, Run
+from campaigns.services.lifecycle import campaign_activate, campaign_stop
+from config.queues import CAMPAIGNS, QUEUE_NAMES
+from config.scheduler import scheduler_tick
+from tests.campaigns.test_execution import make_profiles
+from tests.campaigns.test_outcomes import planned
+from tests.conftest import make_email_configuration, run_burst_worker
+from tests.smtp_servers import RecordingSMTPServer
+
+
+def send_jobs() -> Counter:
+    """The send jobs waiting on the campaigns queue, counted per run."""
+    return Counter(job.args[0] for job in django_rq.get_queue(CAMPAIGNS).jobs if job.func_name.endswith("send_run"))
+
+
+def scheduled_send_jobs(redis) -> Counter:
+    """The send jobs waiting for their time in the campaigns queue's scheduled registry, counted per run."""
+    queue = django_rq.get_queue(CAMPAIGNS)
+    jobs = (queue.fetch_job(job_id) for job_id in ScheduledJobRegistry(CAMPAIGNS, connection=redis).get_job_ids())
+    return Counter(job.args[0] for job in jobs if job.func_name.endswith("send_run"))
+
+
+def run_due_jobs() -> None:
+    """What a worker does: move the delayed jobs whose time has come to their queues, then run every job."""
+    django_rq.get_worker(*QUEUE_NAMES).work(burst=True, with_scheduler=True)
+
+
+def received(relay) -> Counter:
+    return Counter(rcpt for message in relay.messages for rcpt in message["rcpt_tos"])
+
+
+def everyone_once(count: int) -> Counter:
+    return Counter({f"person{i}@example.com": 1 for i in range(count)})
+
+
+def statuses(run_id) -> Counter:
+    return Counter(Delivery.objects.filter(run_id=run_id).values_list("status", flat=True))
+
+
+@pytest.fixture
+def relays():
+    first, second = RecordingSMTPServer().start(), RecordingSMTPServer().start()
+    yield first, second
+    first.stop()
+    second.stop()
+
+
+@pytest.fixture
+def slow_relay():
+    """A relay that takes 60 ms to accept each message: a slice of five takes longer than 0.2 s."""
+    relay = RecordingSMTPServer()
+    accept = relay.recorder.handle_DATA
+
+    async def slowly(server, session, envelope):
+        await asyncio.sleep(0.06)
+        return await accept(server, session, envelope)
+
+    relay.recorder.handle_DATA = slowly
+    relay.start()
+    yield relay
+    relay.stop()
+
+
+# When a job stops ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stopped_campaigns_jobs_send_nothing_while_another_campaign_is_sending(redis, marketer, everyone, relays):
+    stopped_relay, other_relay = relays
+    make_profiles(3)
+    stopped = planned(marketer, everyone, make_email_configuration(port=stopped_relay.port, name="Stopped"))
+    other = planned(marketer, everyone, make_email_configuration(port=other_relay.port, name="Other"))
+    campaign_stop(campaign=Run.objects.get(pk=stopped).campaign, actor=marketer)
+
+    run_burst_worker()  # the stopped run's jobs, queued before the stop, run first
+
+    assert stopped_relay.messages == []
+    assert statuses(stopped) == Counter({"pending": 3})
+    assert received(other_relay) == everyone_once(3)
+    assert Run.objects.get(pk=other).state == Run.State.COMPLETE
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_left_sending_by_a_pause_that_raced_its_planning_sends_nothing_until_resumed(
+    redis, smtp_server, marketer, everyone
+):
+    make_profiles(3)
+    run_id = planned(marketer, everyone, make_email_configuration(port=smtp_server.port))
+    campaign = Run.objects.get(pk=run_id).campaign
+    # The race: the pause committed while the planner still saw the campaign active, found no sending run to
+    # hold, and the planner then made the run sending and queued its jobs.
+    Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.PAUSED)
+
+    run_burst_worker()
+    assert smtp_server.messages == []
+    assert statuses(run_id) == Counter({"pending": 3})
+
+    campaign_activate(campaign=campaign, actor=marketer)
+    scheduler_tick(now=timezone.now() + timedelta(minutes=5))
+    run_burst_worker()
+
+    assert received(smtp_server) == everyone_once(3)
+    assert Run.objects.get(pk=run_id).state == Run.State.COMPLETE
+
+
+# Handing the run over ------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_job_that_spent_its_time_hands_its_run_to_one_successor_and_everyone_gets_one_message(
+    redis, marketer, everyone, slow_relay, settings
+):
+    settings.CAMPAIGNS_JOB_SECONDS = 0.2
+    make_profiles(10)
+    run_id = planned(marketer, everyone, make_email_configuration(port=slow_relay.port, connections=1))
+    redis.flushdb()  # drop the dispatched jobs: this test drives the first job by hand
+    started = timezone.now()
+
+    sending.send_run(run_id=run_id)
+
+    # One slice of five, then its time was up: the successor waits on the campaigns queue for its turn.
+    assert len(slow_relay.messages) == 5
+    assert send_jobs() == Counter({run_id: 1})
+    # A minute after the job started, its last slice was less than a minute ago: the run is making progress,
+    # and the scheduler gives it no more jobs.
+    scheduler_tick(now=started + timedelta(seconds=60.1))
+    assert send_jobs() == Counter({run_id: 1})
+
+    run_burst_worker()
+
+    assert received(slow_relay) == everyone_once(10)
+    assert Run.objects.get(pk=run_id).state == Run.State.COMPLETE
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_rate_limited_run_reaches_everyone_once_through_its_delayed_successors(
+    redis, smtp_server, marketer, everyone
+):
+    make_profiles(3)
+    configuration = make_email_configuration(port=smtp_server.port, rate_per_second=0.2)  # one message per 5 s
+    with time_machine.travel(timezone.now(), tick=True) as clock:
+        run_id = planned(marketer, everyone, configuration)
+        redis.flushdb()  # drop the dispatched jobs: this test drives the first job by hand
+
+        sending.send_run(run_id=run_id)
+        assert len(smtp_server.messages) == 1
+        assert scheduled_send_jobs(redis) == Counter({run_id: 1})  # for when the next token is due
+
+        for _ in range(5):
+            if Run.objects.get(pk=run_id).state == Run.State.COMPLETE:
+                break
+            sent_before = len(smtp_server.messages)
+            clock.shift(6)  # one more token
+            run_due_jobs()
+            assert len(smtp_server.messages) <= sent_before + 1  # never faster than the configured rate
+
+    assert received(smtp_server) == everyone_once(3)
+    assert Run.objects.get(pk=run_id).state == Run.State.COMPLETE
+
+
+@pytest.mark.django_db(transaction=True)
+def test_each_configuration_sends_within_its_own_rate_limit_not_another_ones(redis, smtp_server, marketer, everyone):
+    make_profiles(2)
+    runs = [
+        planned(marketer, everyone, make_email_configuration(port=smtp_server.port, name=name, rate_per_second=0.2))
+        for name in ("First relay", "Second relay")
+    ]
+    redis.flushdb()  # drop the dispatched jobs: this test drives one job per run by hand
+
+    for run_id in runs:
+        sending.send_run(run_id=run_id)
+
+    # Each configuration's first token: one message per run, though both runs go to the same people.
+    assert [statuses(run_id) for run_id in runs] == [Counter({"sent": 1, "pending": 1})] * 2
+    assert len(smtp_server.messages) == 2
+    assert scheduled_send_jobs(redis) == Counter({run_id: 1 for run_id in runs})
+
+
+@pytest.mark.django_db(transaction=True)
+def test_after_a_relay_outage_one_delayed_successor_waits_for_it_and_finishes_the_run(redis, marketer, everyone):
+    make_profiles(8)
+    relay = RecordingSMTPServer()  # not started yet: its port refuses connections
+    try:
+        with time_machine.travel(timezone.now(), tick=True) as clock:
+            run_id = planned(marketer, everyone, make_email_configuration(port=relay.port, connections=1))
+            redis.flushdb()  # drop the dispatched jobs: this test drives the first job by hand
+
+            sending.send_run(run_id=run_id)
+            failed_at = timezone.now()
+
+            # One slice found the relay down: the rest of the run waits, untouched, for one delayed successor.
+            assert statuses(run_id) == Counter({"pending": 8})
+            assert scheduled_send_jobs(redis) == Counter({run_id: 1})
+            # While the successor waits, the scheduler's stall check adds no jobs to hammer the relay with.
+            scheduler_tick(now=failed_at + timedelta(seconds=django_settings.CAMPAIGNS_STALL_SECONDS + 1))
+            assert send_jobs() == Counter()
+
+            relay.start()  # the relay is back
+            clock.shift(61)  # the first retries are due
+            run_due_jobs()
+    finally:
+        relay.stop()
+
+    assert received(relay) == everyone_once(8)
+    assert statuses(run_id) == Counter({"sent": 8})
+    assert Run.objects.get(pk=run_id).state == Run.State.COMPLETE
+
+
+# Waiting for retries ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_waiting_for_a_retry_is_woken_when_it_falls_due_and_no_other_run_is_disturbed(
+    redis, marketer, everyone, relays, settings
+):
+    settings.CAMPAIGNS_STALL_SECONDS = 600  # the stall check alone would wake nothing within ten minutes
+    busy, accepting = relays
+    busy.recorder.rejected_recipients = {"person0@example.com": "452 4.2.2 Mailbox full, try again later"}
+    make_profiles(2)
+    waiting = planned(marketer, everyone, make_email_configuration(port=busy.port, name="Busy"))
+    redis.flushdb()
+    other = planned(marketer, everyone, make_email_configuration(port=accepting.port, name="Other"))
+
+    sending.send_run(run_id=waiting)  # person1 is sent; person0's retry is due in a minute: nothing else to do
+
+    retry = Delivery.objects.get(run_id=waiting, status="pending")
+    assert send_jobs() == Counter({other: 2})  # the other run's jobs wait their turn
+    scheduler_tick(now=retry.due_at - timedelta(seconds=1))
+    assert send_jobs() == Counter({other: 2})  # not due yet: nobody is woken, the other run keeps its two jobs
+    scheduler_tick(now=retry.due_at + timedelta(seconds=1))
+    assert send_jobs() == Counter({other: 2, waiting: 2})
+
+    busy.recorder.rejected_recipients = {}
+    with time_machine.travel(retry.due_at + timedelta(seconds=1), tick=True):
+        run_burst_worker()
+
+    assert received(busy) == Counter({"person1@example.com": 1, "person0@example.com": 1})
+    assert received(accepting) == everyone_once(2)
+    assert [Run.objects.get(pk=run_id).state for run_id in (waiting, other)] == [Run.State.COMPLETE] * 2
