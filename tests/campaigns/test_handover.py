@@ -19,6 +19,7 @@ from campaigns.engine import claiming, sending
 from campaigns.models import Campaign, Delivery, Run
 from channels.adapters.base import Adapter
 from config.scheduler import scheduler_tick
+from tests.campaigns.queued import received
 from tests.campaigns.test_execution import make_profiles
 from tests.campaigns.test_outcomes import planned
 from tests.conftest import make_email_configuration, run_burst_worker
@@ -46,10 +47,6 @@ class DyingAdapter(Adapter):
 @pytest.fixture
 def dying(email_adapter):
     return email_adapter(DyingAdapter)
-
-
-def received(relay) -> Counter:
-    return Counter(rcpt for message in relay.messages for rcpt in message["rcpt_tos"])
 
 
 def in_another_thread(work) -> None:

@@ -13,6 +13,7 @@ from campaigns.models import Delivery, Run
 from campaigns.services.lifecycle import campaign_activate
 from channels.adapters.base import Outcome, SendResult
 from config.scheduler import scheduler_tick
+from tests.campaigns.queued import received
 from tests.campaigns.test_execution import make_campaign, make_profiles
 from tests.conftest import make_email_configuration, run_burst_worker
 
@@ -35,10 +36,6 @@ def hand_over(token, at) -> None:
 
 def addresses(rows) -> list[str]:
     return sorted(row.address for row in rows)
-
-
-def received(smtp_server) -> Counter:
-    return Counter(rcpt for message in smtp_server.messages for rcpt in message["rcpt_tos"])
 
 
 @pytest.mark.django_db(transaction=True)

@@ -7,7 +7,6 @@ from collections import Counter
 from contextlib import contextmanager
 from datetime import timedelta
 
-import django_rq
 import pytest
 import time_machine
 from django.db import connection
@@ -15,22 +14,13 @@ from django.utils import timezone
 
 from campaigns.engine import claiming, recovery, sending
 from campaigns.models import Delivery, Run
-from config.queues import CAMPAIGNS
 from config.scheduler import scheduler_tick
+from tests.campaigns.queued import received, send_jobs
 from tests.campaigns.test_execution import make_profiles
 from tests.campaigns.test_handover import in_another_thread
 from tests.campaigns.test_outcomes import planned
 from tests.conftest import make_email_configuration, run_burst_worker
 from tests.smtp_servers import RecordingSMTPServer
-
-
-def send_jobs() -> Counter:
-    """The send jobs waiting in the queue, counted per run."""
-    return Counter(job.args[0] for job in django_rq.get_queue(CAMPAIGNS).jobs if job.func_name.endswith("send_run"))
-
-
-def received(relay) -> Counter:
-    return Counter(rcpt for message in relay.messages for rcpt in message["rcpt_tos"])
 
 
 def statuses(run_id) -> Counter:

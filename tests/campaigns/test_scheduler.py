@@ -7,25 +7,15 @@ On both databases: on PostgreSQL the due campaigns are read with FOR UPDATE SKIP
 from collections import Counter
 from datetime import timedelta
 
-import django_rq
 import pytest
 from django.utils import timezone
 
 from campaigns.models import Campaign, Run
 from campaigns.services.lifecycle import campaign_activate, campaign_pause
-from config.queues import CAMPAIGNS
 from config.scheduler import scheduler_tick
+from tests.campaigns.queued import queued, received
 from tests.campaigns.test_execution import make_campaign, make_profiles
 from tests.conftest import make_email_configuration, run_burst_worker
-
-
-def queued() -> Counter:
-    """The jobs waiting on the campaigns queue, as (job, run id)."""
-    return Counter((job.func_name.rsplit(".", 1)[-1], *job.args) for job in django_rq.get_queue(CAMPAIGNS).jobs)
-
-
-def received(relay) -> Counter:
-    return Counter(rcpt for message in relay.messages for rcpt in message["rcpt_tos"])
 
 
 @pytest.mark.both_databases

@@ -13,38 +13,22 @@ import pytest
 import time_machine
 from django.conf import settings as django_settings
 from django.utils import timezone
-from rq.registry import ScheduledJobRegistry
 
 from campaigns.engine import sending
 from campaigns.models import Campaign, Delivery, Run
 from campaigns.services.lifecycle import campaign_activate, campaign_stop
-from config.queues import CAMPAIGNS, QUEUE_NAMES
+from config.queues import QUEUE_NAMES
 from config.scheduler import scheduler_tick
+from tests.campaigns.queued import received, scheduled_send_jobs, send_jobs
 from tests.campaigns.test_execution import make_profiles
 from tests.campaigns.test_outcomes import planned
 from tests.conftest import make_email_configuration, run_burst_worker
 from tests.smtp_servers import RecordingSMTPServer
 
 
-def send_jobs() -> Counter:
-    """The send jobs waiting on the campaigns queue, counted per run."""
-    return Counter(job.args[0] for job in django_rq.get_queue(CAMPAIGNS).jobs if job.func_name.endswith("send_run"))
-
-
-def scheduled_send_jobs(redis) -> Counter:
-    """The send jobs waiting for their time in the campaigns queue's scheduled registry, counted per run."""
-    queue = django_rq.get_queue(CAMPAIGNS)
-    jobs = (queue.fetch_job(job_id) for job_id in ScheduledJobRegistry(CAMPAIGNS, connection=redis).get_job_ids())
-    return Counter(job.args[0] for job in jobs if job.func_name.endswith("send_run"))
-
-
 def run_due_jobs() -> None:
     """What a worker does: move the delayed jobs whose time has come to their queues, then run every job."""
     django_rq.get_worker(*QUEUE_NAMES).work(burst=True, with_scheduler=True)
-
-
-def received(relay) -> Counter:
-    return Counter(rcpt for message in relay.messages for rcpt in message["rcpt_tos"])
 
 
 def everyone_once(count: int) -> Counter:
