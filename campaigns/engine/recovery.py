@@ -62,3 +62,19 @@ def redispatch_stalled_runs(*, now: datetime) -> list[int]:
 
 def _has_due_work(run_id: int, now: datetime) -> bool:
     return Delivery.objects.filter(run_id=run_id, status=Delivery.Status.PENDING, due_at__lte=now).exists()
+
+
+def reconcile_run_states() -> int:
+    """A run's state follows its campaign's. Planning reads the campaign's status before it writes the run's
+    final state, and a pause or a resume committing in between moves only sending or paused runs: it misses
+    this one. Paused runs of an active campaign go back to sending (the stall check then gives them jobs);
+    sending runs of a paused campaign are paused."""
+    resumed = Run.objects.filter(state=Run.State.PAUSED, campaign__status=Campaign.Status.ACTIVE).update(
+        state=Run.State.SENDING, heartbeat_at=None
+    )
+    paused = Run.objects.filter(state=Run.State.SENDING, campaign__status=Campaign.Status.PAUSED).update(
+        state=Run.State.PAUSED
+    )
+    if resumed or paused:
+        log.warning("runs out of step with their campaign: %s resumed, %s paused", resumed, paused)
+    return resumed + paused

@@ -6,7 +6,7 @@ from datetime import datetime
 from django.db import IntegrityError, transaction
 
 from campaigns.engine.dispatch import queue_for
-from campaigns.engine.recovery import redispatch_stalled_runs, release_stale_claims
+from campaigns.engine.recovery import reconcile_run_states, redispatch_stalled_runs, release_stale_claims
 from campaigns.models import Campaign, Run
 from campaigns.schedules import next_occurrence, occurrence_key
 from config.queues import enqueue_on_commit
@@ -15,9 +15,11 @@ log = logging.getLogger(__name__)
 
 
 def tick(*, now: datetime) -> None:
-    """One pass over the campaigns: start due occurrences, release dead workers' claims, restart stalled runs."""
+    """One pass over the campaigns: start due occurrences, release dead workers' claims, bring runs in step with
+    their campaign, restart stalled runs."""
     start_due_runs(now=now)
     release_stale_claims(now=now)
+    reconcile_run_states()
     redispatch_stalled_runs(now=now)
 
 

@@ -1,9 +1,13 @@
 """Planning as the scheduler and the campaign's owner see it: a run planned while its campaign is paused waits,
-paused, without send jobs; a planner that died half-way is left alone until the stall limit, then resumed once."""
+paused, without send jobs; a resume as planning ends never strands the run; a planner that died half-way is left
+alone until the stall limit, then resumed once."""
 
+import threading
+from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from campaigns.engine import planning, scheduler
@@ -36,6 +40,77 @@ def test_a_run_planned_while_its_campaign_is_paused_waits_paused_and_sends_once_
     run_burst_worker()
     assert received(smtp_server) == {f"person{i}@example.com": 1 for i in range(3)}
     assert Run.objects.get(pk=run_id).state == Run.State.COMPLETE
+
+
+@contextmanager
+def as_planning_ends(work):
+    """Start `work` in another thread (its own connection, as another process would) just before the planner
+    writes the run's final state, give it a second, and let the planner go on: `work` finishes after it if
+    the planner holds a lock it needs."""
+    thread, failure = None, []
+
+    def target():
+        try:
+            work()
+        except BaseException as exc:  # noqa: BLE001 - reported to the test below
+            failure.append(exc)
+        finally:
+            connection.close()
+
+    def wrapper(execute, sql, params, many, context):
+        nonlocal thread
+        if thread is None and sql.startswith('UPDATE "campaigns_run"') and '"planning_done"' in sql:
+            thread = threading.Thread(target=target)
+            thread.start()
+            thread.join(timeout=1.0)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(wrapper):
+        yield
+    assert thread is not None, "the planner never wrote the run's final state"
+    thread.join()
+    if failure:
+        raise failure[0]
+
+
+@pytest.mark.both_databases
+@pytest.mark.django_db(transaction=True)
+def test_a_resume_as_planning_ends_never_strands_the_run(redis, smtp_server, marketer, everyone):
+    make_profiles(3)
+    campaign = make_campaign(marketer, make_email_configuration(port=smtp_server.port), everyone)
+    campaign_activate(campaign=campaign, actor=marketer)
+    [run_id] = scheduler.start_due_runs(now=timezone.now())
+    redis.flushdb()
+    campaign_pause(campaign=campaign, actor=marketer)
+
+    with as_planning_ends(lambda: campaign_activate(campaign=campaign, actor=marketer)):
+        planning.plan_run(run_id=run_id)
+    # On PostgreSQL the planner read "paused" before the resume committed: the run may be paused under an active
+    # campaign, which the stall check (sending runs only) would never wake. The scheduler's next pass does.
+    scheduler_tick()
+    run_burst_worker()
+
+    assert received(smtp_server) == {f"person{i}@example.com": 1 for i in range(3)}
+    assert Run.objects.get(pk=run_id).state == Run.State.COMPLETE
+
+
+@pytest.mark.both_databases
+@pytest.mark.django_db(transaction=True)
+def test_a_pause_as_planning_ends_holds_the_run(redis, smtp_server, marketer, everyone):
+    make_profiles(3)
+    campaign = make_campaign(marketer, make_email_configuration(port=smtp_server.port), everyone)
+    campaign_activate(campaign=campaign, actor=marketer)
+    [run_id] = scheduler.start_due_runs(now=timezone.now())
+    redis.flushdb()
+
+    with as_planning_ends(lambda: campaign_pause(campaign=campaign, actor=marketer)):
+        planning.plan_run(run_id=run_id)
+    scheduler_tick()
+    run_burst_worker()
+
+    # What the campaign page shows: the run held with its campaign, nothing sent.
+    assert Run.objects.get(pk=run_id).state == Run.State.PAUSED
+    assert received(smtp_server) == {}
 
 
 @pytest.mark.django_db(transaction=True)
