@@ -11,7 +11,7 @@ from django.db import connection
 from django.utils import timezone
 
 from campaigns.engine import planning, scheduler
-from campaigns.models import Delivery, Run
+from campaigns.models import Campaign, Delivery, Run
 from campaigns.services.lifecycle import campaign_activate, campaign_pause
 from config.scheduler import scheduler_tick
 from tests.campaigns.queued import queued, received
@@ -143,3 +143,36 @@ def test_a_planner_that_died_half_way_is_left_alone_until_the_stall_limit_then_r
 
     assert received(smtp_server) == {f"person{i}@example.com": 1 for i in range(20)}
     assert Delivery.objects.filter(run_id=run_id).count() == 20
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_tick_leaves_alone_runs_in_step_with_their_campaign(redis, smtp_server, marketer, everyone):
+    make_profiles(2)
+
+    def sent_campaign(name):
+        campaign = make_campaign(marketer, make_email_configuration(port=smtp_server.port, name=name), everyone)
+        campaign_activate(campaign=campaign, actor=marketer)
+        scheduler_tick()
+        run_burst_worker()
+        return campaign, Run.objects.get(campaign=campaign)
+
+    # Finished runs of a campaign still going (a recurring one) or paused since: history, never reopened.
+    active, active_done = sent_campaign("Active")
+    paused, paused_done = sent_campaign("Paused")
+    Campaign.objects.filter(pk=active.pk).update(status=Campaign.Status.ACTIVE)
+    Campaign.objects.filter(pk=paused.pk).update(status=Campaign.Status.PAUSED)
+    # A run paused with its campaign stays paused.
+    held = make_campaign(marketer, make_email_configuration(port=smtp_server.port, name="Held"), everyone)
+    campaign_activate(campaign=held, actor=marketer)
+    [held_run] = scheduler.start_due_runs(now=timezone.now())
+    campaign_pause(campaign=held, actor=marketer)
+    planning.plan_run(run_id=held_run)
+    sent_before = len(smtp_server.messages)
+
+    scheduler_tick()
+    run_burst_worker()
+
+    assert Run.objects.get(pk=active_done.pk).state == Run.State.COMPLETE
+    assert Run.objects.get(pk=paused_done.pk).state == Run.State.COMPLETE
+    assert Run.objects.get(pk=held_run).state == Run.State.PAUSED
+    assert len(smtp_server.messages) == sent_before
