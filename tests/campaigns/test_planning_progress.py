@@ -17,6 +17,7 @@ from config.scheduler import scheduler_tick
 from tests.campaigns.queued import queued, received
 from tests.campaigns.test_execution import make_campaign, make_profiles
 from tests.conftest import make_email_configuration, run_burst_worker
+from tests.smtp_servers import RecordingSMTPServer
 
 
 @pytest.mark.django_db(transaction=True)
@@ -176,3 +177,33 @@ def test_the_tick_leaves_alone_runs_in_step_with_their_campaign(redis, smtp_serv
     assert Run.objects.get(pk=paused_done.pk).state == Run.State.COMPLETE
     assert Run.objects.get(pk=held_run).state == Run.State.PAUSED
     assert len(smtp_server.messages) == sent_before
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_out_of_step_with_its_campaign_follows_it_at_the_next_tick(redis, marketer, everyone):
+    # The states the races above leave on PostgreSQL, made directly so that both databases check the repair.
+    make_profiles(2)
+    relays = RecordingSMTPServer().start(), RecordingSMTPServer().start()
+    try:
+        runs = []
+        for name, relay in zip(("Resumed", "Paused"), relays, strict=True):
+            campaign = make_campaign(marketer, make_email_configuration(port=relay.port, name=name), everyone)
+            campaign_activate(campaign=campaign, actor=marketer)
+            [run_id] = scheduler.start_due_runs(now=timezone.now())
+            planning.plan_run(run_id=run_id)
+            runs.append((campaign, run_id))
+        redis.flushdb()
+        (resumed, resumed_run), (paused, paused_run) = runs
+        Run.objects.filter(pk=resumed_run).update(state=Run.State.PAUSED)  # paused under an active campaign
+        Campaign.objects.filter(pk=paused.pk).update(status=Campaign.Status.PAUSED)  # sending under a paused one
+
+        scheduler_tick()
+        run_burst_worker()
+
+        assert received(relays[0]) == {"person0@example.com": 1, "person1@example.com": 1}
+        assert Run.objects.get(pk=resumed_run).state == Run.State.COMPLETE
+        assert received(relays[1]) == {}
+        assert Run.objects.get(pk=paused_run).state == Run.State.PAUSED
+    finally:
+        for relay in relays:
+            relay.stop()
