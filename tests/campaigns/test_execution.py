@@ -109,32 +109,6 @@ def test_planning_twice_writes_each_delivery_once(redis, marketer, everyone, smt
 
 
 @pytest.mark.django_db(transaction=True)
-def test_interrupted_planning_resumes_from_its_cursor(redis, marketer, everyone, smtp_server, monkeypatch):
-    make_profiles(20)
-    campaign = make_campaign(marketer, make_email_configuration(port=smtp_server.port), everyone)
-    campaign_activate(campaign=campaign, actor=marketer)
-    [run_id] = scheduler.start_due_runs(now=timezone.now())
-    calls = []
-    real = planning._plan_deliveries
-
-    def crash_on_third_chunk(run, ids, now):
-        calls.append(ids)
-        if len(calls) == 3:
-            raise RuntimeError("worker killed")
-        return real(run, ids, now)
-
-    monkeypatch.setattr(planning, "_plan_deliveries", crash_on_third_chunk)
-    with pytest.raises(RuntimeError):
-        planning.plan_run(run_id=run_id)
-    assert Delivery.objects.filter(run_id=run_id).count() == 14  # two chunks of 7 committed with the cursor
-
-    monkeypatch.setattr(planning, "_plan_deliveries", real)
-    planning.plan_run(run_id=run_id)
-    assert Delivery.objects.filter(run_id=run_id).count() == 20
-    assert Run.objects.get(pk=run_id).state == Run.State.SENDING
-
-
-@pytest.mark.django_db(transaction=True)
 def test_running_a_send_job_twice_sends_nothing_twice(redis, smtp_server, marketer, everyone):
     campaign, run_id = planned_run(marketer, everyone, smtp_server.port, profiles=12)
 

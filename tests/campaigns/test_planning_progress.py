@@ -20,14 +20,20 @@ from tests.conftest import make_email_configuration, run_burst_worker
 from tests.smtp_servers import RecordingSMTPServer
 
 
+def started(marketer, audience, port: int, *, name: str = "Test relay") -> tuple[Campaign, int]:
+    """A campaign sending through the relay on `port`, activated, and its run started (planning not begun)."""
+    campaign = make_campaign(marketer, make_email_configuration(port=port, name=name), audience)
+    campaign_activate(campaign=campaign, actor=marketer)
+    [run_id] = scheduler.start_due_runs(now=timezone.now())
+    return campaign, run_id
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_run_planned_while_its_campaign_is_paused_waits_paused_and_sends_once_resumed(
     redis, smtp_server, marketer, everyone
 ):
     make_profiles(3)
-    campaign = make_campaign(marketer, make_email_configuration(port=smtp_server.port), everyone)
-    campaign_activate(campaign=campaign, actor=marketer)
-    [run_id] = scheduler.start_due_runs(now=timezone.now())
+    campaign, run_id = started(marketer, everyone, smtp_server.port)
     redis.flushdb()  # the planning job: run by hand below
     campaign_pause(campaign=campaign, actor=marketer)
 
@@ -78,9 +84,7 @@ def as_planning_ends(work):
 @pytest.mark.django_db(transaction=True)
 def test_a_resume_as_planning_ends_never_strands_the_run(redis, smtp_server, marketer, everyone):
     make_profiles(3)
-    campaign = make_campaign(marketer, make_email_configuration(port=smtp_server.port), everyone)
-    campaign_activate(campaign=campaign, actor=marketer)
-    [run_id] = scheduler.start_due_runs(now=timezone.now())
+    campaign, run_id = started(marketer, everyone, smtp_server.port)
     redis.flushdb()
     campaign_pause(campaign=campaign, actor=marketer)
 
@@ -99,9 +103,7 @@ def test_a_resume_as_planning_ends_never_strands_the_run(redis, smtp_server, mar
 @pytest.mark.django_db(transaction=True)
 def test_a_pause_as_planning_ends_holds_the_run(redis, smtp_server, marketer, everyone):
     make_profiles(3)
-    campaign = make_campaign(marketer, make_email_configuration(port=smtp_server.port), everyone)
-    campaign_activate(campaign=campaign, actor=marketer)
-    [run_id] = scheduler.start_due_runs(now=timezone.now())
+    campaign, run_id = started(marketer, everyone, smtp_server.port)
     redis.flushdb()
 
     with as_planning_ends(lambda: campaign_pause(campaign=campaign, actor=marketer)):
@@ -119,9 +121,7 @@ def test_a_planner_that_died_half_way_is_left_alone_until_the_stall_limit_then_r
     redis, smtp_server, marketer, everyone, monkeypatch, settings
 ):
     make_profiles(20)  # three chunks of 7 in the tests' settings
-    campaign = make_campaign(marketer, make_email_configuration(port=smtp_server.port), everyone)
-    campaign_activate(campaign=campaign, actor=marketer)
-    [run_id] = scheduler.start_due_runs(now=timezone.now())
+    campaign, run_id = started(marketer, everyone, smtp_server.port)
     redis.flushdb()
     real, chunks = planning._plan_deliveries, []
 
@@ -134,6 +134,7 @@ def test_a_planner_that_died_half_way_is_left_alone_until_the_stall_limit_then_r
     monkeypatch.setattr(planning, "_plan_deliveries", killed_on_the_third_chunk)
     with pytest.raises(RuntimeError):
         planning.plan_run(run_id=run_id)
+    assert Delivery.objects.filter(run_id=run_id).count() == 14  # two chunks of 7 committed with the cursor
     monkeypatch.setattr(planning, "_plan_deliveries", real)
 
     scheduler_tick(now=timezone.now())  # the last chunk's heartbeat is fresh: nothing looks stalled yet
@@ -144,6 +145,7 @@ def test_a_planner_that_died_half_way_is_left_alone_until_the_stall_limit_then_r
 
     assert received(smtp_server) == {f"person{i}@example.com": 1 for i in range(20)}
     assert Delivery.objects.filter(run_id=run_id).count() == 20
+    assert Run.objects.get(pk=run_id).state == Run.State.COMPLETE
 
 
 @pytest.mark.django_db(transaction=True)
@@ -163,9 +165,7 @@ def test_the_tick_leaves_alone_runs_in_step_with_their_campaign(redis, smtp_serv
     Campaign.objects.filter(pk=active.pk).update(status=Campaign.Status.ACTIVE)
     Campaign.objects.filter(pk=paused.pk).update(status=Campaign.Status.PAUSED)
     # A run paused with its campaign stays paused.
-    held = make_campaign(marketer, make_email_configuration(port=smtp_server.port, name="Held"), everyone)
-    campaign_activate(campaign=held, actor=marketer)
-    [held_run] = scheduler.start_due_runs(now=timezone.now())
+    held, held_run = started(marketer, everyone, smtp_server.port, name="Held")
     campaign_pause(campaign=held, actor=marketer)
     planning.plan_run(run_id=held_run)
     sent_before = len(smtp_server.messages)
@@ -187,9 +187,7 @@ def test_a_run_out_of_step_with_its_campaign_follows_it_at_the_next_tick(redis, 
     try:
         runs = []
         for name, relay in zip(("Resumed", "Paused"), relays, strict=True):
-            campaign = make_campaign(marketer, make_email_configuration(port=relay.port, name=name), everyone)
-            campaign_activate(campaign=campaign, actor=marketer)
-            [run_id] = scheduler.start_due_runs(now=timezone.now())
+            campaign, run_id = started(marketer, everyone, relay.port, name=name)
             planning.plan_run(run_id=run_id)
             runs.append((campaign, run_id))
         redis.flushdb()
