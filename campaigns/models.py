@@ -33,6 +33,10 @@ class Campaign(models.Model):
         STOPPED = "stopped", "Stopped"
         COMPLETED = "completed", "Completed"
 
+    # Sending now or held (it may resume), and over for good.
+    LIVE_STATUSES = (Status.ACTIVE, Status.PAUSED)
+    FINISHED_STATUSES = (Status.STOPPED, Status.COMPLETED)
+
     class Schedule(models.TextChoices):
         ON_ACTIVATION = "on_activation", "When activated"
         AT = "at", "At a date and time"

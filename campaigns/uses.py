@@ -11,17 +11,14 @@ from channels import hooks as channels_hooks
 from config.hooks import Section, Use
 from permissions import hooks as permissions_hooks
 
-LIVE = (Campaign.Status.ACTIVE, Campaign.Status.PAUSED)
-FINISHED = (Campaign.Status.STOPPED, Campaign.Status.COMPLETED)
-
 
 def campaign_use(campaign: Campaign, *, in_review: bool) -> Use:
     status = campaign.get_status_display().lower()
     return Use(
         name=campaign.name,
         state=f"{status}, in review" if in_review else status,
-        live=campaign.status in LIVE,
-        finished=campaign.status in FINISHED,
+        live=campaign.status in Campaign.LIVE_STATUSES,
+        finished=campaign.status in Campaign.FINISHED_STATUSES,
         html=render_to_string("campaigns/_use.html", {"campaign": campaign, "in_review": in_review}),
     )
 

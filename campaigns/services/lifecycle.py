@@ -265,7 +265,7 @@ def campaign_pause(*, campaign: Campaign, actor) -> Campaign:
 def campaign_stop(*, campaign: Campaign, actor) -> Campaign:
     """Stop for good: no run of this campaign sends anything more, and it cannot be resumed."""
     campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
-    if campaign.status not in (Campaign.Status.ACTIVE, Campaign.Status.PAUSED):
+    if campaign.status not in Campaign.LIVE_STATUSES:
         raise ValidationError("Only an active or paused campaign can be stopped.")
     before = _state(campaign)
     campaign.status = Campaign.Status.STOPPED

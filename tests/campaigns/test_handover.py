@@ -49,23 +49,32 @@ def dying(email_adapter):
     return email_adapter(DyingAdapter)
 
 
-def in_another_thread(work) -> None:
-    """Run `work` as another process of the system would (its own database connection), and wait for it."""
-    failure = []
+class Elsewhere:
+    """`work` run in a thread as another process of the system would run it (its own database connection)."""
 
-    def target():
+    def __init__(self, work):
+        self.failure: list[BaseException] = []
+        self.thread = threading.Thread(target=self._run, args=(work,))
+        self.thread.start()
+
+    def _run(self, work):
         try:
             work()
-        except BaseException as exc:  # noqa: BLE001 - reported to the test below
-            failure.append(exc)
+        except BaseException as exc:  # noqa: BLE001 - reported by wait()
+            self.failure.append(exc)
         finally:
             connection.close()
 
-    thread = threading.Thread(target=target)
-    thread.start()
-    thread.join()
-    if failure:
-        raise failure[0]
+    def wait(self, timeout: float | None = None) -> None:
+        """Wait for `work` (at most `timeout` seconds), and raise what it raised if it has finished."""
+        self.thread.join(timeout)
+        if self.failure:
+            raise self.failure[0]
+
+
+def in_another_thread(work) -> None:
+    """Run `work` as another process of the system would (its own database connection), and wait for it."""
+    Elsewhere(work).wait()
 
 
 @pytest.mark.django_db(transaction=True)

@@ -2,7 +2,6 @@
 paused, without send jobs; a resume as planning ends never strands the run; a planner that died half-way is left
 alone until the stall limit, then resumed once."""
 
-import threading
 from contextlib import contextmanager
 from datetime import timedelta
 
@@ -16,6 +15,7 @@ from campaigns.services.lifecycle import campaign_activate, campaign_pause
 from config.scheduler import scheduler_tick
 from tests.campaigns.queued import queued, received
 from tests.campaigns.test_execution import make_campaign, make_profiles
+from tests.campaigns.test_handover import Elsewhere
 from tests.conftest import make_email_configuration, run_burst_worker
 from tests.smtp_servers import RecordingSMTPServer
 
@@ -54,30 +54,19 @@ def as_planning_ends(work):
     """Start `work` in another thread (its own connection, as another process would) just before the planner
     writes the run's final state, give it a second, and let the planner go on: `work` finishes after it if
     the planner holds a lock it needs."""
-    thread, failure = None, []
-
-    def target():
-        try:
-            work()
-        except BaseException as exc:  # noqa: BLE001 - reported to the test below
-            failure.append(exc)
-        finally:
-            connection.close()
+    elsewhere = None
 
     def wrapper(execute, sql, params, many, context):
-        nonlocal thread
-        if thread is None and sql.startswith('UPDATE "campaigns_run"') and '"planning_done"' in sql:
-            thread = threading.Thread(target=target)
-            thread.start()
-            thread.join(timeout=1.0)
+        nonlocal elsewhere
+        if elsewhere is None and sql.startswith('UPDATE "campaigns_run"') and '"planning_done"' in sql:
+            elsewhere = Elsewhere(work)
+            elsewhere.wait(timeout=1.0)
         return execute(sql, params, many, context)
 
     with connection.execute_wrapper(wrapper):
         yield
-    assert thread is not None, "the planner never wrote the run's final state"
-    thread.join()
-    if failure:
-        raise failure[0]
+    assert elsewhere is not None, "the planner never wrote the run's final state"
+    elsewhere.wait()
 
 
 @pytest.mark.both_databases
