@@ -195,7 +195,7 @@ class ProfileInput(BaseModel):
         for namespace, value in self.identities.items():
             kind = schema.namespaces.get(namespace)
             try:
-                identities[namespace] = _normalize_identity(kind, namespace, value, region)
+                identities[namespace] = normalize_identity(kind, namespace, value, region)
             except ValueError as error:
                 errors.append((("identities", namespace), str(error), value))
         self.identities = identities
@@ -256,7 +256,7 @@ class ProfileInput(BaseModel):
         return list(pairs)
 
 
-def _normalize_identity(kind: str | None, namespace: str, value: str, region: str) -> str:
+def normalize_identity(kind: str | None, namespace: str, value: str, region: str) -> str:
     if kind is None:
         raise ValueError(f"unknown identity namespace {excerpt(namespace)}")
     if kind == IdentityNamespace.Kind.EMAIL:

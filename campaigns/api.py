@@ -1,17 +1,34 @@
-"""REST endpoints of campaigns, for API keys. Only API-triggered campaigns are visible through the API."""
+"""REST endpoints of campaigns, for API keys: reading an API-triggered campaign, triggering it (for named
+recipients, or for its audience), and the status of a call. Only API-triggered campaigns are visible through the
+API. docs/api.md is the guide; the OpenAPI document at /api/docs lists every answer."""
 
-from typing import Annotated
+import logging
+import math
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
 
-from ninja import Path, Router, Schema
+import django_rq
+from django.conf import settings
+from django.http import HttpResponse
+from ninja import Header, Path, Query, Router, Schema, Status
 from ninja.errors import HttpError
-from pydantic import Field
+from pydantic import ConfigDict, Field, model_validator
 
-from campaigns.models import Campaign
+from campaigns.models import Campaign, TriggerRequest
 from campaigns.personalization import personalization_fields
-from permissions.api import error_responses
+from campaigns.services import triggers
+from channels.ratelimit import RateLimiter
+from config import queues
+from permissions.api import ApiProblem, error_responses
+
+log = logging.getLogger(__name__)
 
 router = Router(tags=["Campaigns"])
+triggers_router = Router(tags=["Trigger calls"])
 _MAX_ID = 2**63 - 1
+# requestId and Idempotency-Key: visible ASCII, so a key logged or shown is read the same everywhere.
+_REQUEST_ID = r"^[!-~]{1,200}$"
 
 
 class CampaignOut(Schema):
@@ -67,3 +84,327 @@ def triggerable_campaign(*, key, campaign_id: int) -> Campaign:
     if campaign is None:
         raise HttpError(404, f"there is no API-triggered campaign {campaign_id}")
     return campaign
+
+
+# --- Triggering ----------------------------------------------------------------------------------------------
+
+
+class IdentityIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    namespace: str = Field(min_length=1, max_length=64, description="email, phone, crm_id, ... (see Profiles).")
+    value: str = Field(min_length=1, max_length=320)
+
+
+class RecipientIn(Schema):
+    """One person: by `identity` or by `profileId` (exactly one of the two)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    identity: IdentityIn | None = None
+    profileId: int | None = Field(default=None, ge=1, le=_MAX_ID)
+    address: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=4096,
+        description="Send to this address instead of the profile's (an email, a phone number, a push token).",
+    )
+    attributes: dict[str, Any] = Field(
+        default_factory=dict, description="Profile attributes to store before sending (declared attributes only)."
+    )
+    context: dict[str, Any] = Field(
+        default_factory=dict, description="This recipient's context, over the call's shared context."
+    )
+
+    @model_validator(mode="after")
+    def _one_identity(self):
+        if (self.identity is None) == (self.profileId is None):
+            raise ValueError("give either identity or profileId")
+        return self
+
+
+class TriggerIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    requestId: str | None = Field(
+        default=None,
+        pattern=_REQUEST_ID,
+        description="Your id for this call (or send the Idempotency-Key header): a retry with the same id and body "
+        "sends nothing again.",
+    )
+    context: dict[str, Any] = Field(default_factory=dict, description="Context shared by every recipient.")
+    recipients: list[RecipientIn] = Field(min_length=1, max_length=triggers.MAX_RECIPIENTS)
+
+
+class AudienceTriggerIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    requestId: str | None = Field(default=None, pattern=_REQUEST_ID)
+    context: dict[str, Any] = Field(default_factory=dict, description="Context shared by every recipient.")
+    sendAt: datetime | None = Field(
+        default=None, description="When to plan and send (ISO 8601 with an offset); now when absent or past."
+    )
+
+
+class RecipientOutcomeOut(Schema):
+    index: int
+    status: str = Field(description="accepted, excluded or rejected")
+    profileId: int | None
+    reason: str = Field(
+        description="Why excluded (no_consent, suppressed, no_address) or rejected (unknown_recipient, "
+        "unknown_profile, duplicate_recipient, invalid_profile); empty when accepted."
+    )
+    detail: str | None = None
+
+
+class TriggerOut(Schema):
+    executionId: uuid.UUID
+    requestId: str
+    campaignId: int
+    kind: str
+    statusUrl: str
+    counts: dict[str, int]
+    recipients: list[RecipientOutcomeOut]
+
+
+class AudienceTriggerOut(Schema):
+    executionId: uuid.UUID
+    requestId: str
+    campaignId: int
+    kind: str
+    statusUrl: str
+    sendAt: datetime
+
+
+class RecipientStatusOut(Schema):
+    index: int
+    profileId: int | None
+    status: str = Field(description="accepted (queued), excluded, rejected, sent, failed or unknown")
+    reason: str | None = None
+    deliveryId: int | None = None
+    sentAt: datetime | None = None
+
+
+class TriggerStatusOut(Schema):
+    executionId: uuid.UUID
+    requestId: str
+    campaignId: int
+    kind: str
+    state: str = Field(description="unitary: sending or complete; audience: scheduled, planning, sending, complete, …")
+    createdAt: datetime
+    counts: dict[str, int]
+    sendAt: datetime | None = None
+    recipients: list[RecipientStatusOut] | None = None
+
+
+_TRIGGER_ERRORS = error_responses(400, 401, 403, 404, 409, 413, 422, 429)
+
+
+@router.post(
+    "/{campaign_id}/trigger",
+    response={202: TriggerOut, **_TRIGGER_ERRORS},
+    summary="Trigger for named recipients",
+    description=(
+        "Send the campaign to 1 to 100 recipients, each named by an identity or a profile id, with the call's "
+        "`context` (at most 200 KB in all) rendered as `{{ context.* }}`. Answers 202 with the execution id and "
+        "each recipient's acceptance. The same requestId (or Idempotency-Key) with the same body returns the first "
+        "answer and sends nothing again; with another body it is a 409. Required scope: campaign."
+    ),
+    openapi_extra={"x-required-scope": "campaign"},
+)
+def campaign_trigger(
+    request,
+    response: HttpResponse,
+    campaign_id: Annotated[int, Path(ge=1, le=_MAX_ID)],
+    payload: TriggerIn,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", pattern=_REQUEST_ID)] = None,
+):
+    key = request.auth
+    _take_a_call(key)
+    campaign = triggerable_campaign(key=key, campaign_id=campaign_id)
+    body = payload.model_dump(mode="json", exclude_unset=True)
+    recipients = [
+        triggers.RecipientIn(
+            namespace=r.identity.namespace if r.identity else None,
+            value=r.identity.value if r.identity else None,
+            profile_id=r.profileId,
+            address=r.address,
+            attributes=r.attributes,
+            context=r.context,
+        )
+        for r in payload.recipients
+    ]
+    try:
+        answer = triggers.trigger_unitary(
+            campaign=campaign,
+            api_key_prefix=key.prefix,
+            request_id=_request_id(payload.requestId, idempotency_key),
+            digest=triggers.body_hash(body),
+            context=payload.context,
+            recipients=triggers.normalized_recipients(recipients),
+        )
+    except triggers.TriggerRefused as refused:
+        raise _problem(refused) from None
+    return _answered(response, answer)
+
+
+@router.post(
+    "/{campaign_id}/trigger-audience",
+    response={202: AudienceTriggerOut, **_TRIGGER_ERRORS},
+    summary="Trigger for the campaign's audience",
+    description=(
+        "Plan a run of the campaign's audience (as it is when the run is planned: now, or at `sendAt`) through the "
+        "same ledger and rules as a scheduled send, every recipient with the same `context`. Idempotent like the "
+        "unitary trigger. Required scope: campaign."
+    ),
+    openapi_extra={"x-required-scope": "campaign"},
+)
+def campaign_trigger_audience(
+    request,
+    response: HttpResponse,
+    campaign_id: Annotated[int, Path(ge=1, le=_MAX_ID)],
+    payload: AudienceTriggerIn,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", pattern=_REQUEST_ID)] = None,
+):
+    key = request.auth
+    _take_a_call(key)
+    campaign = triggerable_campaign(key=key, campaign_id=campaign_id)
+    send_at = payload.sendAt
+    if send_at is not None and (send_at.tzinfo is None or not 2000 <= send_at.year <= 2999):
+        problem = "must be a date and time with an offset (2026-12-24T09:00:00+01:00), between 2000 and 2999"
+        raise ApiProblem(
+            422,
+            f"invalid request: sendAt: {problem}",
+            errors=[{"type": "datetime", "loc": ["body", "payload", "sendAt"], "msg": problem, "pointer": "/sendAt"}],
+        )
+    try:
+        answer = triggers.trigger_audience(
+            campaign=campaign,
+            api_key_prefix=key.prefix,
+            request_id=_request_id(payload.requestId, idempotency_key),
+            digest=triggers.body_hash(payload.model_dump(mode="json", exclude_unset=True)),
+            context=payload.context,
+            send_at=send_at,
+        )
+    except triggers.TriggerRefused as refused:
+        raise _problem(refused) from None
+    return _answered(response, answer)
+
+
+def _request_id(in_body: str | None, header: str | None) -> str:
+    if in_body and header and in_body != header:
+        problem = "differs from the Idempotency-Key header: send one, or the same value in both"
+        raise ApiProblem(
+            422,
+            f"invalid request: requestId: {problem}",
+            errors=[
+                {"type": "request_id", "loc": ["body", "payload", "requestId"], "msg": problem, "pointer": "/requestId"}
+            ],
+        )
+    if not (in_body or header):
+        problem = "required: give requestId in the body or an Idempotency-Key header"
+        raise ApiProblem(
+            422,
+            f"invalid request: requestId: {problem}",
+            errors=[
+                {"type": "missing", "loc": ["body", "payload", "requestId"], "msg": problem, "pointer": "/requestId"}
+            ],
+        )
+    return in_body or header
+
+
+def _answered(response: HttpResponse, answer: triggers.Answer):
+    if answer.replayed:
+        response["Idempotent-Replayed"] = "true"  # the first answer again, and nothing sent
+    return Status(answer.status, answer.body)
+
+
+def _problem(refused: triggers.TriggerRefused) -> ApiProblem:
+    errors = [
+        {"type": refused.problem, "loc": ["body", "payload", *_steps(pointer)], "msg": problem, "pointer": pointer}
+        for pointer, problem in refused.errors
+    ]
+    return ApiProblem(refused.status, refused.detail, slug=refused.problem, errors=errors, headers=refused.headers)
+
+
+def _steps(pointer: str) -> list[str | int]:
+    """A JSON pointer as `loc` steps, the way ninja's own 422s give them: "/recipients/0" -> ["recipients", 0]."""
+    return [int(step) if step.isdigit() else step for step in pointer.strip("/").split("/")]
+
+
+def _take_a_call(key) -> None:
+    """The key's rate, shared by every web process through Redis; 429 with Retry-After past it."""
+    rate = key.rate_per_second or settings.API_KEY_DEFAULT_RATE
+    try:
+        granted, wait = RateLimiter(django_rq.get_connection(queues.TRANSACTIONAL)).take(
+            f"api-key:{key.pk}", rate=rate, requested=1
+        )
+    except Exception:  # noqa: BLE001 - Redis down: the call goes on (the ledger keeps it; the scheduler dispatches)
+        log.exception("api key %s: the rate limit could not be checked", key.prefix)
+        return
+    if not granted:
+        seconds = max(1, math.ceil(wait))
+        raise ApiProblem(
+            429,
+            f"this key is limited to {rate} trigger calls a second: retry in {seconds} s",
+            headers={"Retry-After": str(seconds)},
+        )
+
+
+# --- Status of a call ----------------------------------------------------------------------------------------
+
+
+def _visible_requests(key):
+    requests = TriggerRequest.objects.select_related("run").filter(campaign__kind=Campaign.Kind.API_TRIGGERED)
+    if not key.all_triggered_campaigns:
+        requests = requests.filter(campaign_id__in=key.campaign_ids)
+    return requests
+
+
+@triggers_router.get(
+    "/executions/{execution_id}",
+    response={200: TriggerStatusOut, **error_responses(401, 404, 422)},
+    summary="Status of a call, by execution id",
+    description=(
+        "State, counts by outcome and, for a unitary call, each recipient's outcome (accepted, excluded with the "
+        "reason, sent, failed, unknown). Calls are kept for 48 hours at least. Required scope: the campaign."
+    ),
+    openapi_extra={"x-required-scope": "campaign"},
+)
+def execution_status(request, execution_id: uuid.UUID):
+    found = _visible_requests(request.auth).filter(execution_id=execution_id).first()
+    if found is None:
+        raise HttpError(404, f"no call {execution_id} that this key may read")
+    return triggers.trigger_status(found)
+
+
+@triggers_router.get(
+    # `path:` as a requestId may hold a "/" (sent as %2F, which Django decodes before routing).
+    "/trigger-requests/{path:request_id}",
+    response={200: TriggerStatusOut, **error_responses(401, 404, 409, 422)},
+    summary="Status of a call, by requestId",
+    description=(
+        "As the execution status. requestIds are unique per campaign: when this one was used in several campaigns "
+        "the key may read, name the campaign with `?campaignId=` (else 409). Required scope: the campaign."
+    ),
+    openapi_extra={"x-required-scope": "campaign"},
+)
+def trigger_request_status(
+    request,
+    request_id: Annotated[str, Path(pattern=_REQUEST_ID)],
+    campaignId: Annotated[int | None, Query(ge=1, le=_MAX_ID)] = None,
+):
+    found = _visible_requests(request.auth).filter(request_id=request_id)
+    if campaignId is not None:
+        found = found.filter(campaign_id=campaignId)
+    matches = list(found.order_by("campaign_id")[:5])
+    if not matches:
+        raise HttpError(404, "no call with this requestId that this key may read")
+    if len(matches) > 1:
+        campaigns = ", ".join(str(match.campaign_id) for match in matches)
+        raise ApiProblem(
+            409,
+            f"this requestId was used in campaigns {campaigns}: add ?campaignId=",
+            slug="ambiguous-request-id",
+        )
+    return triggers.trigger_status(matches[0])

@@ -1,3 +1,4 @@
+import uuid
 import zoneinfo
 
 from django.conf import settings
@@ -55,6 +56,12 @@ class Campaign(models.Model):
     cron = models.CharField(max_length=100, blank=True)
     timezone = models.CharField(max_length=64, default="UTC", validators=[_valid_timezone])
     end_at = models.DateTimeField(null=True, blank=True)
+    # API-triggered: the context fields a trigger call must (or may) carry, see campaigns.contracts.
+    context_contract = models.JSONField(default=list, blank=True)
+    # API-triggered: a call naming someone without a profile creates the profile instead of rejecting them.
+    create_profiles = models.BooleanField(
+        default=False, help_text="A trigger for someone without a profile creates one (else they are rejected)."
+    )
     # When the scheduler should next start a run; None when nothing is due.
     next_run_at = models.DateTimeField(null=True, blank=True)
     live_version = models.ForeignKey(
@@ -232,9 +239,20 @@ class Run(models.Model):
 
 
 class TriggerRequest(models.Model):
-    """One call of the trigger API, kept so a replayed requestId is answered without sending again."""
+    """One call of the trigger API, kept so a replayed requestId is answered without sending again.
+
+    `context` is the context shared by every recipient, and for a unitary call each recipient's own, as
+    `{"shared": {...}, "recipients": {"<profile id>": {...}}}` (campaigns.services.triggers).
+    """
+
+    class Kind(models.TextChoices):
+        UNITARY = "unitary", "Unitary"
+        AUDIENCE = "audience", "Audience"
 
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="trigger_requests")
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.UNITARY)
+    # Named in the API's answers and status calls; random, so one execution id does not reveal another.
+    execution_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     # The person a unitary trigger was for: erasing them scrubs the stored context (campaigns.privacy).
     profile = models.ForeignKey(Profile, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
@@ -242,6 +260,8 @@ class TriggerRequest(models.Model):
     request_id = models.CharField(max_length=200)
     body_hash = models.CharField(max_length=64)
     context = models.JSONField(default=dict, blank=True)
+    recipient_count = models.PositiveIntegerField(default=0)
+    accepted_count = models.PositiveIntegerField(default=0)
     response_status = models.PositiveSmallIntegerField(default=202)
     response = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -251,7 +271,11 @@ class TriggerRequest(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["campaign", "request_id"], name="trigger_request_id_unique"),
         ]
-        indexes = [models.Index(fields=["expires_at"], name="trigger_request_expiry")]
+        indexes = [
+            models.Index(fields=["expires_at"], name="trigger_request_expiry"),
+            models.Index(fields=["request_id"], name="trigger_request_lookup"),
+            models.Index(fields=["campaign", "-created_at"], name="trigger_request_recent"),
+        ]
 
     def __str__(self):
         return f"{self.campaign_id}:{self.request_id}"
@@ -292,6 +316,10 @@ class Delivery(models.Model):
     profile = models.ForeignKey(Profile, null=True, on_delete=models.SET_NULL, related_name="+")
     channel = models.CharField(max_length=16, choices=Channel.choices)
     channel_configuration = models.ForeignKey(ChannelConfiguration, on_delete=models.PROTECT, related_name="+")
+    # The trigger call this message answers (its context is rendered in); None for scheduled runs.
+    trigger_request = models.ForeignKey(
+        TriggerRequest, null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries"
+    )
     # Up to 4096: push tokens are long. Not indexed; feedback finds rows by provider id or delivery id.
     address = models.CharField(max_length=4096, blank=True, help_text="The address used, as it was.")
     due_at = models.DateTimeField()
@@ -311,7 +339,18 @@ class Delivery(models.Model):
         verbose_name_plural = "deliveries"
         permissions = [("export_delivery", "Can export deliveries")]
         constraints = [
-            models.UniqueConstraint(fields=["run", "profile", "channel"], name="delivery_one_per_recipient"),
+            # One message per recipient of a scheduled run; a run of unitary triggers collects many calls, and
+            # one person may be sent a password reset twice: there, one per recipient of each call.
+            models.UniqueConstraint(
+                fields=["run", "profile", "channel"],
+                condition=models.Q(trigger_request__isnull=True),
+                name="delivery_one_per_recipient",
+            ),
+            models.UniqueConstraint(
+                fields=["trigger_request", "profile", "channel"],
+                condition=models.Q(trigger_request__isnull=False),
+                name="delivery_one_per_trigger_recipient",
+            ),
         ]
         indexes = [
             models.Index(fields=["run", "status", "due_at"], name="delivery_claim"),

@@ -6,6 +6,7 @@ their address, provider error detail or link to the profile. Their trigger reque
 body hash (replays are still answered) with the context emptied.
 """
 
+from django.db.models import Q
 from django.dispatch import receiver
 
 from audiences.models import Profile
@@ -31,9 +32,10 @@ def export_profile_messages(sender, profile, **kwargs) -> dict:
         )
     )
     requests = (
-        TriggerRequest.objects.filter(profile=profile)
+        TriggerRequest.objects.filter(Q(profile=profile) | Q(deliveries__profile=profile))
+        .distinct()
         .order_by("created_at", "id")
-        .values("campaign_id", "campaign__name", "request_id", "context", "created_at")
+        .values("campaign_id", "campaign__name", "kind", "request_id", "context", "created_at")
     )
     return {
         "deliveries": [
@@ -55,7 +57,7 @@ def export_profile_messages(sender, profile, **kwargs) -> dict:
                 "campaign_id": row["campaign_id"],
                 "campaign": row["campaign__name"],
                 "request_id": row["request_id"],
-                "context": row["context"],
+                "context": _their_context(row, profile.pk),
                 "created_at": row["created_at"].isoformat(),
             }
             for row in requests
@@ -63,8 +65,27 @@ def export_profile_messages(sender, profile, **kwargs) -> dict:
     }
 
 
+def _their_context(request: dict, profile_id: int) -> dict:
+    """What a call carried for this person: the shared context and their own (not the other recipients')."""
+    context = request["context"] or {}
+    if "shared" not in context:
+        return context
+    own = (context.get("recipients") or {}).get(str(profile_id))
+    return {"shared": context["shared"], **({"own": own} if own else {})}
+
+
 @receiver(profile_erasing, sender=Profile, dispatch_uid="campaigns.privacy.erase")
 def erase_profile_messages(sender, profile, **kwargs) -> dict:
+    # A call to several people keeps the others' context: only this person's own entry goes (first, while the
+    # deliveries still name them). A call to them alone is emptied below.
+    shared_calls = set(
+        TriggerRequest.objects.filter(kind=TriggerRequest.Kind.UNITARY, deliveries__profile=profile)
+        .exclude(profile=profile)
+        .values_list("pk", flat=True)
+    )
+    for request in TriggerRequest.objects.select_for_update().filter(pk__in=shared_calls):
+        if (request.context.get("recipients") or {}).pop(str(profile.pk), None) is not None:
+            request.save(update_fields=["context"])
     # The claim token goes too, so an outcome or feedback arriving later for one of these rows matches
     # nothing and cannot write a provider's text (which may quote the address) back onto it.
     deliveries = Delivery.objects.filter(profile=profile).update(

@@ -1,10 +1,13 @@
 """Reads for campaign pages and reports. Counts come from the ledger, by an indexed aggregate."""
 
+import re
 from dataclasses import dataclass
 
 from django.db.models import Count
 
-from campaigns.models import Delivery
+from audiences.models import Profile
+from audiences.selectors.profiles import profiles_search
+from campaigns.models import Delivery, Run, TriggerRequest
 
 _SENT = {Delivery.Status.SENT, Delivery.Status.DELIVERED, Delivery.Status.OPENED, Delivery.Status.CLICKED}
 _FAILED = {Delivery.Status.FAILED, Delivery.Status.BOUNCED, Delivery.Status.COMPLAINED}
@@ -50,3 +53,37 @@ def delivery_counts(*, campaign_id: int | None = None, run_id: int | None = None
 def exclusion_counts(*, campaign_id: int) -> dict[str, int]:
     rows = Delivery.objects.filter(run__campaign_id=campaign_id, status=Delivery.Status.EXCLUDED)
     return dict(rows.values_list("reason").annotate(n=Count("id")).order_by("reason"))
+
+
+# API-triggered campaigns ---------------------------------------------------------------------------------------
+
+TRIGGER_REQUESTS_SHOWN = 20
+
+
+def recent_trigger_requests(*, campaign_id: int, limit: int = TRIGGER_REQUESTS_SHOWN) -> list[TriggerRequest]:
+    """The campaign's latest trigger calls, newest first (the index on campaign and time serves it)."""
+    rows = TriggerRequest.objects.filter(campaign_id=campaign_id).order_by("-created_at", "-pk")
+    shown = ("campaign_id", "kind", "request_id", "recipient_count", "accepted_count", "response_status")
+    return list(rows.only(*shown, "created_at")[:limit])
+
+
+def trigger_delivery_counts(*, campaign_id: int) -> list[tuple[str, int]]:
+    """(status label, count) of the messages trigger calls made, in the order of Delivery.Status; one query."""
+    rows = Delivery.objects.filter(
+        run__campaign_id=campaign_id, run__kind__in=[Run.Kind.UNITARY, Run.Kind.AUDIENCE_TRIGGER]
+    )
+    by_status = dict(rows.values_list("status").annotate(n=Count("id")).order_by())
+    return [(status.label, by_status[status]) for status in Delivery.Status if by_status.get(status)]
+
+
+# The content preview's profile picker --------------------------------------------------------------------------
+
+PREVIEW_CANDIDATES = 10
+
+
+def preview_profiles(*, query: str, limit: int = PREVIEW_CANDIDATES) -> list[Profile]:
+    """Profiles a preview may be rendered for: by id (`42` or `#42`), or as the profile list searches them (an
+    identity, the start of an email address or a name)."""
+    if re.fullmatch(r"#?\d{1,18}", query):
+        return list(Profile.objects.filter(pk=int(query.lstrip("#"))))
+    return list(profiles_search(query)[:limit])

@@ -10,6 +10,7 @@ urlpatterns = [
     path("<int:pk>/status/", campaigns.campaign_status, name="status"),
     path("<int:pk>/versions/<int:number>/preview/", campaigns.version_preview, name="preview"),
     path("<int:pk>/edit/", campaigns.campaign_edit, name="edit"),
+    path("<int:pk>/contract/", campaigns.campaign_contract, name="contract"),
     path("<int:pk>/submit/", campaigns.campaign_submit, name="submit"),
     path("<int:pk>/review/", campaigns.campaign_review, name="review"),
     path("<int:pk>/review/approve/", campaigns.campaign_approve, name="approve"),

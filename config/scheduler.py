@@ -7,10 +7,13 @@ from django.utils import timezone
 
 from audiences.services.imports import imports_redispatch_stalled
 from campaigns.engine import scheduler as campaigns_scheduler
+from campaigns.services.triggers import trigger_requests_purge_expired
 
 
 def scheduler_tick(*, now: datetime | None = None) -> None:
-    """One pass: start due occurrences and keep runs moving (campaigns), restart stalled imports (audiences)."""
+    """One pass: start due occurrences and keep runs moving (campaigns), restart stalled imports (audiences),
+    forget trigger calls past their retention (campaigns)."""
     now = now or timezone.now()
     campaigns_scheduler.tick(now=now)
     imports_redispatch_stalled(now)
+    trigger_requests_purge_expired(now=now)

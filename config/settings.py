@@ -244,6 +244,10 @@ CAMPAIGNS_SEND_JOBS_PER_RUN = env_int("CAMPAIGNS_SEND_JOBS_PER_RUN", 2, minimum=
 CAMPAIGNS_CLAIM_TIMEOUT = env_int("CAMPAIGNS_CLAIM_TIMEOUT", 300, minimum=1)
 CAMPAIGNS_STALL_SECONDS = env_int("CAMPAIGNS_STALL_SECONDS", 60, minimum=1)
 CAMPAIGNS_JOB_SECONDS = env_int("CAMPAIGNS_JOB_SECONDS", 60, minimum=1)
+# The trigger API: how long a call's requestId is remembered (a replay within it sends nothing again; at least
+# 24 h), and the calls per second an API key may make when the key sets no rate of its own.
+TRIGGER_REQUEST_RETENTION_HOURS = env_int("TRIGGER_REQUEST_RETENTION_HOURS", 48, minimum=24)
+API_KEY_DEFAULT_RATE = env_int("API_KEY_DEFAULT_RATE", 100, minimum=1)
 SCHEDULER_INTERVAL = env_int("SCHEDULER_INTERVAL", 2, minimum=1)
 # Profile imports: rows per transaction, seconds before a job hands over to its continuation, and how long a
 # running import may go without progress before the scheduler restarts it.

@@ -19,6 +19,11 @@ class ApiKey(models.Model):
     )
     campaign_ids = models.JSONField(default=list, blank=True, help_text="API-triggered campaigns it may trigger.")
     profiles = models.BooleanField(default=False, help_text="May upsert, export and erase profiles.")
+    # Trigger calls per second, shared by every web process (campaigns.api); None for the default
+    # (settings.API_KEY_DEFAULT_RATE).
+    rate_per_second = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Trigger calls per second; empty for the default."
+    )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)

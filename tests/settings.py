@@ -1,6 +1,7 @@
 """Settings for the test suite: the project's settings with fast hashing, small batches and a Redis
 database of the tests' own (1 to 15, never the product's 0), so a test run never touches the queues of a running
-product, and two test runs at once rarely share one: TEST_REDIS_DB picks it, else the process id does."""
+product, and two test runs at once rarely share one: TEST_REDIS_DB picks it, else the process id does; under
+pytest-xdist each worker takes the next one."""
 
 import os
 import re
@@ -13,6 +14,13 @@ from config.settings import *  # noqa: E402, F403
 from config.settings import REDIS_URL, RQ_QUEUES  # noqa: E402
 
 _TEST_REDIS_DB = int(os.environ.get("TEST_REDIS_DB") or 1 + os.getpid() % 15)
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+if re.fullmatch(r"gw\d+", _WORKER) and os.environ.get("TEST_REDIS_DB_WORKER") != _WORKER:
+    # Each xdist worker has a database of its own, as it has a test database of its own: one worker's `redis`
+    # fixture empties its database before and after a test, which would take the other workers' queued jobs.
+    _TEST_REDIS_DB = (_TEST_REDIS_DB - 1 + int(_WORKER[2:])) % 15 + 1
+    # A process the worker starts (a second web process) is on the worker's database: no second offset.
+    os.environ.update(TEST_REDIS_DB=str(_TEST_REDIS_DB), TEST_REDIS_DB_WORKER=_WORKER)
 
 
 def _test_database(url: str) -> str:

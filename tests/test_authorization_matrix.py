@@ -15,7 +15,7 @@ from django.urls import URLResolver, get_resolver, reverse
 
 from audiences.models import AttributeDefinition, Audience, IdentityNamespace, Profile, ProfileImport
 from campaigns.models import ApprovalPolicy, Campaign
-from campaigns.services import lifecycle
+from campaigns.services import approval, lifecycle, triggers
 from channels.models import InboxMessage, Suppression
 from channels.unsubscribe import unsubscribe_token
 from config.api import api
@@ -69,6 +69,7 @@ PAGES = {
     "campaigns/<int:pk>/status/": Rule(CAMPAIGN_ROLES, kwargs=C),
     "campaigns/<int:pk>/versions/<int:number>/preview/": Rule(CAMPAIGN_ROLES, kwargs=(*C, "number:version")),
     "campaigns/<int:pk>/edit/": Rule(EDITORS, kwargs=C),
+    "campaigns/<int:pk>/contract/": Rule(EDITORS, method="POST", kwargs=C),
     "campaigns/<int:pk>/submit/": Rule(EDITORS, method="POST", kwargs=C),
     "campaigns/<int:pk>/review/": Rule(PUBLISHERS, kwargs=C),
     "campaigns/<int:pk>/review/approve/": Rule(PUBLISHERS, method="POST", kwargs=C),
@@ -169,6 +170,13 @@ API_ROUTES |= {
     "api/v1/inbox/<profile_id>/messages",
     "api/v1/inbox/<profile_id>/messages/<message_id>/read",
     "api/v1/inbox/<profile_id>/messages/<message_id>",
+}
+API_ROUTES |= {
+    "api/v1/campaigns/<campaign_id>/trigger",
+    "api/v1/campaigns/<campaign_id>/trigger-audience",
+    "api/v1/executions/<execution_id>",
+    "api/v1/trigger-requests/<path:request_id>",
+    "api/v1/health",
 }
 
 
@@ -300,10 +308,17 @@ def test_a_notification_of_someone_else_is_not_found(client, personas, world):
 
 # The API ------------------------------------------------------------------------------------------------
 
-# What each operation requires: "any" valid key, or a key whose scope covers the campaign named in the path.
+# What each operation requires: "any" valid key, a key whose scope covers the campaign named in the path (or
+# the campaign of the call asked about), the profiles scope, or None: no key at all.
 API_OPERATIONS = {
     ("GET", "/api/v1/me"): "any",
+    ("GET", "/api/v1/health"): None,
     ("GET", "/api/v1/campaigns/{campaign_id}"): "campaign",
+    # --- campaigns: trigger API ---
+    ("POST", "/api/v1/campaigns/{campaign_id}/trigger"): "campaign",
+    ("POST", "/api/v1/campaigns/{campaign_id}/trigger-audience"): "campaign",
+    ("GET", "/api/v1/executions/{execution_id}"): "campaign",
+    ("GET", "/api/v1/trigger-requests/{request_id}"): "campaign",
     # --- audiences: profile API ---
     ("POST", "/api/v1/profiles"): "profiles",
     ("GET", "/api/v1/profiles/{profile_id}/export"): "profiles",
@@ -317,8 +332,23 @@ API_OPERATIONS = {
 API_SUCCESS = {
     ("DELETE", "/api/v1/profiles/{profile_id}"): 204,
     ("DELETE", "/api/v1/inbox/{profile_id}/messages/{message_id}"): 204,
+    ("POST", "/api/v1/campaigns/{campaign_id}/trigger"): 202,
+    ("POST", "/api/v1/campaigns/{campaign_id}/trigger-audience"): 202,
 }
-API_BODIES = {("POST", "/api/v1/profiles"): {"profiles": [{"email": "api-matrix@example.com"}]}}
+# What a valid key out of scope gets when it is not 403: the status of a call is found only among the calls the
+# key may read, so another campaign's call is as absent as one that never was.
+API_OUT_OF_SCOPE = {
+    ("GET", "/api/v1/executions/{execution_id}"): 404,
+    ("GET", "/api/v1/trigger-requests/{request_id}"): 404,
+}
+API_BODIES = {
+    ("POST", "/api/v1/profiles"): {"profiles": [{"email": "api-matrix@example.com"}]},
+    ("POST", "/api/v1/campaigns/{campaign_id}/trigger"): {
+        "requestId": "m-1",
+        "recipients": [{"profileId": "<profile>"}],
+    },
+    ("POST", "/api/v1/campaigns/{campaign_id}/trigger-audience"): {"requestId": "m-2"},
+}
 API_PERSONAS = ["no key", "session only", "revoked", "all campaigns", "this campaign", "other campaign", "profiles"]
 
 
@@ -334,12 +364,30 @@ def test_every_api_operation_has_a_rule_that_matches_its_documented_scope():
     assert set(operations) == set(API_OPERATIONS)
     for key, operation in operations.items():
         assert operation.get("x-required-scope") == API_OPERATIONS[key], key
-        assert operation.get("security"), f"{key} declares no security"
+        if API_OPERATIONS[key] is None:
+            assert not operation.get("security"), f"{key} declares security but needs no key"
+        else:
+            assert operation.get("security"), f"{key} declares no security"
 
 
 @pytest.fixture
 def api_world(world, personas):
+    """The triggered campaign active (approved, as the world's policy asks), with an audience, so a key in scope
+    can trigger it; a call made to it."""
     ada = personas["ada"]
+    Campaign.objects.filter(pk=world["triggered"]).update(audience_id=world["audience"])
+    triggered = Campaign.objects.get(pk=world["triggered"])
+    ApprovalPolicy.objects.get(pk=world["policy"]).approver_users.add(personas["april"])
+    approval.campaign_submit_for_review(campaign=triggered, actor=ada)
+    triggered = lifecycle.campaign_approve_and_activate(campaign=triggered, actor=personas["april"])
+    call = triggers.trigger_unitary(
+        campaign=triggered,
+        api_key_prefix="matrix",
+        request_id="matrix-call",
+        digest=triggers.body_hash({"recipients": [{"profileId": world["profile"]}]}),
+        context={},
+        recipients=[triggers.RecipientIn(profile_id=world["profile"])],
+    ).body
     other = lifecycle.campaign_create(
         actor=ada,
         name="Other",
@@ -360,10 +408,18 @@ def api_world(world, personas):
     inbox_message = InboxMessage.objects.create(
         profile_id=world["profile"], configuration=make_configuration("in_app"), delivery_id=1, title="Hi"
     )
-    return {**world, "keys": keys, "inbox_message": inbox_message.pk}
+    return {
+        **world,
+        "keys": keys,
+        "inbox_message": inbox_message.pk,
+        "execution_id": call["executionId"],
+        "request_id": call["requestId"],
+    }
 
 
-def _expected_api_status(scope: str, persona: str) -> int:
+def _expected_api_status(scope: str | None, persona: str) -> int:
+    if scope is None:
+        return 200
     if persona in ("no key", "session only", "revoked"):
         return 401
     if scope == "profiles":  # the profile API and the inbox API
@@ -383,10 +439,13 @@ def test_api_operation_answers_each_key_as_the_matrix_says(client, personas, api
         client.force_login(personas["ada"])  # a browser session is no API credential
     url = path.replace("{campaign_id}", str(api_world["triggered"])).replace("{profile_id}", str(api_world["profile"]))
     url = url.replace("{message_id}", str(api_world["inbox_message"]))
+    url = url.replace("{execution_id}", api_world["execution_id"]).replace("{request_id}", api_world["request_id"])
     body = json.dumps(API_BODIES[(method, path)]) if (method, path) in API_BODIES else ""
+    body = body.replace('"<profile>"', str(api_world["profile"]))
 
     response = client.generic(method, url, data=body, content_type="application/json", headers=headers)
 
     expected = _expected_api_status(API_OPERATIONS[(method, path)], persona)
     expected = API_SUCCESS.get((method, path), 200) if expected == 200 else expected
+    expected = API_OUT_OF_SCOPE.get((method, path), 403) if expected == 403 else expected
     assert response.status_code == expected, response.content

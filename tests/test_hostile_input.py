@@ -412,6 +412,17 @@ FAR_DATES = tuple(
         },
     )
 )
+# Context contract rows with examples no database keeps or no parser survives, and a form count past any limit.
+CONTRACTS = tuple(
+    {"contract-0-name": "order", "contract-0-type": kind, "contract-0-example": example}
+    for kind, example in (
+        ("integer", "9" * 400),
+        ("number", "1e999"),
+        ("array", "[" * 5000),
+        ("object", '{"\\udfff": "\\u0000"}'),
+        ("string", '"\\ud800"'),
+    )
+) + ({"contract-TOTAL_FORMS": "9" * 400, "contract-INITIAL_FORMS": "-1"},)
 JSON_EDITOR = (("rule_mode", "json"), ("rule_json", json.dumps(RULE)))
 FAR_RULES = tuple(
     case
@@ -427,6 +438,9 @@ FAR_RULES = tuple(
 FORMS: dict[str, list[Form]] = {
     "campaigns/new/": [Form("/campaigns/new/", examples=10, cases=FAR_DATES)],
     "campaigns/<int:pk>/edit/": [Form("/campaigns/{campaign}/edit/")],
+    "campaigns/<int:pk>/contract/": [
+        Form("/campaigns/{triggered}/contract/", "/campaigns/{triggered}/", cases=CONTRACTS)
+    ],
     "campaigns/<int:pk>/submit/": [Form("/campaigns/{campaign}/submit/", CAMPAIGN, examples=2)],
     "campaigns/<int:pk>/review/request-changes/": [Form("/campaigns/{in_review}/review/request-changes/", REVIEW)],
     "campaigns/<int:pk>/review/approve/": [Form("/campaigns/{in_review}/review/approve/", REVIEW)],
@@ -741,7 +755,13 @@ DETAIL_PAGES = {
     Profile: ["/audiences/profiles/{pk}/", "/audiences/profiles/{pk}/export/"],
     ProfileImport: ["/audiences/imports/{pk}/", "/audiences/imports/{pk}/map/", "/audiences/imports/{pk}/errors.csv"],
     AttributeDefinition: ["/audiences/attributes/{pk}/"],
-    Campaign: ["/campaigns/{pk}/", "/campaigns/{pk}/edit/", "/campaigns/{pk}/review/", "/campaigns/{pk}/status/"],
+    Campaign: [
+        "/campaigns/{pk}/",
+        "/campaigns/{pk}/edit/",
+        "/campaigns/{pk}/review/",
+        "/campaigns/{pk}/status/",
+        "/campaigns/{pk}/versions/1/preview/",
+    ],
     ApprovalPolicy: ["/campaigns/approval-policies/{pk}/"],
     Group: ["/settings/roles/{pk}/edit/"],
     ChannelConfiguration: ["/channels/{pk}/", "/channels/{pk}/edit/"],

@@ -12,7 +12,7 @@ from audiences.rules.tree import RuleError
 from audiences.selectors.audiences import audience_member_ids
 from campaigns.eligibility import consent_states, exclusion_reason, suppressed_addresses
 from campaigns.engine.dispatch import dispatch_send_jobs
-from campaigns.models import Campaign, Delivery, Run
+from campaigns.models import Campaign, Delivery, Run, TriggerRequest
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +69,10 @@ def _plan_deliveries(run: Run, profile_ids: list[int], now: datetime) -> list[De
     addresses = {profile.pk: profile.address_for(channel) for profile in profiles}
     suppressed = suppressed_addresses(addresses.values(), channel)
     unknown_allows = unknown_consent_allows_marketing(channel)
+    # An audience trigger's rows carry its call, whose context they render.
+    trigger_request_id = None
+    if run.kind == Run.Kind.AUDIENCE_TRIGGER:
+        trigger_request_id = TriggerRequest.objects.filter(run=run).values_list("pk", flat=True).first()
     rows = []
     for profile in profiles:
         address = addresses[profile.pk]
@@ -87,6 +91,7 @@ def _plan_deliveries(run: Run, profile_ids: list[int], now: datetime) -> list[De
                 profile_id=profile.pk,
                 channel=channel,
                 channel_configuration=configuration,
+                trigger_request_id=trigger_request_id,
                 address=address,
                 due_at=now,
                 status=Delivery.Status.EXCLUDED if reason else Delivery.Status.PENDING,

@@ -17,7 +17,7 @@ from campaigns.engine.claiming import claim_slice
 from campaigns.engine.completion import run_finish_if_done
 from campaigns.engine.dispatch import queue_for
 from campaigns.engine.outcomes import DEFAULT_RETRY_WINDOW, record_outcomes
-from campaigns.models import Campaign, Delivery, Run
+from campaigns.models import Campaign, Delivery, Run, TriggerRequest
 from campaigns.personalization import ContentError, compiled_content
 from channels.adapters.base import OutboundMessage, Outcome, SendResult
 from channels.adapters.registry import adapter_for
@@ -75,6 +75,26 @@ def send_run(*, run_id: int, now_func=timezone.now) -> None:
             return
 
 
+class _CallContext:
+    """The context of one trigger call: shared by its recipients, with each one's own on top."""
+
+    def __init__(self, stored: dict):
+        self.shared = stored.get("shared") or {}
+        self.own = stored.get("recipients") or {}
+
+    def get(self, profile_id: int) -> dict:
+        own = self.own.get(str(profile_id))
+        return {**self.shared, **own} if own else self.shared
+
+
+def trigger_contexts(ids: set[int]) -> dict[int, _CallContext]:
+    """The contexts of the trigger calls a slice answers, in one query (none for a scheduled run)."""
+    if not ids:
+        return {}
+    rows = TriggerRequest.objects.filter(pk__in=ids).values_list("pk", "context")
+    return {pk: _CallContext(context) for pk, context in rows}
+
+
 def _wake_later(run_id: int, delay: float) -> None:
     """Date the heartbeat to when the delayed successor runs, so the stall check does not add jobs before it."""
     Run.objects.filter(pk=run_id).update(heartbeat_at=timezone.now() + timedelta(seconds=delay))
@@ -97,6 +117,7 @@ def send_slice(*, run: Run, token: uuid.UUID, deliveries: list[Delivery]) -> flo
     unknown_allows = unknown_consent_allows_marketing(channel)
     content = compiled_content(run.version)
     campaign_context = {"name": campaign.name}
+    calls = trigger_contexts({d.trigger_request_id for d in deliveries if d.trigger_request_id})
     marketing = campaign.category == Campaign.Category.MARKETING
     messages, excluded, failed = [], [], []
     for delivery in deliveries:
@@ -116,6 +137,9 @@ def send_slice(*, run: Run, token: uuid.UUID, deliveries: list[Delivery]) -> flo
         context = {
             "profile": delivery.profile.personalization(),
             "campaign": campaign_context,
+            "context": calls[delivery.trigger_request_id].get(delivery.profile_id)
+            if delivery.trigger_request_id
+            else {},
             "unsubscribe_url": unsubscribe,
         }
         try:

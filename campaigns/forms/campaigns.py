@@ -1,16 +1,22 @@
 """Forms of the campaign pages. They check the shape of the input; campaigns.services.lifecycle checks the rules."""
 
+import json
+import re
 import zoneinfo
 from datetime import datetime
 from functools import lru_cache
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
 from django.utils import timezone
 
 from audiences.models import Audience
+from campaigns import contracts
 from campaigns.models import Campaign
+from campaigns.services.lifecycle import configuration_purpose
 from channels.models import ChannelConfiguration
+from config import untrusted
 from config.forms import add_service_errors
 from config.untrusted import MAX_INT
 
@@ -37,8 +43,21 @@ class LocalDateTimeField(forms.DateTimeField):
             raise ValidationError("Enter a date and time, e.g. 2026-05-04 09:00.", code="invalid") from None
 
 
+class ConfigurationSelect(forms.Select):
+    """Each option says which category of campaign its configuration serves (`data-purpose`: marketing,
+    transactional or both), so the page can hide the ones the chosen category may not use."""
+
+    def create_option(self, name, value, label, selected, index, subindex=None, attrs=None):
+        option = super().create_option(name, value, label, selected, index, subindex, attrs)
+        if instance := getattr(value, "instance", None):
+            option["attrs"]["data-purpose"] = configuration_purpose(instance)
+        return option
+
+
 class ConfigurationChoiceField(forms.ModelChoiceField):
     """An active channel configuration of any channel, labelled with its channel: "Email · Newsletter relay"."""
+
+    widget = ConfigurationSelect
 
     def label_from_instance(self, obj):
         return f"{obj.get_channel_display()} · {obj.name}"
@@ -93,8 +112,21 @@ class ContentForm(LifecycleErrorsMixin, forms.Form):
 
 class CampaignForm(ContentForm):
     name = forms.CharField(max_length=200)
+    # Not required: a client that does not send it creates a scheduled campaign, as before kinds were asked.
+    kind = forms.ChoiceField(
+        choices=Campaign.Kind.choices,
+        initial=Campaign.Kind.SCHEDULED,
+        required=False,
+        widget=forms.RadioSelect,
+        help_text="Scheduled: sent to an audience on activation, at a date or on a recurrence. API-triggered: "
+        "sent when a program calls the trigger API, to the people it names or to the audience.",
+    )
     audience = forms.ModelChoiceField(
-        queryset=Audience.objects.all(), empty_label="Choose an audience", help_text="Who receives it."
+        queryset=Audience.objects.all(),
+        required=False,
+        empty_label="Choose an audience",
+        help_text="Who receives it. Required for a scheduled campaign; an API-triggered one needs an audience only "
+        "to be triggered for the whole audience (trigger-audience): calls naming recipients do without.",
     )
     channel_configuration = ConfigurationChoiceField(
         queryset=ChannelConfiguration.objects.filter(is_active=True).order_by("channel", "name"),
@@ -129,19 +161,33 @@ class CampaignForm(ContentForm):
         label="Time zone", choices=_timezone_choices, initial="UTC", help_text="Start, end and cron are read here."
     )
     end_at = LocalDateTimeField(label="End", required=False, help_text="No occurrence starts after this.")
+    create_profiles = forms.BooleanField(
+        label="Create profiles for unknown recipients",
+        required=False,
+        help_text="A trigger call naming someone without a profile creates the profile (with the identity, "
+        "attributes and address the call carries); left unchecked, such a recipient is rejected.",
+    )
     tags = forms.CharField(required=False, max_length=500, help_text="Comma separated, e.g. newsletter, spring")
+
+    def clean_kind(self) -> str:
+        return self.cleaned_data["kind"] or Campaign.Kind.SCHEDULED
 
     def clean_tags(self) -> list[str]:
         return split_tags(self.cleaned_data["tags"])
 
     def clean(self):
         data = super().clean()
-        # The fields of the other schedules are hidden, not emptied, when the user switches: drop them.
-        schedule = data.get("schedule")
-        if schedule != Campaign.Schedule.RECURRING:
-            data["cron"], data["end_at"] = "", None
-        if schedule == Campaign.Schedule.ON_ACTIVATION:
-            data["start_at"] = None
+        # Fields hidden by a switch (of kind or schedule) are not emptied in the page: drop them here.
+        if data.get("kind") == Campaign.Kind.API_TRIGGERED:
+            # Sent when called: start and end are the window in which calls are accepted.
+            data["schedule"], data["cron"] = Campaign.Schedule.ON_ACTIVATION, ""
+        else:
+            data["create_profiles"] = False
+            schedule = data.get("schedule")
+            if schedule != Campaign.Schedule.RECURRING:
+                data["cron"], data["end_at"] = "", None
+            if schedule == Campaign.Schedule.ON_ACTIVATION:
+                data["start_at"] = None
         zone = zoneinfo.ZoneInfo(data.get("timezone") or "UTC")
         for field in ("start_at", "end_at"):
             if data.get(field) is not None:
@@ -163,3 +209,191 @@ class ReviewDecisionForm(LifecycleErrorsMixin, forms.Form):
         widget=forms.Textarea(attrs={"rows": 4}),
         help_text="Required when requesting changes: say what needs to change.",
     )
+
+
+# The context contract ----------------------------------------------------------------------------------------
+
+
+class ContextFieldForm(forms.Form):
+    """One field of a context contract, one row of the editor. The example is JSON, as a call carries it."""
+
+    name = forms.CharField(
+        max_length=64,
+        validators=[
+            RegexValidator(
+                contracts.NAME, "Letters, digits and underscores, not starting with a digit (e.g. reset_url)."
+            )
+        ],
+        widget=forms.TextInput(attrs={"spellcheck": "false", "class": "code"}),
+    )
+    type = forms.ChoiceField(choices=[(kind, kind) for kind in contracts.TYPES], initial="string")
+    required = forms.BooleanField(required=False)
+    example = forms.CharField(
+        required=False,
+        max_length=contracts.MAX_EXAMPLE_BYTES,
+        strip=False,
+        widget=forms.TextInput(attrs={"spellcheck": "false", "class": "code"}),
+        help_text='As JSON: "text" in double quotes, 42, true, ["a list"], {"an": "object"}.',
+    )
+    description = forms.CharField(required=False, max_length=contracts.MAX_DESCRIPTION)
+
+    def has_changed(self):
+        """Whether the row says anything: without a name, example, description or tick it is blank (and ignored,
+        whatever its type: the select always sends one)."""
+        return any(self[name].data for name in ("name", "required", "example", "description"))
+
+    def clean_example(self):
+        text = self.cleaned_data["example"].strip()
+        if not text:
+            return None
+        try:
+            return untrusted.loads(text, where="", max_bytes=contracts.MAX_EXAMPLE_BYTES)
+        except untrusted.UntrustedInputError as refusal:
+            hint = " Text goes in double quotes." if refusal.problem.startswith("is not JSON") else ""
+            raise ValidationError(f"The example {refusal.problem}.{hint}", code="invalid") from None
+
+    def clean(self):
+        data = super().clean()
+        # The contract's own rules (an example of the declared type, bounded text), shown on this row.
+        if not self.errors:
+            try:
+                contracts.parse_contract([self.entry()])
+            except ValidationError as invalid:
+                for message in invalid.message_dict["context_contract"]:
+                    self.add_contract_error(message)
+        return data
+
+    def entry(self) -> dict:
+        data = self.cleaned_data
+        return {
+            "name": data["name"],
+            "type": data["type"],
+            "required": data["required"],
+            "example": data["example"],
+            "description": data["description"],
+        }
+
+    def add_contract_error(self, message: str) -> None:
+        """A contracts.parse_contract message ("Field 2 (order_id): the example must be ...") on this row, next
+        to the input it is about."""
+        problem = _CONTRACT_ENTRY.sub("", message, count=1)
+        field = next((name for word, name in _PROBLEM_FIELDS if problem.startswith(word)), None)
+        self.add_error(field, problem[:1].upper() + problem[1:])
+
+
+_CONTRACT_ENTRY = re.compile(r"^Field \d+(?: \([^)]*\))?: ")
+_PROBLEM_FIELDS = (
+    ("the name", "name"),
+    ("the type", "type"),
+    ("required", "required"),
+    ("the example", "example"),
+    ("the description", "description"),
+)
+
+
+class BaseContractFormSet(forms.BaseFormSet):
+    """The editor's rows: the contract's fields, then blank rows to add some. A blank row is ignored; a row
+    ticked "Remove", or cleared, is dropped."""
+
+    def __init__(self, *args, contract: list[dict] | None = None, **kwargs):
+        if contract is not None:
+            kwargs["initial"] = [{**entry, "example": _example_text(entry["example"])} for entry in contract]
+        super().__init__(*args, **kwargs)
+        # The service's refusals that name no row (campaigns.services.lifecycle.campaign_update_contract).
+        self.contract_errors: list[str] = []
+
+    def get_form_kwargs(self, index):
+        # Any row may be left blank, a declared one too: clearing a row drops its field, as Remove does.
+        return {"empty_permitted": True}
+
+    def add_fields(self, form, index):
+        super().add_fields(form, index)
+        if forms.formsets.DELETION_FIELD_NAME in form.fields:
+            form.fields[forms.formsets.DELETION_FIELD_NAME].label = "Remove"
+
+    def kept_forms(self) -> list[ContextFieldForm]:
+        """The rows that make the contract, in order: neither blank nor removed."""
+        return [
+            form
+            for form in self.forms
+            if form.has_changed() and not (self.can_delete and self._should_delete_form(form))
+        ]
+
+    def clean(self):
+        seen = {}
+        for form in self.kept_forms():
+            name = form.cleaned_data.get("name")
+            if name and name in seen:
+                form.add_error("name", f"Row {seen[name]} already declares {name}.")
+            elif name:
+                seen[name] = self.forms.index(form) + 1
+
+    def contract(self) -> list[dict]:
+        return [form.entry() for form in self.kept_forms()]
+
+    def add_contract_errors(self, error: ValidationError) -> None:
+        """Put each message of campaigns.services.lifecycle.campaign_update_contract on the row it names
+        ("Field 2" is the second row kept), or above the rows."""
+        kept = self.kept_forms()
+        messages = error.message_dict.get("context_contract", []) if hasattr(error, "error_dict") else error.messages
+        for message in messages:
+            match = re.match(r"Field (\d+)\b", message)
+            number = int(match.group(1)) if match else 0
+            if 1 <= number <= len(kept):
+                kept[number - 1].add_contract_error(message)
+            else:
+                self.contract_errors.append(message)
+
+    def row_errors(self) -> list[str]:
+        """Each problem as "Row 2 (order_id): Name: ...", for the summary above the rows."""
+        if not self.is_bound:
+            return []
+        summary = [*self.non_form_errors(), *self.contract_errors]
+        for number, form in enumerate(self.forms, start=1):
+            if self.can_delete and self._should_delete_form(form):
+                continue
+            name = form.data.get(form.add_prefix("name"), "") if form.is_bound else ""
+            where = f"Row {number}" + (f" ({untrusted.excerpt(name)})" if name else "")
+            for field, errors in form.errors.items():
+                label = (form.fields[field].label or field.capitalize()) if field in form.fields else ""
+                for message in errors:
+                    # "Name: This field is required.", but not "Example: The example is not JSON".
+                    named = not label or label.lower() in message.lower()
+                    summary.append(f"{where}: {message}" if named else f"{where}: {label}: {message}")
+        return summary
+
+
+def _example_text(example) -> str:
+    return "" if example is None else json.dumps(example, ensure_ascii=False)
+
+
+ContractFormSet = forms.formset_factory(
+    ContextFieldForm,
+    formset=BaseContractFormSet,
+    extra=3,
+    can_delete=True,
+    max_num=contracts.MAX_FIELDS,
+    validate_max=True,
+    absolute_max=contracts.MAX_FIELDS + 3,
+)
+
+
+class PreviewProfileForm(forms.Form):
+    """The content preview's profile picker (a GET form): a search, or the profile chosen among its results."""
+
+    preview_q = forms.CharField(
+        label="Preview as",
+        required=False,
+        max_length=320,
+        widget=forms.TextInput(attrs={"placeholder": "an email address, or #42", "type": "search"}),
+        help_text="A profile's email address (or its start), phone number or #id.",
+    )
+    preview_profile = forms.IntegerField(
+        required=False, min_value=1, max_value=MAX_INT, widget=forms.HiddenInput, label="Profile"
+    )
+
+    def clean_preview_q(self) -> str:
+        query = self.cleaned_data["preview_q"].strip()
+        if (problem := untrusted.text_problem(query)) is not None:
+            raise ValidationError(f"The search {problem}.")
+        return query

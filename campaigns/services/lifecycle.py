@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from audiences.models import Audience
+from campaigns import contracts
 from campaigns.models import Campaign, CampaignVersion, Run
 from campaigns.personalization import ContentError, check_content
 from campaigns.schedules import next_occurrence, valid_cron
@@ -62,10 +63,15 @@ def _schedule_errors(*, schedule: str, start_at: datetime | None, cron: str, end
     return errors
 
 
+def configuration_purpose(configuration: ChannelConfiguration) -> str:
+    """The category of campaign a configuration is kept for: "marketing", "transactional" or "both"."""
+    # A plain setting, read without decrypting the configuration's secrets; only email configurations have it.
+    return configuration.settings.get("purpose", "both")
+
+
 def _purpose_error(configuration: ChannelConfiguration, category: str) -> str:
     """Why a campaign of `category` may not send through `configuration`, or ""."""
-    # A plain setting, read without decrypting the configuration's secrets; only email configurations have it.
-    purpose = configuration.settings.get("purpose", "both")
+    purpose = configuration_purpose(configuration)
     if purpose not in ("both", category):
         return f"This configuration is for {purpose} messages only; the campaign is {category}."
     return ""
@@ -87,8 +93,12 @@ def campaign_create(
     timezone_name: str = "UTC",
     end_at: datetime | None = None,
     tags: list[str] | None = None,
+    create_profiles: bool = False,
 ) -> Campaign:
-    """Create a draft campaign with its first version. Raises ValidationError naming every bad field."""
+    """Create a draft campaign with its first version. Raises ValidationError naming every bad field.
+
+    A scheduled campaign needs an audience; an API-triggered one needs one only for audience triggers.
+    """
     errors = _content_errors(content)
     errors |= _schedule_errors(schedule=schedule, start_at=start_at, cron=cron, end_at=end_at)
     if not channel_configuration.is_active:
@@ -97,6 +107,8 @@ def campaign_create(
         errors["channel_configuration"] = purpose_error
     if kind == Campaign.Kind.SCHEDULED and audience is None:
         errors["audience"] = "A scheduled campaign needs an audience."
+    if create_profiles and kind != Campaign.Kind.API_TRIGGERED:
+        errors["create_profiles"] = "Only an API-triggered campaign creates profiles for unknown recipients."
     campaign = Campaign(
         name=name,
         kind=kind,
@@ -110,6 +122,7 @@ def campaign_create(
         cron=cron,
         timezone=timezone_name,
         end_at=end_at,
+        create_profiles=create_profiles,
     )
     try:
         campaign.full_clean(exclude=["owner", "live_version"])
@@ -123,6 +136,32 @@ def campaign_create(
         campaign=campaign, number=1, created_by=actor, edited_by=actor, **content.__dict__
     )
     audit_record(actor=actor, action="campaign.created", obj=campaign, after=_state(campaign, version))
+    return campaign
+
+
+@transaction.atomic
+def campaign_update_contract(*, campaign: Campaign, actor, contract: list[dict]) -> Campaign:
+    """Replace an API-triggered campaign's context contract, as contracts.parse_contract reads it: either the
+    whole contract is stored, or nothing is and ValidationError({"context_contract": [...]}) names each bad entry
+    ("Field 2 (order_id): ..."). Trigger calls are checked against the new contract from the next call on."""
+    campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
+    if campaign.kind != Campaign.Kind.API_TRIGGERED:
+        raise ValidationError({"context_contract": "Only an API-triggered campaign has a context contract."})
+    if campaign.status in Campaign.FINISHED_STATUSES:
+        raise ValidationError(
+            {"context_contract": f"A campaign that is {campaign.get_status_display().lower()} cannot be changed."}
+        )
+    fields = contracts.parse_contract(contract)
+    before = campaign.context_contract
+    campaign.context_contract = [field.as_dict() for field in fields]
+    campaign.save(update_fields=["context_contract", "updated_at"])
+    audit_record(
+        actor=actor,
+        action="campaign.contract_changed",
+        obj=campaign,
+        before={"context_contract": before},
+        after={"context_contract": campaign.context_contract},
+    )
     return campaign
 
 

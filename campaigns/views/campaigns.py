@@ -2,18 +2,28 @@
 Views check permissions, parse input and call campaigns.services.lifecycle or campaigns.services.approval;
 nothing more."""
 
+import json
+
 from django.contrib import messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.html import format_html
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.csp import csp_override
 from django.views.decorators.http import require_GET, require_POST
 
+from audiences.models import Profile
 from audiences.selectors.audiences import audience_size
-from campaigns import selectors
-from campaigns.forms.campaigns import CampaignForm, ContentForm, ReviewDecisionForm
+from campaigns import api_examples, contracts, previews, selectors
+from campaigns.forms.campaigns import (
+    CampaignForm,
+    ContentForm,
+    ContractFormSet,
+    PreviewProfileForm,
+    ReviewDecisionForm,
+)
 from campaigns.models import Campaign, CampaignVersion, Delivery, ReviewDecision, Run
 from campaigns.services import approval, lifecycle
 from permissions.access import permission_required
@@ -41,6 +51,7 @@ def campaign_create(request):
                 channel_configuration=data["channel_configuration"],
                 audience=data["audience"],
                 content=lifecycle.Content(data["subject"], data["html_body"], data["text_body"]),
+                kind=data["kind"],
                 category=data["category"],
                 schedule=data["schedule"],
                 start_at=data["start_at"],
@@ -48,6 +59,7 @@ def campaign_create(request):
                 timezone_name=data["timezone"],
                 end_at=data["end_at"],
                 tags=data["tags"],
+                create_profiles=data["create_profiles"],
             )
         except ValidationError as error:
             form.add_lifecycle_errors(error)
@@ -58,14 +70,47 @@ def campaign_create(request):
 
 
 def _created_message(campaign) -> str:
+    if campaign.kind == Campaign.Kind.API_TRIGGERED:
+        next_step = "Declare the context its calls carry, then activate it to accept calls."
+    else:
+        next_step = "Review it, then activate it."
     if approval.approval_required(campaign):
         return "Campaign created as a draft. It needs an approval: submit it for review when it is ready."
-    return "Campaign created as a draft. Review it, then activate it."
+    return f"Campaign created as a draft. {next_step}"
 
 
 @permission_required("campaigns.view_campaign")
 def campaign_detail(request, pk):
     campaign = get_object_or_404(Campaign.objects.select_related("channel_configuration", "audience", "owner"), pk=pk)
+    return _render_detail(request, campaign)
+
+
+@permission_required("campaigns.change_campaign")
+@require_POST
+def campaign_contract(request, pk):
+    campaign = get_object_or_404(Campaign.objects.select_related("channel_configuration", "audience", "owner"), pk=pk)
+    formset = ContractFormSet(request.POST, prefix="contract")
+    if formset.is_valid():
+        try:
+            saved = lifecycle.campaign_update_contract(
+                campaign=campaign, actor=request.user, contract=formset.contract()
+            )
+        except ValidationError as error:
+            formset.add_contract_errors(error)
+        else:
+            count = len(saved.context_contract)
+            messages.success(request, f"Context contract saved: {count} field{'s' if count != 1 else ''}.")
+            return redirect(f"{campaign.get_absolute_url()}#contract")
+    if campaign.kind != Campaign.Kind.API_TRIGGERED or campaign.status in Campaign.FINISHED_STATUSES:
+        # The page shows no editor to carry the errors.
+        for message in formset.row_errors():
+            messages.error(request, message)
+        return redirect(campaign)
+    return _render_detail(request, campaign, contract_formset=formset)
+
+
+def _render_detail(request, campaign, *, contract_formset=None):
+    """The campaign page; a contract editor with errors comes back with them."""
     version = _latest_version(campaign)
     policies = approval.matching_policies(campaign)
     decisions = ReviewDecision.objects.filter(version__campaign=campaign).select_related("version", "decided_by")
@@ -78,8 +123,55 @@ def campaign_detail(request, pk):
         "last_decision": version.decisions.select_related("decided_by").first(),
         "actions": _allowed_actions(request.user, campaign, version, policies),
         **_status_context(campaign),
+        **_preview_context(request, version),
     }
+    if campaign.kind == Campaign.Kind.API_TRIGGERED:
+        context |= _trigger_context(request, campaign, contract_formset)
     return render(request, "campaigns/detail.html", context)
+
+
+def _trigger_context(request, campaign, contract_formset) -> dict:
+    """The contract and its editor, the endpoint with a ready call, and the recent calls and their messages."""
+    may_edit = request.user.has_perm("campaigns.change_campaign") and campaign.status not in Campaign.FINISHED_STATUSES
+    if may_edit and contract_formset is None:
+        contract_formset = ContractFormSet(contract=campaign.context_contract, prefix="contract")
+    endpoint = request.build_absolute_uri(api_examples.trigger_path(campaign))
+    body = api_examples.trigger_body(campaign, request_id=api_examples.example_request_id())
+    return {
+        "contract": [
+            (field, "" if field.example is None else json.dumps(field.example, ensure_ascii=False))
+            for field in contracts.contract_of(campaign)
+        ],
+        "contract_formset": contract_formset if may_edit else None,
+        "trigger_endpoint": endpoint,
+        "trigger_curl": api_examples.trigger_curl(endpoint=endpoint, body=body),
+        "trigger_requests": selectors.recent_trigger_requests(campaign_id=campaign.pk),
+        "trigger_counts": selectors.trigger_delivery_counts(campaign_id=campaign.pk),
+    }
+
+
+def _preview_context(request, version, *, may_pick: bool = True) -> dict:
+    """The content preview, for the profile chosen in the picker (for those who may read profiles) or the sample
+    one: its rendering, and the picker's search results or errors."""
+    picker = None
+    profile = None
+    candidates = []
+    if may_pick and request.user.has_perm("audiences.view_profile"):
+        picker = PreviewProfileForm(request.GET or None)
+        if picker.is_bound and picker.is_valid():
+            chosen, query = picker.cleaned_data["preview_profile"], picker.cleaned_data["preview_q"]
+            if chosen is not None:
+                profile = Profile.objects.filter(pk=chosen).first()
+                if profile is None:
+                    picker.add_error("preview_q", f"There is no profile #{chosen}: the preview uses a sample profile.")
+            elif query:
+                candidates = selectors.preview_profiles(query=query)
+                if len(candidates) == 1:
+                    profile, candidates = candidates[0], []
+                elif not candidates:
+                    picker.add_error("preview_q", "No profile matches: the preview uses a sample profile.")
+    preview = previews.version_preview(version=version, profile=profile) if version else None
+    return {"preview": preview, "preview_picker": picker, "preview_candidates": candidates}
 
 
 @permission_required("campaigns.change_campaign")
@@ -196,6 +288,7 @@ def _render_review(request, campaign, form=None):
         "previous": previous,
         "diff": approval.content_diff(old=previous, new=version) if previous else None,
         "decisions": version.decisions.select_related("decided_by"),
+        **_preview_context(request, version, may_pick=False),
     }
     return render(request, "campaigns/review.html", context)
 
@@ -362,8 +455,27 @@ _PREVIEW_POLICY = {
 @xframe_options_sameorigin
 @csp_override(_PREVIEW_POLICY)
 def version_preview(request, pk, number):
-    version = get_object_or_404(CampaignVersion, campaign_id=pk, number=number)
-    response = HttpResponse(version.html_body, content_type="text/html; charset=utf-8")
+    """The HTML body rendered as the page's preview says: for `?profile=<id>` (for those who may read
+    profiles) or the sample profile, with the contract's example context."""
+    version = get_object_or_404(CampaignVersion.objects.select_related("campaign"), campaign_id=pk, number=number)
+    profile = None
+    if "profile" in request.GET:
+        if not request.user.has_perm("audiences.view_profile"):
+            raise PermissionDenied
+        profile_id = request.GET["profile"]
+        if not profile_id.isascii() or not profile_id.isdigit() or len(profile_id) > 18:
+            raise Http404
+        profile = get_object_or_404(Profile, pk=int(profile_id))
+    preview = previews.version_preview(version=version, profile=profile)
+    if preview.error:
+        body = format_html(
+            '<p style="font-family: sans-serif; color: #a4281b">{} does not render: {}</p>',
+            preview.error_part,
+            preview.error.message,
+        )
+    else:
+        body = preview.rendered.html
+    response = HttpResponse(body, content_type="text/html; charset=utf-8")
     response["Cache-Control"] = "private, no-store"
     response["X-Content-Type-Options"] = "nosniff"
     return response

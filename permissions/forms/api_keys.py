@@ -64,6 +64,14 @@ class ApiKeyForm(forms.Form):
         help_text="May create and update profiles through the API, export them and erase them.",
     )
 
+    rate_per_second = forms.IntegerField(
+        label="Trigger calls per second",
+        required=False,
+        min_value=1,
+        max_value=100_000,
+        help_text="Past this rate, trigger calls get 429 with Retry-After. Empty for the default of the installation.",
+    )
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["campaigns"].queryset = hooks.key_campaigns.get().choices()

@@ -23,7 +23,13 @@ def _random(length: int) -> str:
 @transaction.atomic
 @sensitive_variables("secret")
 def api_key_create(
-    *, actor, name: str, all_triggered_campaigns: bool = False, campaign_ids=(), profiles: bool = False
+    *,
+    actor,
+    name: str,
+    all_triggered_campaigns: bool = False,
+    campaign_ids=(),
+    profiles: bool = False,
+    rate_per_second: int | None = None,
 ) -> tuple[ApiKey, str]:
     """Create a key and return it with its secret, which is shown once and never stored."""
     prefix = _random(8)
@@ -35,6 +41,7 @@ def api_key_create(
         all_triggered_campaigns=all_triggered_campaigns,
         campaign_ids=sorted(set(campaign_ids)),
         profiles=profiles,
+        rate_per_second=rate_per_second,
         created_by=actor,
     )
     audit_record(actor=actor, action="api_key.created", obj=key, after=_key_scope(key))
@@ -59,6 +66,7 @@ def _key_scope(key: ApiKey) -> dict:
         "all_triggered_campaigns": key.all_triggered_campaigns,
         "campaign_ids": key.campaign_ids,
         "profiles": key.profiles,
+        "rate_per_second": key.rate_per_second,
     }
 
 

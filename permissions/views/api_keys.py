@@ -5,6 +5,7 @@ A key's secret exists only in the response to the request that created it: it is
 session or a message, passed in a URL, or logged.
 """
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
@@ -43,6 +44,7 @@ def api_key_create(request):
             all_triggered_campaigns=data["all_triggered_campaigns"],
             campaign_ids=[campaign.pk for campaign in data["campaigns"]],
             profiles=data["profiles"],
+            rate_per_second=data["rate_per_second"],
         )
         # Shown in this response only (never_cache makes it no-store): no redirect, so nothing carries it on.
         context = {"key": key, "secret": secret, "scope": _scope_summary(key, _campaign_names([key]))}
@@ -53,7 +55,11 @@ def api_key_create(request):
 @permission_required("permissions.view_apikey")
 def api_key_detail(request, pk):
     key = get_object_or_404(ApiKey.objects.select_related("created_by", "revoked_by"), pk=pk)
-    context = {"key": key, "scope": _scope_summary(key, _campaign_names([key]))}
+    context = {
+        "key": key,
+        "scope": _scope_summary(key, _campaign_names([key])),
+        "default_rate": settings.API_KEY_DEFAULT_RATE,
+    }
     return render(request, "permissions/api_keys_detail.html", context)
 
 

@@ -36,6 +36,16 @@ def _call(client, method, path, secret, body=None, raw=None):
     )
 
 
+def _problem(response, status, slug):
+    """An error answer as RFC 9457 has it: application/problem+json, the problem type and the status in the body."""
+    assert response.status_code == status, response.content
+    assert response["Content-Type"] == "application/problem+json"
+    body = response.json()
+    assert (body["type"], body["status"]) == (f"urn:campaigns:problem:{slug}", status)
+    assert body["title"] and body["instance"] == response.wsgi_request.path
+    return body
+
+
 def _upsert(client, keys, *profiles):
     return _call(client, "POST", URL, keys["profiles"], {"profiles": list(profiles)})
 
@@ -125,8 +135,8 @@ def test_a_malformed_body_is_422_naming_the_field(client, keys, raw, named):
 def test_a_body_that_is_not_json_is_400(client, keys):
     response = _call(client, "POST", URL, keys["profiles"], raw="not json")
 
-    assert response.status_code == 400
-    assert response.json() == {"detail": "invalid request: body: is not JSON: Expecting value (line 1, column 1)"}
+    body = _problem(response, 400, "bad-request")
+    assert body["detail"] == "invalid request: body: is not JSON: Expecting value (line 1, column 1)"
 
 
 def test_at_most_1000_profiles_per_call(client, keys):
@@ -183,8 +193,7 @@ def test_erase_removes_the_profile_and_answers_204(client, keys, zoe):
 def test_missing_profile_is_404_for_a_profiles_key(client, keys, zoe):
     response = _call(client, "GET", f"{URL}/{zoe.pk + 1000}/export", keys["profiles"])
 
-    assert response.status_code == 404
-    assert response.json() == {"detail": f"there is no profile {zoe.pk + 1000}"}
+    assert _problem(response, 404, "not-found")["detail"] == f"there is no profile {zoe.pk + 1000}"
 
 
 # Scopes -------------------------------------------------------------------------------------------------
@@ -198,8 +207,8 @@ def test_a_key_without_the_profiles_scope_gets_403_whatever_it_asks(client, keys
     # A malformed body too: the scope is checked before the body is read.
     response = _call(client, method, path.replace("{id}", str(zoe.pk)), keys["campaigns"], raw="not json")
 
-    assert response.status_code == 403
-    assert response.json() == {"detail": "this key may not read or change profiles: it needs the profiles scope"}
+    body = _problem(response, 403, "forbidden")
+    assert body["detail"] == "this key may not read or change profiles: it needs the profiles scope"
     assert Profile.objects.filter(pk=zoe.pk).exists()
     assert not AuditEvent.objects.filter(action__startswith="profile.").exists()
 

@@ -60,6 +60,17 @@ def _get(client, path, secret):
     return client.get(path, HTTP_AUTHORIZATION=f"Bearer {secret}")
 
 
+def _problem(response, status, slug):
+    """An error answer as RFC 9457 has it: application/problem+json, the problem type and the status in the body,
+    `instance` the path asked."""
+    assert response.status_code == status, response.content
+    assert response["Content-Type"] == "application/problem+json"
+    body = response.json()
+    assert (body["type"], body["status"]) == (f"urn:campaigns:problem:{slug}", status)
+    assert body["title"] and body["instance"] == response.wsgi_request.path
+    return body
+
+
 def _missing_id(*campaigns):
     return max(campaign.pk for campaign in campaigns) + 1000
 
@@ -134,11 +145,9 @@ def test_out_of_scope_campaign_is_forbidden_whether_or_not_it_exists(client, per
     existing = _get(client, f"/api/v1/campaigns/{other.pk}", secret)
     absent = _get(client, f"/api/v1/campaigns/{missing}", secret)
 
-    assert existing.status_code == 403
-    assert existing.json() == {"detail": f"this key may not trigger campaign {other.pk}"}
+    assert _problem(existing, 403, "forbidden")["detail"] == f"this key may not trigger campaign {other.pk}"
     # No existence oracle: a campaign that does not exist is refused the same way.
-    assert absent.status_code == 403
-    assert absent.json() == {"detail": f"this key may not trigger campaign {missing}"}
+    assert _problem(absent, 403, "forbidden")["detail"] == f"this key may not trigger campaign {missing}"
 
 
 def test_missing_campaign_is_404_only_for_a_key_that_could_read_it(client, personas, reset):
@@ -147,8 +156,7 @@ def test_missing_campaign_is_404_only_for_a_key_that_could_read_it(client, perso
 
     response = _get(client, f"/api/v1/campaigns/{missing}", secret)
 
-    assert response.status_code == 404
-    assert response.json() == {"detail": f"there is no API-triggered campaign {missing}"}
+    assert _problem(response, 404, "not-found")["detail"] == f"there is no API-triggered campaign {missing}"
 
 
 def test_scheduled_campaigns_are_invisible_through_the_api(client, personas, reset, scheduled):
@@ -172,8 +180,7 @@ def test_profile_only_key_cannot_read_campaigns(client, personas, reset):
 
     response = _get(client, f"/api/v1/campaigns/{reset.pk}", secret)
 
-    assert response.status_code == 403
-    assert response.json() == {"detail": f"this key may not trigger campaign {reset.pk}"}
+    assert _problem(response, 403, "forbidden")["detail"] == f"this key may not trigger campaign {reset.pk}"
 
 
 def test_a_bad_campaign_id_is_a_json_error(client, personas, reset):
@@ -181,8 +188,7 @@ def test_a_bad_campaign_id_is_a_json_error(client, personas, reset):
 
     for bad in ("abc", "0", "-3", str(2**70)):
         response = _get(client, f"/api/v1/campaigns/{bad}", secret)
-        assert response.status_code == 422, bad
-        assert response.json()["detail"].startswith("invalid request: campaign_id")
+        assert _problem(response, 422, "invalid-request")["detail"].startswith("invalid request: campaign_id"), bad
 
 
 # Refusals before anything is read
@@ -194,9 +200,8 @@ def test_revoked_key_is_refused(client, personas, reset):
 
     for path in ("/api/v1/me", f"/api/v1/campaigns/{reset.pk}"):
         response = _get(client, path, secret)
-        assert response.status_code == 401
+        assert _problem(response, 401, "unauthenticated")["detail"] == "unknown or revoked API key"
         assert response["WWW-Authenticate"] == "Bearer"
-        assert response.json() == {"detail": "unknown or revoked API key"}
 
 
 def test_unknown_key_is_refused(client, personas, reset):
@@ -204,9 +209,8 @@ def test_unknown_key_is_refused(client, personas, reset):
 
     response = _get(client, f"/api/v1/campaigns/{reset.pk}", "cmk_abcdefgh_" + "x" * 40)
 
-    assert response.status_code == 401
+    assert _problem(response, 401, "unauthenticated")["detail"] == "unknown or revoked API key"
     assert response["WWW-Authenticate"] == "Bearer"
-    assert response.json() == {"detail": "unknown or revoked API key"}
 
 
 @pytest.mark.parametrize(
@@ -228,9 +232,8 @@ def test_missing_or_malformed_header_is_refused(client, personas, reset, header,
 
     response = client.get(f"/api/v1/campaigns/{reset.pk}", **extra)
 
-    assert response.status_code == 401
+    assert _problem(response, 401, "unauthenticated")["detail"] == detail
     assert response["WWW-Authenticate"] == "Bearer"
-    assert response.json() == {"detail": detail}
     assert secret not in response.content.decode()
 
 
@@ -240,11 +243,16 @@ def test_refused_key_learns_nothing_about_campaigns(client, personas, reset):
     existing = client.get(f"/api/v1/campaigns/{reset.pk}")
     absent = client.get(f"/api/v1/campaigns/{missing}")
 
-    assert existing.status_code == absent.status_code == 401
-    assert existing.json() == absent.json()
+    # The same answer but for `instance`, the path each asked.
+    existing_body, absent_body = _problem(existing, 401, "unauthenticated"), _problem(absent, 401, "unauthenticated")
+    assert {**existing_body, "instance": None} == {**absent_body, "instance": None}
+    assert existing.headers.keys() == absent.headers.keys()
 
 
 # The schema
+
+# The operations a caller uses without a key.
+WITHOUT_KEY = {"GET /api/v1/health"}
 
 
 def test_schema_lists_every_operation_with_its_security_and_scope(client):
@@ -254,11 +262,17 @@ def test_schema_lists_every_operation_with_its_security_and_scope(client):
     scopes = {}
     for path, operations in schema["paths"].items():
         for method, operation in operations.items():
+            if f"{method.upper()} {path}" in WITHOUT_KEY:
+                # No key, so no 401 and no scope.
+                assert "security" not in operation and "x-required-scope" not in operation, (method, path)
+                assert not {"401", "403"} & set(operation["responses"]), (method, path)
+                continue
             assert operation["security"] == [{"ApiKeyAuth": []}], (method, path)
             assert "401" in operation["responses"], (method, path)
             scopes[f"{method.upper()} {path}"] = operation["x-required-scope"]
     assert scopes["GET /api/v1/me"] == "any"
     assert scopes["GET /api/v1/campaigns/{campaign_id}"] == "campaign"
+    assert scopes["POST /api/v1/campaigns/{campaign_id}/trigger"] == "campaign"
 
 
 def test_docs_page_is_served(client):

@@ -68,8 +68,11 @@ def test_demo_data_is_varied_and_usable(db):
     assert (settings.from_email, settings.security, settings.connections) == ("news@example.com", "none", 4)
     statuses = set(Campaign.objects.values_list("status", flat=True))
     assert {Campaign.Status.DRAFT, Campaign.Status.ACTIVE} <= statuses
-    weekly = Campaign.objects.get(status=Campaign.Status.ACTIVE)
+    weekly = Campaign.objects.get(status=Campaign.Status.ACTIVE, kind=Campaign.Kind.SCHEDULED)
     assert weekly.next_run_at is not None and weekly.cron
+    # The password reset is live too, so the README's trigger examples work as written.
+    reset = Campaign.objects.get(status=Campaign.Status.ACTIVE, kind=Campaign.Kind.API_TRIGGERED)
+    assert reset.name == "Password reset" and reset.live_version is not None
 
 
 def test_demo_marketing_campaigns_went_through_the_approval_policy(db):

@@ -26,9 +26,13 @@ from campaigns.models import ApprovalPolicy, Campaign
 from campaigns.services import approval, lifecycle
 from channels.models import ChannelConfiguration
 from channels.schemas import EmailSettings
+from permissions.models import ApiKey, sha256_hex
 from permissions.roles import Role
 
 PASSWORD = "demo-password-123"
+# The README's trigger examples use this key and recipient. Public: it exists only in the demo data.
+DEMO_API_KEY = "cmk_demokey1_" + "d3m0" * 10
+DEMO_API_RECIPIENT = "ada@example.com"
 PROFILE_COUNT = 1000
 BATCH_SIZE = 250
 # Marketing campaigns need an approval by a campaign approver; transactional ones (password reset) do not.
@@ -104,6 +108,7 @@ class Command(BaseCommand):
         configuration, configuration_created = self._configuration()
         policy_created = self._approval_policy(users["admin"])
         campaigns = self._campaigns(users, audiences, configuration)
+        reset, key_created = self._api_demo(users["admin"])
 
         created = {
             "users": users.created,
@@ -114,6 +119,7 @@ class Command(BaseCommand):
             "channel configurations": int(configuration_created),
             "approval policies": int(policy_created),
             "campaigns": campaigns,
+            "API keys": int(key_created),
         }
         if not any(created.values()):
             self.stdout.write("Nothing to do: the demo data is already there.")
@@ -126,6 +132,11 @@ class Command(BaseCommand):
             f"Log in as {', '.join(USERS)} with the password {PASSWORD!r} "
             f"(mail goes to {settings.SMTP_HOST}:{settings.SMTP_PORT})."
         )
+        if reset is not None:
+            self.stdout.write(
+                f"Trigger API: the password reset is campaign {reset.pk}; the demo key is {DEMO_API_KEY} "
+                f"(README: Triggering a campaign)."
+            )
 
     def _attribute_schema(self, admin) -> int:
         """Declare the demo profiles' identity namespace and attributes (audience rules are typed)."""
@@ -292,7 +303,7 @@ class Command(BaseCommand):
         if teaser:
             _approve_and_activate(teaser, users, comment="Approved; on hold until the offers are final.")
             lifecycle.campaign_pause(campaign=teaser, actor=users["approver"])
-        create(
+        reset = create(
             "Password reset",
             actor=users["admin"],
             audience=None,
@@ -308,7 +319,40 @@ class Command(BaseCommand):
             ),
             tags=["account"],
         )
+        if reset:
+            # Live at once (transactional: no approval needed), so the README's trigger examples work as written.
+            lifecycle.campaign_update_contract(
+                campaign=reset,
+                actor=users["admin"],
+                contract=[
+                    {
+                        "name": "reset_url",
+                        "type": "string",
+                        "required": True,
+                        "example": "https://shop.example.com/reset/3f9a",
+                        "description": "The one-hour link that sets a new password.",
+                    }
+                ],
+            )
+            lifecycle.campaign_activate(campaign=reset, actor=users["admin"])
         return created
+
+    def _api_demo(self, admin) -> tuple[Campaign | None, bool]:
+        """The README's trigger examples: a profile to send to and an API key whose secret is written there."""
+        if not Identity.objects.filter(namespace="email", value=DEMO_API_RECIPIENT).exists():
+            profile = Profile.objects.create(email=DEMO_API_RECIPIENT, attributes={"first_name": "Ada"})
+            Identity.objects.create(profile=profile, namespace="email", value=DEMO_API_RECIPIENT)
+        reset = Campaign.objects.filter(name="Password reset", kind=Campaign.Kind.API_TRIGGERED).first()
+        if reset is None or ApiKey.objects.filter(prefix=DEMO_API_KEY.split("_")[1]).exists():
+            return reset, False
+        ApiKey.objects.create(
+            name="Demo key (public: revoke it anywhere but the demo)",
+            prefix=DEMO_API_KEY.split("_")[1],
+            key_hash=sha256_hex(DEMO_API_KEY),
+            campaign_ids=[reset.pk],
+            created_by=admin,
+        )
+        return reset, True
 
 
 def _approve_and_activate(campaign: Campaign, users, *, comment: str) -> None:

@@ -1,0 +1,74 @@
+"""The content preview: a version rendered as one recipient would get it, with a chosen profile (or a sample one)
+and, for an API-triggered campaign, the context its contract's examples make, as a trigger call would carry it.
+
+Rendering is the send path's (campaigns.personalization): the same Liquid environments, limits and errors.
+"""
+
+from dataclasses import dataclass, field
+
+from audiences.models import Profile
+from campaigns import contracts
+from campaigns.models import Campaign, CampaignVersion
+from campaigns.personalization import CompiledContent, ContentError, RenderedContent, personalization_fields
+
+# Who a preview is for when no profile is chosen: no attributes, so `profile.*` variables other than these render
+# empty, as they would for a recipient without them.
+SAMPLE_PROFILE = {"id": None, "email": "recipient@example.com", "phone": ""}
+# Never a working link: a reviewer clicking it unsubscribes nobody.
+UNSUBSCRIBE_PLACEHOLDER = "#unsubscribe-link"
+PART_LABELS = {"subject": "Subject", "html_body": "HTML body", "text_body": "Text body"}
+
+
+@dataclass(frozen=True)
+class Preview:
+    profile: Profile | None
+    context: dict
+    rendered: RenderedContent | None = None
+    # The part that does not render (subject, html_body, text_body) and why.
+    error: ContentError | None = None
+    # Paths the content reads under `context.` whose field the contract does not declare.
+    undeclared: list[str] = field(default_factory=list)
+
+    @property
+    def error_part(self) -> str:
+        return PART_LABELS.get(self.error.field, self.error.field) if self.error else ""
+
+
+def render_context(*, campaign: Campaign, profile: Profile | None, context: dict) -> dict:
+    """What the templates see, as campaigns.engine.sending gives it to a delivery."""
+    return {
+        "profile": profile.personalization() if profile else dict(SAMPLE_PROFILE),
+        "campaign": {"name": campaign.name},
+        "context": context,
+        "unsubscribe_url": UNSUBSCRIBE_PLACEHOLDER,
+    }
+
+
+def version_preview(*, version: CampaignVersion, profile: Profile | None = None) -> Preview:
+    """`version` rendered for `profile` (None: the sample profile) with the contract's example context."""
+    campaign = version.campaign
+    triggered = campaign.kind == Campaign.Kind.API_TRIGGERED
+    contract = contracts.contract_of(campaign) if triggered else []
+    context = contracts.example_context(contract)
+    undeclared = undeclared_context_fields(version, contract) if triggered else []
+    try:
+        rendered = CompiledContent(version.subject, version.html_body, version.text_body).render(
+            render_context(campaign=campaign, profile=profile, context=context)
+        )
+    except ContentError as error:
+        return Preview(profile, context, error=error, undeclared=undeclared)
+    return Preview(profile, context, rendered=rendered, undeclared=undeclared)
+
+
+def undeclared_context_fields(version: CampaignVersion, contract: list[contracts.ContextField]) -> list[str]:
+    """The `context.*` paths the content reads (`context.order.id`) whose field (`order`) the contract does not
+    declare. Reading the whole `context` names no field."""
+    declared = {entry.name for entry in contract}
+    found = []
+    for path in personalization_fields(version):
+        if not path.startswith("context."):
+            continue
+        name = path.removeprefix("context.").split(".", 1)[0].split("[", 1)[0]
+        if name not in declared:
+            found.append(path)
+    return found

@@ -1,0 +1,564 @@
+"""The trigger API's writes: a call becomes a TriggerRequest and its Delivery rows in one transaction, and the send
+job is enqueued when that commits. campaigns.api parses and authorizes; everything a call is refused for after
+that is a TriggerRefused naming the problem.
+
+Idempotency: a TriggerRequest is unique on (campaign, requestId) and keeps a hash of the body and the answer
+given. The same id with the same body gets the first answer again and sends nothing; with another body it is
+refused (409). Two calls racing with one id meet at the unique constraint: one execution, the other replays it.
+"""
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Count
+from django.utils import timezone
+
+from audiences.models import Identity, IdentityNamespace, Profile, unknown_consent_allows_marketing
+from audiences.schemas import ProfileSchema, normalize_identity
+from audiences.services.profiles import UpsertOutcome, profiles_upsert
+from campaigns import contracts
+from campaigns.eligibility import consent_states, exclusion_reason, suppressed_addresses
+from campaigns.engine.dispatch import queue_for
+from campaigns.models import Campaign, Delivery, Run, TriggerRequest
+from config.queues import enqueue_on_commit
+
+log = logging.getLogger(__name__)
+
+MAX_RECIPIENTS = 100
+MAX_CONTEXT_BYTES = 200_000
+# How far ahead an audience trigger may be scheduled.
+MAX_SEND_AHEAD = timedelta(days=366)
+
+
+class TriggerRefused(Exception):
+    """A call refused after it was parsed: `status` and `problem` (a slug of docs/api.md's problem types), a
+    `detail` sentence, and for a 422 each (JSON pointer, problem)."""
+
+    def __init__(self, status: int, problem: str, detail: str, errors=(), headers=None):
+        super().__init__(detail)
+        self.status, self.problem, self.detail = status, problem, detail
+        self.errors = list(errors)
+        self.headers = headers or {}
+
+
+@dataclass(frozen=True)
+class RecipientIn:
+    """One recipient as the call names them: by identity (namespace and value) or by profile id."""
+
+    namespace: str | None = None
+    value: str | None = None
+    profile_id: int | None = None
+    address: str | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+    context: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: dict
+    replayed: bool = False
+
+
+def body_hash(body: dict) -> str:
+    """The hash a replay is compared by: of the JSON body with its keys sorted, so key order does not matter, and
+    without the requestId, which names the call whether it comes in the body or as the Idempotency-Key header."""
+    body = {name: value for name, value in body.items() if name != "requestId"}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def status_path(execution_id) -> str:
+    return f"/api/v1/executions/{execution_id}"
+
+
+# --- Checks shared by both kinds of call ---------------------------------------------------------------------
+
+
+def _earlier_answer(campaign: Campaign, request_id: str, digest: str) -> Answer | None:
+    earlier = TriggerRequest.objects.filter(campaign=campaign, request_id=request_id).first()
+    if earlier is None:
+        return None
+    if earlier.body_hash != digest:
+        raise TriggerRefused(
+            409,
+            "request-id-conflict",
+            f"requestId {request_id!r} was already used for campaign {campaign.pk} with a different body; "
+            "use a new requestId for a new call",
+        )
+    return Answer(earlier.response_status, earlier.response, replayed=True)
+
+
+def _check_live(campaign: Campaign, now: datetime) -> None:
+    if campaign.status != Campaign.Status.ACTIVE or campaign.live_version_id is None:
+        state = campaign.get_status_display().lower()
+        raise TriggerRefused(
+            409, "campaign-not-live", f"campaign {campaign.pk} is {state}: only an active campaign accepts calls"
+        )
+    if campaign.start_at and now < campaign.start_at:
+        raise TriggerRefused(
+            409,
+            "outside-campaign-dates",
+            f"campaign {campaign.pk} accepts calls from {campaign.start_at.isoformat()}",
+        )
+    if campaign.end_at and now >= campaign.end_at:
+        raise TriggerRefused(
+            409,
+            "outside-campaign-dates",
+            f"campaign {campaign.pk} stopped accepting calls at {campaign.end_at.isoformat()}",
+        )
+
+
+def _check_context_size(contexts: list[dict]) -> None:
+    size = sum(len(json.dumps(context, ensure_ascii=False, separators=(",", ":")).encode()) for context in contexts)
+    if size > MAX_CONTEXT_BYTES:
+        raise TriggerRefused(
+            413,
+            "context-too-large",
+            f"the context of this call is {size:,} bytes as JSON; at most {MAX_CONTEXT_BYTES:,} bytes a call",
+        )
+
+
+def _contract_refusal(problems: list[tuple[str, str]]) -> TriggerRefused:
+    listed = "; ".join(f"{pointer}: {problem}" for pointer, problem in problems[:5])
+    return TriggerRefused(
+        422, "context-contract-violated", f"the context breaks the campaign's context contract: {listed}", problems
+    )
+
+
+def _store(request: TriggerRequest) -> bool:
+    """Insert the call; False when another call with the same requestId won the race (nothing is written)."""
+    try:
+        with transaction.atomic():
+            request.save(force_insert=True)
+    except IntegrityError:
+        return False
+    return True
+
+
+# --- Unitary calls -------------------------------------------------------------------------------------------
+
+
+def trigger_unitary(
+    *,
+    campaign: Campaign,
+    api_key_prefix: str,
+    request_id: str,
+    digest: str,
+    context: dict,
+    recipients: list[RecipientIn],
+    now: datetime | None = None,
+) -> Answer:
+    """Send the campaign to 1 to 100 named recipients, each with the shared context and their own on top.
+
+    Each recipient is `accepted` (a pending delivery), `excluded` (a delivery written as excluded, with the
+    reason: no consent, suppressed, no address), or `rejected` (no delivery: unknown and the campaign does not
+    create profiles, or named twice).
+    """
+    now = now or timezone.now()
+    if (earlier := _earlier_answer(campaign, request_id, digest)) is not None:
+        return earlier
+    _check_live(campaign, now)
+    _check_context_size([context, *(recipient.context for recipient in recipients)])
+    contract = contracts.contract_of(campaign)
+    problems = []
+    for index, recipient in enumerate(recipients):
+        merged = {**context, **recipient.context}
+        for pointer, problem in contracts.violations(contract, merged):
+            name = pointer.rpartition("/")[2]
+            if name in recipient.context:
+                pointer = f"/recipients/{index}/context/{name}"
+            if (pointer, problem) not in problems:
+                problems.append((pointer, problem))
+    if problems:
+        raise _contract_refusal(problems)
+
+    with transaction.atomic():
+        if (earlier := _earlier_answer(campaign, request_id, digest)) is not None:
+            return earlier  # SQLite: a call with this id committed while this one was checked
+        outcomes = _resolve(campaign, recipients)
+        run = _unitary_run(campaign, now)
+        request = TriggerRequest(
+            campaign=campaign,
+            kind=TriggerRequest.Kind.UNITARY,
+            run=run,
+            api_key_prefix=api_key_prefix,
+            request_id=request_id,
+            body_hash=digest,
+            recipient_count=len(recipients),
+            expires_at=now + timedelta(hours=settings.TRIGGER_REQUEST_RETENTION_HOURS),
+        )
+        profiles = Profile.objects.in_bulk([o["profileId"] for o in outcomes if o["status"] != "rejected"])
+        deliveries = _deliveries(campaign, run, request, recipients, outcomes, profiles, now)
+        accepted = sum(1 for o in outcomes if o["status"] == "accepted")
+        request.accepted_count = accepted
+        request.context = {
+            "shared": context,
+            "recipients": {
+                str(outcome["profileId"]): recipients[outcome["index"]].context
+                for outcome in outcomes
+                if outcome["status"] != "rejected" and recipients[outcome["index"]].context
+            },
+        }
+        if len(profiles) == 1:
+            request.profile_id = next(iter(profiles))
+        request.response = {
+            "executionId": str(request.execution_id),
+            "requestId": request_id,
+            "campaignId": campaign.pk,
+            "kind": TriggerRequest.Kind.UNITARY,
+            "statusUrl": status_path(request.execution_id),
+            "counts": _outcome_counts(outcomes),
+            "recipients": outcomes,
+        }
+        if not _store(request):
+            transaction.set_rollback(True)
+            stored = None
+        else:
+            stored = request
+            Delivery.objects.bulk_create(deliveries)
+            if accepted:
+                enqueue_on_commit(queue_for(campaign), "campaigns.jobs.send_run", run.pk)
+    if stored is None:
+        # Another call with this requestId committed first: its answer is this call's answer.
+        return _earlier_answer(campaign, request_id, digest)
+    log.info("campaign %s: trigger %s accepted %s of %s", campaign.pk, request_id, accepted, len(recipients))
+    return Answer(202, stored.response)
+
+
+def _outcome_counts(outcomes: list[dict]) -> dict:
+    counts = {"accepted": 0, "excluded": 0, "rejected": 0}
+    for outcome in outcomes:
+        counts[outcome["status"]] += 1
+    return counts
+
+
+def _resolve(campaign: Campaign, recipients: list[RecipientIn]) -> list[dict]:
+    """Find (or, when the campaign allows it, create) each recipient's profile; inline attributes are stored.
+
+    One outcome per recipient, in order: `{"index", "status", "profileId", "reason"}` with status `accepted` or
+    `rejected` (excluded is decided later, with the address)."""
+    schema = None
+    by_identity = _profiles_by_identity(r for r in recipients if r.namespace)
+    existing_ids = set(
+        Profile.objects.filter(pk__in=[r.profile_id for r in recipients if r.profile_id]).values_list("pk", flat=True)
+    )
+    outcomes: list[dict] = []
+    upserts: list[tuple[int, dict]] = []
+    for index, recipient in enumerate(recipients):
+        outcome = {"index": index, "status": "accepted", "profileId": None, "reason": ""}
+        outcomes.append(outcome)
+        if recipient.profile_id is not None:
+            if recipient.profile_id not in existing_ids:
+                outcome.update(status="rejected", reason="unknown_profile")
+                continue
+            outcome["profileId"] = recipient.profile_id
+            if recipient.attributes:
+                identity = Identity.objects.filter(profile_id=recipient.profile_id).order_by("pk").first()
+                if identity is None:
+                    outcome.update(status="rejected", reason="invalid_profile", detail="the profile has no identity")
+                    continue
+                upserts.append((index, _upsert_input(identity.namespace, identity.value, recipient)))
+            continue
+        profile_id = by_identity.get((recipient.namespace, recipient.value))
+        outcome["profileId"] = profile_id
+        if profile_id is None and not campaign.create_profiles:
+            outcome.update(status="rejected", reason="unknown_recipient")
+            continue
+        if profile_id is None or recipient.attributes:
+            upserts.append((index, _upsert_input(recipient.namespace, recipient.value, recipient)))
+    if upserts:
+        schema = ProfileSchema.load()
+        stored = profiles_upsert([item for _, item in upserts], source="trigger api", schema=schema)
+        for (index, _), result in zip(upserts, stored, strict=True):
+            if result.status == UpsertOutcome.REJECTED:
+                problems = "; ".join(f"{where}: {problem}" if where else problem for where, problem in result.errors)
+                outcomes[index].update(status="rejected", reason="invalid_profile", detail=problems[:300])
+            else:
+                outcomes[index]["profileId"] = result.profile_id
+    seen = set()
+    for outcome in outcomes:
+        if outcome["status"] == "rejected":
+            continue
+        if outcome["profileId"] in seen:
+            outcome.update(status="rejected", reason="duplicate_recipient")
+        seen.add(outcome["profileId"])
+    return outcomes
+
+
+def _upsert_input(namespace: str, value: str, recipient: RecipientIn) -> dict:
+    """A profile input naming the recipient; an email or phone identity is also the primary address."""
+    item = {"identities": {namespace: value}}
+    if namespace in ("email", "phone"):
+        item[namespace] = value
+    if recipient.attributes:
+        item["attributes"] = recipient.attributes
+    return item
+
+
+def _profiles_by_identity(recipients) -> dict[tuple[str, str], int]:
+    pairs = {(r.namespace, r.value) for r in recipients}
+    if not pairs:
+        return {}
+    found = {}
+    for namespace in {namespace for namespace, _ in pairs}:
+        values = [value for ns, value in pairs if ns == namespace]
+        rows = Identity.objects.filter(namespace=namespace, value__in=values).values_list("value", "profile_id")
+        found.update({(namespace, value): profile_id for value, profile_id in rows})
+    return found
+
+
+def normalized_recipients(recipients: list[RecipientIn]) -> list[RecipientIn]:
+    """The recipients with their identities as stored (emails with a lower-case domain, phones in E.164), or a
+    422 naming each identity that is not valid in its namespace."""
+    namespaces = {}
+    if any(recipient.namespace for recipient in recipients):
+        namespaces = dict(IdentityNamespace.objects.values_list("name", "kind"))
+    problems, normalized = [], []
+    for index, recipient in enumerate(recipients):
+        if recipient.namespace is None:
+            normalized.append(recipient)
+            continue
+        try:
+            value = normalize_identity(namespaces.get(recipient.namespace), recipient.namespace, recipient.value, "")
+        except ValueError as invalid:
+            problems.append((f"/recipients/{index}/identity", str(invalid)))
+            continue
+        normalized.append(replace(recipient, value=value))
+    if problems:
+        listed = "; ".join(f"{pointer}: {problem}" for pointer, problem in problems[:5])
+        raise TriggerRefused(422, "invalid-request", f"invalid request: {listed}", problems)
+    return normalized
+
+
+def _unitary_run(campaign: Campaign, now: datetime) -> Run:
+    """The run that collects the campaign's unitary calls for its live version. Its planning is never done, so
+    it never completes: the calls keep adding to it; pause and stop move it with the campaign."""
+    occurrence = f"unitary:v{campaign.live_version.number}"
+    run = Run.objects.filter(campaign=campaign, occurrence=occurrence).first()
+    if run is None:
+        try:
+            with transaction.atomic():
+                run = Run.objects.create(
+                    campaign=campaign,
+                    version=campaign.live_version,
+                    kind=Run.Kind.UNITARY,
+                    occurrence=occurrence,
+                    state=Run.State.SENDING,
+                    sending_at=now,
+                )
+        except IntegrityError:
+            run = Run.objects.get(campaign=campaign, occurrence=occurrence)
+    if run.state != Run.State.SENDING:
+        raise TriggerRefused(
+            409, "campaign-not-live", f"campaign {campaign.pk} is not sending (its run is {run.state})"
+        )
+    return run
+
+
+def _deliveries(campaign, run, request, recipients, outcomes, profiles, now) -> list[Delivery]:
+    configuration = campaign.channel_configuration
+    channel = configuration.channel
+    kept = [o for o in outcomes if o["status"] != "rejected"]
+    addresses = {}
+    for outcome in kept:
+        recipient = recipients[outcome["index"]]
+        profile = profiles[outcome["profileId"]]
+        addresses[outcome["index"]] = recipient.address or profile.address_for(channel)
+    consents = consent_states([o["profileId"] for o in kept], channel)
+    suppressed = suppressed_addresses(addresses.values(), channel)
+    unknown_allows = unknown_consent_allows_marketing(channel)
+    rows = []
+    for outcome in kept:
+        address = addresses[outcome["index"]]
+        reason = exclusion_reason(
+            category=campaign.category,
+            channel=channel,
+            address=address,
+            consent=consents.get(outcome["profileId"]),
+            suppressed=suppressed,
+            unknown_allows=unknown_allows,
+        )
+        if reason:
+            outcome.update(status="excluded", reason=reason)
+        rows.append(
+            Delivery(
+                run=run,
+                version_id=run.version_id,
+                profile_id=outcome["profileId"],
+                channel=channel,
+                channel_configuration=configuration,
+                trigger_request=request,
+                address=address,
+                due_at=now,
+                status=Delivery.Status.EXCLUDED if reason else Delivery.Status.PENDING,
+                reason=reason,
+            )
+        )
+    return rows
+
+
+# --- Audience calls ------------------------------------------------------------------------------------------
+
+
+def trigger_audience(
+    *,
+    campaign: Campaign,
+    api_key_prefix: str,
+    request_id: str,
+    digest: str,
+    context: dict,
+    send_at: datetime | None = None,
+    now: datetime | None = None,
+) -> Answer:
+    """Send the campaign to its audience as it is when the run is planned (now, or at `send_at`), every
+    recipient with the same context, through the same ledger and rules as a scheduled occurrence."""
+    now = now or timezone.now()
+    if (earlier := _earlier_answer(campaign, request_id, digest)) is not None:
+        return earlier
+    _check_live(campaign, now)
+    if campaign.audience_id is None:
+        raise TriggerRefused(
+            409, "campaign-has-no-audience", f"campaign {campaign.pk} has no audience: use the unitary trigger"
+        )
+    _check_context_size([context])
+    if problems := contracts.violations(contracts.contract_of(campaign), context):
+        raise _contract_refusal(problems)
+    if send_at is not None and send_at > now + MAX_SEND_AHEAD:
+        raise TriggerRefused(
+            422, "invalid-request", "sendAt is more than a year ahead", [("/sendAt", "is more than a year ahead")]
+        )
+    starts = max(send_at or now, now)
+    with transaction.atomic():
+        if (earlier := _earlier_answer(campaign, request_id, digest)) is not None:
+            return earlier
+        request = TriggerRequest(
+            campaign=campaign,
+            kind=TriggerRequest.Kind.AUDIENCE,
+            api_key_prefix=api_key_prefix,
+            request_id=request_id,
+            body_hash=digest,
+            context={"shared": context, "recipients": {}},
+            expires_at=max(starts, now) + timedelta(hours=settings.TRIGGER_REQUEST_RETENTION_HOURS),
+        )
+        request.response = {
+            "executionId": str(request.execution_id),
+            "requestId": request_id,
+            "campaignId": campaign.pk,
+            "kind": TriggerRequest.Kind.AUDIENCE,
+            "statusUrl": status_path(request.execution_id),
+            "sendAt": starts.isoformat(),
+        }
+        if not _store(request):
+            transaction.set_rollback(True)
+            stored = None
+        else:
+            stored = request
+            # The heartbeat dates the run to its start: the scheduler's stall check leaves it alone until then,
+            # and plans it if the delayed job is lost.
+            run = Run.objects.create(
+                campaign=campaign,
+                version=campaign.live_version,
+                kind=Run.Kind.AUDIENCE_TRIGGER,
+                occurrence=f"trigger:{request.execution_id}",
+                heartbeat_at=starts,
+            )
+            TriggerRequest.objects.filter(pk=request.pk).update(run=run)
+            delay = (starts - now).total_seconds()
+            enqueue_on_commit(
+                queue_for(campaign), "campaigns.jobs.plan_run", run.pk, delay=delay if delay > 0 else None
+            )
+    if stored is None:
+        return _earlier_answer(campaign, request_id, digest)
+    log.info("campaign %s: audience trigger %s, run %s", campaign.pk, request_id, run.pk)
+    return Answer(202, stored.response)
+
+
+def trigger_requests_purge_expired(*, now: datetime, batch: int = 1000) -> int:
+    """Forget calls past their retention (a replay of one then makes a new call), a batch per tick so a backlog
+    never holds a long transaction. Their deliveries stay in the ledger, without the link."""
+    expired = list(TriggerRequest.objects.filter(expires_at__lt=now).values_list("pk", flat=True)[:batch])
+    if not expired:
+        return 0
+    deleted, _ = TriggerRequest.objects.filter(pk__in=expired).delete()
+    log.info("forgot %s trigger calls past their retention", len(expired))
+    return len(expired)
+
+
+# --- Status --------------------------------------------------------------------------------------------------
+
+# Ledger statuses as a caller sees them.
+_OUTCOMES = {
+    Delivery.Status.PENDING: "accepted",
+    Delivery.Status.CLAIMED: "accepted",
+    Delivery.Status.IN_FLIGHT: "accepted",
+    Delivery.Status.SENT: "sent",
+    Delivery.Status.DELIVERED: "sent",
+    Delivery.Status.OPENED: "sent",
+    Delivery.Status.CLICKED: "sent",
+    Delivery.Status.FAILED: "failed",
+    Delivery.Status.BOUNCED: "failed",
+    Delivery.Status.COMPLAINED: "sent",
+    Delivery.Status.UNKNOWN: "unknown",
+    Delivery.Status.EXCLUDED: "excluded",
+}
+
+
+def trigger_status(request: TriggerRequest) -> dict:
+    """Where a call stands: its state, counts by outcome, and for a unitary call each recipient's outcome."""
+    counts = {"accepted": 0, "sent": 0, "failed": 0, "unknown": 0, "excluded": 0}
+    by_status = request.deliveries.values("status").annotate(n=Count("id")).order_by()
+    for row in by_status:
+        counts[_OUTCOMES[row["status"]]] += row["n"]
+    run = request.run
+    body = {
+        "executionId": str(request.execution_id),
+        "requestId": request.request_id,
+        "campaignId": request.campaign_id,
+        "kind": request.kind,
+        "createdAt": request.created_at.isoformat(),
+        "counts": counts,
+    }
+    if request.kind == TriggerRequest.Kind.AUDIENCE:
+        body["state"] = _audience_state(run, counts)
+        body["sendAt"] = request.response.get("sendAt")
+        return body
+    counts["rejected"] = request.response.get("counts", {}).get("rejected", 0)
+    body["state"] = "sending" if counts["accepted"] else "complete"
+    deliveries = {
+        row["profile_id"]: row
+        for row in request.deliveries.values("id", "profile_id", "status", "reason", "detail", "sent_at")
+    }
+    recipients = []
+    for given in request.response.get("recipients", []):
+        outcome = {"index": given["index"], "profileId": given.get("profileId"), "status": given["status"]}
+        if given["status"] == "rejected":
+            outcome["reason"] = given.get("reason", "")
+        elif (row := deliveries.get(given.get("profileId"))) is not None:
+            outcome["deliveryId"] = row["id"]
+            outcome["status"] = _OUTCOMES[row["status"]]
+            outcome["reason"] = row["reason"]
+            outcome["sentAt"] = row["sent_at"].isoformat() if row["sent_at"] else None
+        else:
+            outcome["profileId"] = None  # the person was erased since: only the index remains
+        recipients.append(outcome)
+    body["recipients"] = recipients
+    return body
+
+
+def _audience_state(run: Run | None, counts: dict) -> str:
+    if run is None:
+        return "unknown"
+    if run.state == Run.State.PLANNING:
+        return "scheduled" if run.heartbeat_at and run.heartbeat_at > timezone.now() else "planning"
+    if run.state == Run.State.SENDING and not counts["accepted"] and run.planning_done:
+        return "complete"
+    return {Run.State.COMPLETE: "complete", Run.State.STOPPED: "stopped", Run.State.FAILED: "failed"}.get(
+        run.state, run.state
+    )
