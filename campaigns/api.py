@@ -8,7 +8,6 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-import django_rq
 from django.conf import settings
 from django.http import HttpResponse
 from ninja import Header, Path, Query, Router, Schema, Status
@@ -336,7 +335,7 @@ def _take_a_call(key) -> None:
     """The key's rate, shared by every web process through Redis; 429 with Retry-After past it."""
     rate = key.rate_per_second or settings.API_KEY_DEFAULT_RATE
     try:
-        granted, wait = RateLimiter(django_rq.get_connection(queues.TRANSACTIONAL)).take(
+        granted, wait = RateLimiter(queues.connection(queues.TRANSACTIONAL)).take(
             f"api-key:{key.pk}", rate=rate, requested=1
         )
     except Exception:  # noqa: BLE001 - Redis down: the call goes on (the ledger keeps it; the scheduler dispatches)

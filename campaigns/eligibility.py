@@ -1,6 +1,6 @@
 """Who may receive a message: consent and suppression, checked at planning and again just before sending."""
 
-from audiences.models import Consent
+from audiences.models import Consent, unknown_consent_allows_marketing
 from campaigns.models import Campaign, Delivery
 from channels.models import Suppression, normalize_address
 
@@ -8,6 +8,14 @@ from channels.models import Suppression, normalize_address
 def consent_states(profile_ids, channel: str) -> dict[int, str]:
     rows = Consent.objects.filter(profile_id__in=profile_ids, channel=channel).values_list("profile_id", "state")
     return dict(rows)
+
+
+def consent_inputs(category: str, profile_ids, channel: str) -> tuple[dict[int, str], bool]:
+    """What `exclusion_reason` needs about consent for these recipients: their states, and whether unknown consent
+    allows marketing on the channel. Transactional messages skip consent: nothing is read for them."""
+    if category != Campaign.Category.MARKETING:
+        return {}, True
+    return consent_states(profile_ids, channel), unknown_consent_allows_marketing(channel)
 
 
 def suppressed_addresses(addresses, channel: str) -> set[str]:

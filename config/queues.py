@@ -1,6 +1,7 @@
 """Queue names, and the one way work is put on a queue. Transactional work has workers of its own, so it never
 waits behind a large campaign."""
 
+import os
 from datetime import timedelta
 
 TRANSACTIONAL = "transactional"
@@ -9,6 +10,29 @@ CAMPAIGNS = "campaigns"
 MAINTENANCE = "maintenance"
 
 QUEUE_NAMES = (TRANSACTIONAL, TRIGGERED, CAMPAIGNS, MAINTENANCE)
+
+
+# One queue object, with its Redis client and connection pool, per process and queue settings: django_rq builds a
+# new client at each get_queue/get_connection, and a new connection with its handshake cost a fifth of a trigger
+# call's time (docs/benchmarks.md). The process id is in the key: a client made before a fork is not shared.
+_queues: dict = {}
+
+
+def queue(queue_name: str):
+    """The RQ queue `queue_name`, made once per process (and again if its settings change)."""
+    import django_rq
+    from django.conf import settings
+
+    key = (os.getpid(), queue_name, repr(settings.RQ_QUEUES.get(queue_name)))
+    found = _queues.get(key)
+    if found is None:
+        found = _queues[key] = django_rq.get_queue(queue_name)
+    return found
+
+
+def connection(queue_name: str):
+    """The Redis client of `queue_name`'s queue in this process: rate limits and locks use it."""
+    return queue(queue_name).connection
 
 
 def enqueue_on_commit(queue_name: str, func: str, *args, delay: float | None = None) -> None:
@@ -22,14 +46,39 @@ def enqueue_on_commit(queue_name: str, func: str, *args, delay: float | None = N
     """
 
     # Imported here: the settings read the queue names above while they load, before django_rq may.
-    import django_rq
     from django.db import transaction
 
     def enqueue():
-        queue = django_rq.get_queue(queue_name)
+        target = queue(queue_name)
         if delay:
-            queue.enqueue_in(timedelta(seconds=delay), func, *args)
+            target.enqueue_in(timedelta(seconds=delay), func, *args)
         else:
-            queue.enqueue(func, *args)
+            target.enqueue(func, *args)
 
     transaction.on_commit(enqueue, robust=True)
+
+
+def enqueue_once_on_commit(queue_name: str, func: str, *args, flag: str, ttl: int = 30) -> None:
+    """Enqueue `func` after the transaction commits unless a job holding `flag` is still waiting on the queue:
+    the job clears the flag (`flag_clear`) when it starts, before it looks for work, so what committed before
+    it started is its work, and what commits after it started enqueues the next job. Many calls in a burst then
+    make one job instead of one each. The flag expires after `ttl` seconds, in case its job was lost; the
+    caller keeps in the database what a lost job would have done, as for enqueue_on_commit."""
+    from django.db import transaction
+
+    def enqueue():
+        target = queue(queue_name)
+        if target.connection.set(flag, 1, nx=True, ex=ttl):
+            target.enqueue(func, *args)
+
+    transaction.on_commit(enqueue, robust=True)
+
+
+def flag_clear(queue_name: str, flag: str) -> None:
+    """Let the next enqueue_once_on_commit with `flag` enqueue again. Redis down: the flag expires by itself."""
+    import logging
+
+    try:
+        connection(queue_name).delete(flag)
+    except Exception:  # noqa: BLE001 - the job goes on; the flag's expiry lets the next call enqueue
+        logging.getLogger(__name__).exception("could not clear %s", flag)

@@ -6,13 +6,11 @@ import time
 import uuid
 from datetime import timedelta
 
-import django_rq
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from audiences.models import unknown_consent_allows_marketing
-from campaigns.eligibility import consent_states, exclusion_reason, suppressed_addresses
+from campaigns.eligibility import consent_inputs, exclusion_reason, suppressed_addresses
 from campaigns.engine.claiming import claim_slice
 from campaigns.engine.completion import run_finish_if_done
 from campaigns.engine.dispatch import queue_for
@@ -24,6 +22,7 @@ from channels.adapters.registry import adapter_for
 from channels.classification import classify
 from channels.ratelimit import RateLimiter
 from channels.unsubscribe import unsubscribe_url
+from config import queues
 from config.queues import enqueue_on_commit
 
 log = logging.getLogger(__name__)
@@ -41,7 +40,7 @@ def send_run(*, run_id: int, now_func=timezone.now) -> None:
     campaign = run.campaign
     configuration = campaign.channel_configuration
     rate = getattr(configuration.get_settings(), "rate_per_second", None)
-    limiter = RateLimiter(django_rq.get_connection(queue_for(campaign))) if rate else None
+    limiter = RateLimiter(queues.connection(queue_for(campaign))) if rate else None
     deadline = time.monotonic() + settings.CAMPAIGNS_JOB_SECONDS
     slice_size = settings.CAMPAIGNS_SEND_SLICE
     while True:
@@ -112,9 +111,10 @@ def send_slice(*, run: Run, token: uuid.UUID, deliveries: list[Delivery]) -> flo
     owned = Delivery.objects.filter(claim_token=token)
 
     # Consent or suppression may have changed since planning.
-    consents = consent_states([d.profile_id for d in deliveries if d.profile_id], channel)
+    consents, unknown_allows = consent_inputs(
+        campaign.category, [d.profile_id for d in deliveries if d.profile_id], channel
+    )
     suppressed = suppressed_addresses([d.address for d in deliveries], channel)
-    unknown_allows = unknown_consent_allows_marketing(channel)
     content = compiled_content(run.version)
     campaign_context = {"name": campaign.name}
     calls = trigger_contexts({d.trigger_request_id for d in deliveries if d.trigger_request_id})

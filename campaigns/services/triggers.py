@@ -16,15 +16,15 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Count
+from django.db.models import Count, F
 from django.utils import timezone
 
-from audiences.models import Identity, IdentityNamespace, Profile, unknown_consent_allows_marketing
+from audiences.models import Identity, IdentityNamespace, Profile
 from audiences.schemas import ProfileSchema, normalize_identity
 from audiences.services.profiles import UpsertOutcome, profiles_upsert
 from campaigns import contracts
-from campaigns.eligibility import consent_states, exclusion_reason, suppressed_addresses
-from campaigns.engine.dispatch import queue_for
+from campaigns.eligibility import consent_inputs, exclusion_reason, suppressed_addresses
+from campaigns.engine.dispatch import queue_for, wake_run_on_commit
 from campaigns.models import Campaign, Delivery, Run, TriggerRequest
 from config.queues import enqueue_on_commit
 
@@ -132,16 +132,6 @@ def _contract_refusal(problems: list[tuple[str, str]]) -> TriggerRefused:
     )
 
 
-def _store(request: TriggerRequest) -> bool:
-    """Insert the call; False when another call with the same requestId won the race (nothing is written)."""
-    try:
-        with transaction.atomic():
-            request.save(force_insert=True)
-    except IntegrityError:
-        return False
-    return True
-
-
 # --- Unitary calls -------------------------------------------------------------------------------------------
 
 
@@ -179,57 +169,54 @@ def trigger_unitary(
     if problems:
         raise _contract_refusal(problems)
 
-    with transaction.atomic():
-        if (earlier := _earlier_answer(campaign, request_id, digest)) is not None:
-            return earlier  # SQLite: a call with this id committed while this one was checked
-        outcomes = _resolve(campaign, recipients)
-        run = _unitary_run(campaign, now)
-        request = TriggerRequest(
-            campaign=campaign,
-            kind=TriggerRequest.Kind.UNITARY,
-            run=run,
-            api_key_prefix=api_key_prefix,
-            request_id=request_id,
-            body_hash=digest,
-            recipient_count=len(recipients),
-            expires_at=now + timedelta(hours=settings.TRIGGER_REQUEST_RETENTION_HOURS),
-        )
-        profiles = Profile.objects.in_bulk([o["profileId"] for o in outcomes if o["status"] != "rejected"])
-        deliveries = _deliveries(campaign, run, request, recipients, outcomes, profiles, now)
-        accepted = sum(1 for o in outcomes if o["status"] == "accepted")
-        request.accepted_count = accepted
-        request.context = {
-            "shared": context,
-            "recipients": {
-                str(outcome["profileId"]): recipients[outcome["index"]].context
-                for outcome in outcomes
-                if outcome["status"] != "rejected" and recipients[outcome["index"]].context
-            },
-        }
-        if len(profiles) == 1:
-            request.profile_id = next(iter(profiles))
-        request.response = {
-            "executionId": str(request.execution_id),
-            "requestId": request_id,
-            "campaignId": campaign.pk,
-            "kind": TriggerRequest.Kind.UNITARY,
-            "statusUrl": status_path(request.execution_id),
-            "counts": _outcome_counts(outcomes),
-            "recipients": outcomes,
-        }
-        if not _store(request):
-            transaction.set_rollback(True)
-            stored = None
-        else:
-            stored = request
+    try:
+        with transaction.atomic():
+            outcomes, profiles = _resolve(campaign, recipients)
+            run = _unitary_run(campaign, now)
+            request = TriggerRequest(
+                campaign=campaign,
+                kind=TriggerRequest.Kind.UNITARY,
+                run=run,
+                api_key_prefix=api_key_prefix,
+                request_id=request_id,
+                body_hash=digest,
+                recipient_count=len(recipients),
+                expires_at=now + timedelta(hours=settings.TRIGGER_REQUEST_RETENTION_HOURS),
+            )
+            deliveries = _deliveries(campaign, run, request, recipients, outcomes, profiles, now)
+            accepted = sum(1 for o in outcomes if o["status"] == "accepted")
+            request.accepted_count = accepted
+            request.context = {
+                "shared": context,
+                "recipients": {
+                    str(outcome["profileId"]): recipients[outcome["index"]].context
+                    for outcome in outcomes
+                    if outcome["status"] != "rejected" and recipients[outcome["index"]].context
+                },
+            }
+            if len(profiles) == 1:
+                request.profile_id = next(iter(profiles))
+            request.response = {
+                "executionId": str(request.execution_id),
+                "requestId": request_id,
+                "campaignId": campaign.pk,
+                "kind": TriggerRequest.Kind.UNITARY,
+                "statusUrl": status_path(request.execution_id),
+                "counts": _outcome_counts(outcomes),
+                "recipients": outcomes,
+            }
+            # The unique (campaign, requestId) decides between calls racing with one id: the loser's transaction
+            # (its profiles created, its deliveries) rolls back whole, and it answers with the winner's answer.
+            request.save(force_insert=True)
             Delivery.objects.bulk_create(deliveries)
             if accepted:
-                enqueue_on_commit(queue_for(campaign), "campaigns.jobs.send_run", run.pk)
-    if stored is None:
-        # Another call with this requestId committed first: its answer is this call's answer.
-        return _earlier_answer(campaign, request_id, digest)
+                wake_run_on_commit(run)
+    except IntegrityError:
+        if (earlier := _earlier_answer(campaign, request_id, digest)) is None:
+            raise
+        return earlier
     log.info("campaign %s: trigger %s accepted %s of %s", campaign.pk, request_id, accepted, len(recipients))
-    return Answer(202, stored.response)
+    return Answer(202, request.response)
 
 
 def _outcome_counts(outcomes: list[dict]) -> dict:
@@ -239,23 +226,22 @@ def _outcome_counts(outcomes: list[dict]) -> dict:
     return counts
 
 
-def _resolve(campaign: Campaign, recipients: list[RecipientIn]) -> list[dict]:
+def _resolve(campaign: Campaign, recipients: list[RecipientIn]) -> tuple[list[dict], dict[int, Profile]]:
     """Find (or, when the campaign allows it, create) each recipient's profile; inline attributes are stored.
 
     One outcome per recipient, in order: `{"index", "status", "profileId", "reason"}` with status `accepted` or
-    `rejected` (excluded is decided later, with the address)."""
-    schema = None
-    by_identity = _profiles_by_identity(r for r in recipients if r.namespace)
-    existing_ids = set(
-        Profile.objects.filter(pk__in=[r.profile_id for r in recipients if r.profile_id]).values_list("pk", flat=True)
-    )
+    `rejected` (excluded is decided later, with the address); and the profiles of those not rejected, by id."""
+    by_identity, profiles = _profiles_by_identity([r for r in recipients if r.namespace])
+    wanted_ids = [r.profile_id for r in recipients if r.profile_id]
+    if wanted_ids:
+        profiles.update(Profile.objects.in_bulk(wanted_ids))
     outcomes: list[dict] = []
     upserts: list[tuple[int, dict]] = []
     for index, recipient in enumerate(recipients):
         outcome = {"index": index, "status": "accepted", "profileId": None, "reason": ""}
         outcomes.append(outcome)
         if recipient.profile_id is not None:
-            if recipient.profile_id not in existing_ids:
+            if recipient.profile_id not in profiles:
                 outcome.update(status="rejected", reason="unknown_profile")
                 continue
             outcome["profileId"] = recipient.profile_id
@@ -274,14 +260,15 @@ def _resolve(campaign: Campaign, recipients: list[RecipientIn]) -> list[dict]:
         if profile_id is None or recipient.attributes:
             upserts.append((index, _upsert_input(recipient.namespace, recipient.value, recipient)))
     if upserts:
-        schema = ProfileSchema.load()
-        stored = profiles_upsert([item for _, item in upserts], source="trigger api", schema=schema)
+        stored = profiles_upsert([item for _, item in upserts], source="trigger api", schema=ProfileSchema.load())
         for (index, _), result in zip(upserts, stored, strict=True):
             if result.status == UpsertOutcome.REJECTED:
                 problems = "; ".join(f"{where}: {problem}" if where else problem for where, problem in result.errors)
                 outcomes[index].update(status="rejected", reason="invalid_profile", detail=problems[:300])
             else:
                 outcomes[index]["profileId"] = result.profile_id
+        # Created or changed: read as stored.
+        profiles.update(Profile.objects.in_bulk([r.profile_id for r in stored if r.profile_id]))
     seen = set()
     for outcome in outcomes:
         if outcome["status"] == "rejected":
@@ -289,7 +276,8 @@ def _resolve(campaign: Campaign, recipients: list[RecipientIn]) -> list[dict]:
         if outcome["profileId"] in seen:
             outcome.update(status="rejected", reason="duplicate_recipient")
         seen.add(outcome["profileId"])
-    return outcomes
+    kept = {outcome["profileId"] for outcome in outcomes if outcome["status"] != "rejected"}
+    return outcomes, {pk: profile for pk, profile in profiles.items() if pk in kept}
 
 
 def _upsert_input(namespace: str, value: str, recipient: RecipientIn) -> dict:
@@ -302,23 +290,27 @@ def _upsert_input(namespace: str, value: str, recipient: RecipientIn) -> dict:
     return item
 
 
-def _profiles_by_identity(recipients) -> dict[tuple[str, str], int]:
+def _profiles_by_identity(recipients) -> tuple[dict[tuple[str, str], int], dict[int, Profile]]:
+    """(namespace, value) -> profile id, and those profiles: one query a namespace named (the profile joined)."""
     pairs = {(r.namespace, r.value) for r in recipients}
-    if not pairs:
-        return {}
-    found = {}
+    found, profiles = {}, {}
     for namespace in {namespace for namespace, _ in pairs}:
         values = [value for ns, value in pairs if ns == namespace]
-        rows = Identity.objects.filter(namespace=namespace, value__in=values).values_list("value", "profile_id")
-        found.update({(namespace, value): profile_id for value, profile_id in rows})
-    return found
+        matches = Profile.objects.filter(identities__namespace=namespace, identities__value__in=values).annotate(
+            matched=F("identities__value")
+        )
+        for profile in matches:
+            found[(namespace, profile.matched)] = profile.pk
+            profiles[profile.pk] = profile
+    return found, profiles
 
 
 def normalized_recipients(recipients: list[RecipientIn]) -> list[RecipientIn]:
     """The recipients with their identities as stored (emails with a lower-case domain, phones in E.164), or a
     422 naming each identity that is not valid in its namespace."""
-    namespaces = {}
-    if any(recipient.namespace for recipient in recipients):
+    # The built-in email and phone namespaces cannot be changed or removed: no query for them.
+    namespaces = {"email": IdentityNamespace.Kind.EMAIL, "phone": IdentityNamespace.Kind.PHONE}
+    if any(recipient.namespace and recipient.namespace not in namespaces for recipient in recipients):
         namespaces = dict(IdentityNamespace.objects.values_list("name", "kind"))
     problems, normalized = [], []
     for index, recipient in enumerate(recipients):
@@ -371,9 +363,8 @@ def _deliveries(campaign, run, request, recipients, outcomes, profiles, now) -> 
         recipient = recipients[outcome["index"]]
         profile = profiles[outcome["profileId"]]
         addresses[outcome["index"]] = recipient.address or profile.address_for(channel)
-    consents = consent_states([o["profileId"] for o in kept], channel)
+    consents, unknown_allows = consent_inputs(campaign.category, [o["profileId"] for o in kept], channel)
     suppressed = suppressed_addresses(addresses.values(), channel)
-    unknown_allows = unknown_consent_allows_marketing(channel)
     rows = []
     for outcome in kept:
         address = addresses[outcome["index"]]
@@ -435,31 +426,25 @@ def trigger_audience(
             422, "invalid-request", "sendAt is more than a year ahead", [("/sendAt", "is more than a year ahead")]
         )
     starts = max(send_at or now, now)
-    with transaction.atomic():
-        if (earlier := _earlier_answer(campaign, request_id, digest)) is not None:
-            return earlier
-        request = TriggerRequest(
-            campaign=campaign,
-            kind=TriggerRequest.Kind.AUDIENCE,
-            api_key_prefix=api_key_prefix,
-            request_id=request_id,
-            body_hash=digest,
-            context={"shared": context, "recipients": {}},
-            expires_at=max(starts, now) + timedelta(hours=settings.TRIGGER_REQUEST_RETENTION_HOURS),
-        )
-        request.response = {
-            "executionId": str(request.execution_id),
-            "requestId": request_id,
-            "campaignId": campaign.pk,
-            "kind": TriggerRequest.Kind.AUDIENCE,
-            "statusUrl": status_path(request.execution_id),
-            "sendAt": starts.isoformat(),
-        }
-        if not _store(request):
-            transaction.set_rollback(True)
-            stored = None
-        else:
-            stored = request
+    request = TriggerRequest(
+        campaign=campaign,
+        kind=TriggerRequest.Kind.AUDIENCE,
+        api_key_prefix=api_key_prefix,
+        request_id=request_id,
+        body_hash=digest,
+        context={"shared": context, "recipients": {}},
+        expires_at=max(starts, now) + timedelta(hours=settings.TRIGGER_REQUEST_RETENTION_HOURS),
+    )
+    request.response = {
+        "executionId": str(request.execution_id),
+        "requestId": request_id,
+        "campaignId": campaign.pk,
+        "kind": TriggerRequest.Kind.AUDIENCE,
+        "statusUrl": status_path(request.execution_id),
+        "sendAt": starts.isoformat(),
+    }
+    try:
+        with transaction.atomic():
             # The heartbeat dates the run to its start: the scheduler's stall check leaves it alone until then,
             # and plans it if the delayed job is lost.
             run = Run.objects.create(
@@ -469,15 +454,18 @@ def trigger_audience(
                 occurrence=f"trigger:{request.execution_id}",
                 heartbeat_at=starts,
             )
-            TriggerRequest.objects.filter(pk=request.pk).update(run=run)
+            request.run = run
+            request.save(force_insert=True)  # the unique (campaign, requestId) decides between racing calls
             delay = (starts - now).total_seconds()
             enqueue_on_commit(
                 queue_for(campaign), "campaigns.jobs.plan_run", run.pk, delay=delay if delay > 0 else None
             )
-    if stored is None:
-        return _earlier_answer(campaign, request_id, digest)
+    except IntegrityError:
+        if (earlier := _earlier_answer(campaign, request_id, digest)) is None:
+            raise
+        return earlier
     log.info("campaign %s: audience trigger %s, run %s", campaign.pk, request_id, run.pk)
-    return Answer(202, stored.response)
+    return Answer(202, request.response)
 
 
 def trigger_requests_purge_expired(*, now: datetime, batch: int = 1000) -> int:

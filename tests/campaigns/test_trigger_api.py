@@ -152,6 +152,39 @@ def test_the_send_job_goes_to_the_transactional_queue(client, reset, secret, ada
     assert django_rq.get_queue("campaigns").count == 0
 
 
+def test_a_burst_of_calls_waits_for_one_send_job_and_the_next_call_enqueues_again(
+    client, reset, secret, ada_profile, relay, redis
+):
+    import django_rq
+
+    transactional = django_rq.get_queue("transactional")
+    for number in range(3):
+        assert _trigger(client, reset, secret, request_id=f"burst-{number}").status_code == 202
+
+    assert transactional.count == 1  # one job, not one a call: it sends all three
+    run_burst_worker()
+    assert received(relay) == {"ada@example.com": 3}
+    _trigger(client, reset, secret, request_id="after")
+    assert transactional.count == 1
+    run_burst_worker()
+    assert received(relay) == {"ada@example.com": 4}
+
+
+def test_a_lost_send_job_is_replaced_by_the_scheduler(client, reset, secret, ada_profile, relay, redis):
+    import django_rq
+    from django.utils import timezone
+
+    from config.scheduler import scheduler_tick
+
+    _trigger(client, reset, secret)
+    django_rq.get_queue("transactional").empty()  # the job is lost; its waiting flag stays
+
+    scheduler_tick(now=timezone.now())
+    run_burst_worker()
+
+    assert received(relay) == {"ada@example.com": 1}
+
+
 def test_each_recipient_gets_the_shared_context_with_their_own_on_top(client, reset, secret, relay, redis):
     for name in ("ada", "bob"):
         profile = Profile.objects.create(email=f"{name}@example.com", attributes={"first_name": name.title()})
