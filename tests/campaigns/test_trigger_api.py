@@ -118,6 +118,7 @@ def _problem(response, status, slug):
 # --- From the call to the inbox ------------------------------------------------------------------------------
 
 
+@pytest.mark.both_databases
 def test_a_password_reset_reaches_the_person_with_the_context_rendered(
     client, reset, secret, ada_profile, relay, redis
 ):
@@ -208,6 +209,7 @@ def test_each_recipient_gets_the_shared_context_with_their_own_on_top(client, re
     assert all("https://shop.test/shared" in body for body in bodies.values())
 
 
+@pytest.mark.both_databases
 def test_one_person_can_be_sent_the_same_campaign_twice(client, reset, secret, ada_profile, relay, redis):
     assert _trigger(client, reset, secret, request_id="first").status_code == 202
     assert _trigger(client, reset, secret, request_id="second").status_code == 202
@@ -311,6 +313,7 @@ def test_marketing_triggers_respect_consent(client, personas, configuration, ada
 # --- Idempotency ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.both_databases
 def test_a_replayed_request_gets_the_first_answer_and_sends_nothing_again(
     client, reset, secret, ada_profile, relay, redis
 ):
@@ -352,6 +355,7 @@ def test_key_order_in_the_body_does_not_make_another_call(client, reset, secret,
     assert again.json() == first.json()
 
 
+@pytest.mark.both_databases
 def test_the_same_request_id_with_another_body_is_a_conflict(client, reset, secret, ada_profile, redis):
     _trigger(client, reset, secret)
 
@@ -526,6 +530,7 @@ def test_a_key_past_its_rate_gets_429_with_retry_after(client, personas, reset, 
 # --- Audience triggers ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.both_databases
 def test_an_audience_trigger_plans_a_run_through_the_ledger(client, personas, configuration, relay, redis):
     for i in range(3):
         profile = Profile.objects.create(email=f"p{i}@example.com", attributes={"first_name": f"P{i}"})
