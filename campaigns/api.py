@@ -221,7 +221,6 @@ def campaign_trigger(
     key = request.auth
     _take_a_call(key)
     campaign = triggerable_campaign(key=key, campaign_id=campaign_id)
-    body = payload.model_dump(mode="json", exclude_unset=True)
     recipients = [
         triggers.RecipientIn(
             namespace=r.identity.namespace if r.identity else None,
@@ -238,9 +237,9 @@ def campaign_trigger(
             campaign=campaign,
             api_key_prefix=key.prefix,
             request_id=_request_id(payload.requestId, idempotency_key),
-            digest=triggers.body_hash(body),
+            digest=triggers.body_hash(payload.model_dump(mode="json")),
             context=payload.context,
-            recipients=triggers.normalized_recipients(recipients),
+            recipients=triggers.normalized_recipients(recipients, channel=campaign.channel_configuration.channel),
         )
     except triggers.TriggerRefused as refused:
         raise _problem(refused) from None
@@ -281,7 +280,7 @@ def campaign_trigger_audience(
             campaign=campaign,
             api_key_prefix=key.prefix,
             request_id=_request_id(payload.requestId, idempotency_key),
-            digest=triggers.body_hash(payload.model_dump(mode="json", exclude_unset=True)),
+            digest=triggers.body_hash(payload.model_dump(mode="json")),
             context=payload.context,
             send_at=send_at,
         )
@@ -366,7 +365,8 @@ def _visible_requests(key):
     summary="Status of a call, by execution id",
     description=(
         "State, counts by outcome and, for a unitary call, each recipient's outcome (accepted, excluded with the "
-        "reason, sent, failed, unknown). Calls are kept for 48 hours at least. Required scope: the campaign."
+        "reason, sent, failed, unknown). Calls are kept; their context is emptied after 48 hours. Required scope: "
+        "the campaign."
     ),
     openapi_extra={"x-required-scope": "campaign"},
 )

@@ -12,7 +12,7 @@ from campaigns.services.triggers import trigger_requests_purge_expired
 
 def scheduler_tick(*, now: datetime | None = None) -> None:
     """One pass: start due occurrences and keep runs moving (campaigns), restart stalled imports (audiences),
-    forget trigger calls past their retention (campaigns)."""
+    empty the context of trigger calls past their retention (campaigns)."""
     now = now or timezone.now()
     campaigns_scheduler.tick(now=now)
     imports_redispatch_stalled(now)

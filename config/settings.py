@@ -244,8 +244,8 @@ CAMPAIGNS_SEND_JOBS_PER_RUN = env_int("CAMPAIGNS_SEND_JOBS_PER_RUN", 2, minimum=
 CAMPAIGNS_CLAIM_TIMEOUT = env_int("CAMPAIGNS_CLAIM_TIMEOUT", 300, minimum=1)
 CAMPAIGNS_STALL_SECONDS = env_int("CAMPAIGNS_STALL_SECONDS", 60, minimum=1)
 CAMPAIGNS_JOB_SECONDS = env_int("CAMPAIGNS_JOB_SECONDS", 60, minimum=1)
-# The trigger API: how long a call's requestId is remembered (a replay within it sends nothing again; at least
-# 24 h), and the calls per second an API key may make when the key sets no rate of its own.
+# The trigger API: how long a call's context is kept once its messages are sent (at least 24 h; the call and its
+# answer stay, so replays are answered), and the calls per second an API key may make when it sets no rate.
 TRIGGER_REQUEST_RETENTION_HOURS = env_int("TRIGGER_REQUEST_RETENTION_HOURS", 48, minimum=24)
 API_KEY_DEFAULT_RATE = env_int("API_KEY_DEFAULT_RATE", 100, minimum=1)
 SCHEDULER_INTERVAL = env_int("SCHEDULER_INTERVAL", 2, minimum=1)

@@ -15,12 +15,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import Count, F
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Count, Exists, F, OuterRef
 from django.utils import timezone
 
-from audiences.models import Identity, IdentityNamespace, Profile
-from audiences.schemas import ProfileSchema, normalize_identity
+from audiences.models import Channel, Identity, IdentityNamespace, Profile
+from audiences.schemas import ProfileSchema, normalize_email, normalize_identity, normalize_phone
 from audiences.services.profiles import UpsertOutcome, profiles_upsert
 from campaigns import contracts
 from campaigns.eligibility import consent_inputs, exclusion_reason, suppressed_addresses
@@ -305,36 +305,81 @@ def _profiles_by_identity(recipients) -> tuple[dict[tuple[str, str], int], dict[
     return found, profiles
 
 
-def normalized_recipients(recipients: list[RecipientIn]) -> list[RecipientIn]:
-    """The recipients with their identities as stored (emails with a lower-case domain, phones in E.164), or a
-    422 naming each identity that is not valid in its namespace."""
+def normalized_recipients(recipients: list[RecipientIn], *, channel: str) -> list[RecipientIn]:
+    """The recipients with their identities and address overrides as stored and sent (emails with a lower-case
+    domain, phones in E.164), or a 422 naming each identity or address that is not valid. An address is checked
+    for the campaign's channel: a display name or a line break in an email address is refused, so what is
+    checked against the suppression list is what the relay is given."""
     # The built-in email and phone namespaces cannot be changed or removed: no query for them.
     namespaces = {"email": IdentityNamespace.Kind.EMAIL, "phone": IdentityNamespace.Kind.PHONE}
     if any(recipient.namespace and recipient.namespace not in namespaces for recipient in recipients):
         namespaces = dict(IdentityNamespace.objects.values_list("name", "kind"))
     problems, normalized = [], []
     for index, recipient in enumerate(recipients):
-        if recipient.namespace is None:
-            normalized.append(recipient)
-            continue
         try:
-            value = normalize_identity(namespaces.get(recipient.namespace), recipient.namespace, recipient.value, "")
+            if recipient.namespace is not None:
+                where = f"/recipients/{index}/identity"
+                value = normalize_identity(
+                    namespaces.get(recipient.namespace), recipient.namespace, recipient.value, ""
+                )
+                recipient = replace(recipient, value=value)
+            if recipient.address is not None:
+                where = f"/recipients/{index}/address"
+                recipient = replace(recipient, address=_address_for(channel, recipient.address))
         except ValueError as invalid:
-            problems.append((f"/recipients/{index}/identity", str(invalid)))
+            problems.append((where, str(invalid)))
             continue
-        normalized.append(replace(recipient, value=value))
+        normalized.append(recipient)
     if problems:
         listed = "; ".join(f"{pointer}: {problem}" for pointer, problem in problems[:5])
         raise TriggerRefused(422, "invalid-request", f"invalid request: {listed}", problems)
     return normalized
 
 
+def _address_for(channel: str, address: str) -> str:
+    """An address override as the channel's adapter sends to it, or ValueError saying why it cannot be one."""
+    if channel == Channel.EMAIL:
+        return normalize_email(address)
+    if channel == Channel.SMS:
+        return normalize_phone(address, None)
+    if channel == Channel.PUSH:
+        if any(char.isspace() or not char.isprintable() for char in address):
+            raise ValueError("a push token has no spaces or control characters")
+        return address
+    raise ValueError(f"a {channel} campaign sends to the profile itself: there is no address to override")
+
+
+def _locked_state(campaign: Campaign, occurrence: str = "") -> tuple[str, int | None, str | None]:
+    """The campaign's status, read under a shared lock on its row held to the end of the call's transaction, and
+    the run named `occurrence` (id, state) in the same statement. Pause and stop lock the row for update, so they
+    wait for the calls in flight and the calls started after them see them: a call never writes into a campaign
+    stopped meanwhile, and calls do not wait for each other. SQLite takes the database's write lock at BEGIN
+    (transaction_mode IMMEDIATE), which serializes them all the same."""
+    lock = " FOR SHARE OF c" if connection.vendor == "postgresql" else ""
+    # Table names from the models, values as parameters.
+    sql = (
+        f"SELECT c.status, r.id, r.state FROM {Campaign._meta.db_table} c "  # noqa: S608
+        f"LEFT JOIN {Run._meta.db_table} r ON r.campaign_id = c.id AND r.occurrence = %s WHERE c.id = %s{lock}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [occurrence, campaign.pk])
+        row = cursor.fetchone()
+    if row is None or row[0] != Campaign.Status.ACTIVE:
+        state = Campaign.Status(row[0]).label.lower() if row else "deleted"
+        raise TriggerRefused(
+            409, "campaign-not-live", f"campaign {campaign.pk} is {state}: only an active campaign accepts calls"
+        )
+    return row
+
+
 def _unitary_run(campaign: Campaign, now: datetime) -> Run:
-    """The run that collects the campaign's unitary calls for its live version. Its planning is never done, so
-    it never completes: the calls keep adding to it; pause and stop move it with the campaign."""
+    """The run that collects the campaign's unitary calls for its live version. Its planning is not done while
+    the version is live, so it does not complete between calls; pause and stop move it with the campaign. When
+    another version goes live, the previous version's run is marked planned: it completes once it has sent what
+    it holds."""
     occurrence = f"unitary:v{campaign.live_version.number}"
-    run = Run.objects.filter(campaign=campaign, occurrence=occurrence).first()
-    if run is None:
+    _, run_id, run_state = _locked_state(campaign, occurrence)
+    if run_id is None:
         try:
             with transaction.atomic():
                 run = Run.objects.create(
@@ -347,11 +392,16 @@ def _unitary_run(campaign: Campaign, now: datetime) -> Run:
                 )
         except IntegrityError:
             run = Run.objects.get(campaign=campaign, occurrence=occurrence)
-    if run.state != Run.State.SENDING:
-        raise TriggerRefused(
-            409, "campaign-not-live", f"campaign {campaign.pk} is not sending (its run is {run.state})"
+        Run.objects.filter(campaign=campaign, kind=Run.Kind.UNITARY, planning_done=False).exclude(pk=run.pk).update(
+            planning_done=True
         )
-    return run
+        run_id, run_state = run.pk, run.state
+    if run_state != Run.State.SENDING:
+        raise TriggerRefused(
+            409, "campaign-not-live", f"campaign {campaign.pk} is not sending (its run is {run_state})"
+        )
+    # The row as read (no second query): what the call's rows and its send job need of it.
+    return Run(pk=run_id, campaign=campaign, version=campaign.live_version, state=run_state)
 
 
 def _deliveries(campaign, run, request, recipients, outcomes, profiles, now) -> list[Delivery]:
@@ -445,6 +495,7 @@ def trigger_audience(
     }
     try:
         with transaction.atomic():
+            _locked_state(campaign)
             # The heartbeat dates the run to its start: the scheduler's stall check leaves it alone until then,
             # and plans it if the delayed job is lost.
             run = Run.objects.create(
@@ -469,14 +520,21 @@ def trigger_audience(
 
 
 def trigger_requests_purge_expired(*, now: datetime, batch: int = 1000) -> int:
-    """Forget calls past their retention (a replay of one then makes a new call), a batch per tick so a backlog
-    never holds a long transaction. Their deliveries stay in the ledger, without the link."""
-    expired = list(TriggerRequest.objects.filter(expires_at__lt=now).values_list("pk", flat=True)[:batch])
-    if not expired:
-        return 0
-    deleted, _ = TriggerRequest.objects.filter(pk__in=expired).delete()
-    log.info("forgot %s trigger calls past their retention", len(expired))
-    return len(expired)
+    """Empty the context of calls past their retention, a batch per tick so a backlog never holds a long
+    transaction; never while one of their messages may still be sent (pending, claimed or in flight), which
+    renders it. The call itself stays: its requestId, body hash and answer, so a replay is still answered and
+    sends nothing, and its deliveries keep their link."""
+    open_messages = Delivery.objects.filter(trigger_request=OuterRef("pk"), status__in=Delivery.OPEN_STATUSES)
+    expired = (
+        TriggerRequest.objects.filter(expires_at__lt=now)
+        .exclude(context={})
+        .exclude(Exists(open_messages))
+        .values_list("pk", flat=True)[:batch]
+    )
+    emptied = TriggerRequest.objects.filter(pk__in=list(expired)).update(context={})
+    if emptied:
+        log.info("emptied the context of %s trigger calls past their retention", emptied)
+    return emptied
 
 
 # --- Status --------------------------------------------------------------------------------------------------
@@ -518,7 +576,11 @@ def trigger_status(request: TriggerRequest) -> dict:
         body["sendAt"] = request.response.get("sendAt")
         return body
     counts["rejected"] = request.response.get("counts", {}).get("rejected", 0)
-    body["state"] = "sending" if counts["accepted"] else "complete"
+    body["state"] = "complete"
+    if counts["accepted"]:
+        # Messages not yet sent: held while the campaign is paused, never sent once it is stopped.
+        held = {Run.State.PAUSED: "paused", Run.State.STOPPED: "stopped"}
+        body["state"] = held.get(run.state, "sending") if run else "sending"
     deliveries = {
         row["profile_id"]: row
         for row in request.deliveries.values("id", "profile_id", "status", "reason", "detail", "sent_at")

@@ -626,8 +626,8 @@ def test_the_openapi_document_declares_every_trigger_answer(client):
 # --- Retention and privacy -----------------------------------------------------------------------------------
 
 
-def test_calls_past_their_retention_are_forgotten_and_a_replay_then_sends_again(
-    client, reset, secret, ada_profile, redis
+def test_past_their_retention_calls_lose_their_context_once_sent_and_replays_are_still_answered(
+    client, personas, reset, secret, ada_profile, relay, redis
 ):
     from datetime import timedelta
 
@@ -635,14 +635,141 @@ def test_calls_past_their_retention_are_forgotten_and_a_replay_then_sends_again(
 
     from campaigns.services.triggers import trigger_requests_purge_expired
 
-    _trigger(client, reset, secret)
-    assert trigger_requests_purge_expired(now=timezone.now()) == 0
-    assert trigger_requests_purge_expired(now=timezone.now() + timedelta(hours=49)) == 1
+    first = _trigger(client, reset, secret, request_id="sent")
+    run_burst_worker()
+    _trigger(client, reset, secret, request_id="held", context={"reset_url": "https://shop.test/r/held"})
+    lifecycle.campaign_pause(campaign=reset, actor=personas["ada"])  # before its message went out
+    later = timezone.now() + timedelta(hours=49)
 
-    assert not TriggerRequest.objects.exists()
-    assert Delivery.objects.get().trigger_request is None  # the ledger keeps the message
-    assert "Idempotent-Replayed" not in _trigger(client, reset, secret)
-    assert Delivery.objects.count() == 2
+    assert trigger_requests_purge_expired(now=timezone.now()) == 0
+    assert trigger_requests_purge_expired(now=later) == 1  # the held call's message is still to send: kept
+
+    assert TriggerRequest.objects.get(request_id="sent").context == {}
+    assert TriggerRequest.objects.get(request_id="held").context["shared"]["reset_url"] == "https://shop.test/r/held"
+    lifecycle.campaign_activate(campaign=reset, actor=personas["ada"])
+    from config.scheduler import scheduler_tick
+
+    scheduler_tick(now=timezone.now())
+    run_burst_worker()
+    assert "https://shop.test/r/held" in _text(relay.messages[-1])
+    again = _trigger(client, reset, secret, request_id="sent")
+    assert again.json() == first.json() and again["Idempotent-Replayed"] == "true"
+    assert received(relay) == {"ada@example.com": 2}
+
+
+def test_two_calls_to_one_person_past_their_retention_leave_the_scheduler_running(
+    client, reset, secret, ada_profile, relay, redis
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from config.scheduler import scheduler_tick
+
+    _trigger(client, reset, secret, request_id="one")
+    _trigger(client, reset, secret, request_id="two")
+    run_burst_worker()
+
+    scheduler_tick(now=timezone.now() + timedelta(hours=49))
+
+    assert [request.context for request in TriggerRequest.objects.all()] == [{}, {}]
+    assert Delivery.objects.filter(trigger_request__isnull=False).count() == 2
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["Victim <victim@example.com>", "victim@example.com\r\nBcc: x@example.com", "no-at-sign", ""],
+)
+def test_an_address_override_that_is_not_an_email_address_is_422(client, reset, secret, ada_profile, address):
+    Suppression.objects.create(channel="email", address="victim@example.com", reason="complaint")
+
+    response = _trigger(
+        client,
+        reset,
+        secret,
+        recipients=[{"identity": {"namespace": "email", "value": "ada@example.com"}, "address": address}],
+    )
+
+    problem = _problem(response, 422, "invalid-request")
+    assert problem["errors"][0]["pointer"] == "/recipients/0/address"
+    assert not Delivery.objects.exists()
+
+
+def test_an_address_override_is_checked_against_the_suppression_list_as_sent(client, reset, secret, ada_profile):
+    Suppression.objects.create(channel="email", address="victim@example.com", reason="complaint")
+
+    response = _trigger(
+        client,
+        reset,
+        secret,
+        recipients=[{"identity": {"namespace": "email", "value": "ada@example.com"}, "address": "Victim@EXAMPLE.com"}],
+    )
+
+    assert response.json()["recipients"][0]["reason"] == "suppressed"
+
+
+@pytest.mark.both_databases
+def test_a_stop_waits_for_a_call_in_flight_and_the_call_then_reports_stopped(
+    client, personas, reset, secret, ada_profile, relay, redis, monkeypatch
+):
+    from campaigns.services import triggers
+    from tests.campaigns.test_handover import Elsewhere
+
+    stops = []
+    real_deliveries = triggers._deliveries
+
+    def stop_meanwhile(*args, **kwargs):
+        # The call holds its lock: a stop from another process waits for it instead of slipping in between.
+        stops.append(Elsewhere(lambda: lifecycle.campaign_stop(campaign=reset, actor=personas["ada"])))
+        stops[0].wait(timeout=1)
+        assert stops[0].thread.is_alive()
+        return real_deliveries(*args, **kwargs)
+
+    monkeypatch.setattr(triggers, "_deliveries", stop_meanwhile)
+    response = _trigger(client, reset, secret)
+    stops[0].wait(timeout=30)
+
+    assert response.status_code == 202  # committed before the stop
+    reset.refresh_from_db()
+    assert reset.status == Campaign.Status.STOPPED
+    assert set(Run.objects.filter(campaign=reset).values_list("state", flat=True)) == {Run.State.STOPPED}
+    run_burst_worker()
+    assert received(relay) == {}  # stop means stop
+    status = client.get(response.json()["statusUrl"], headers={"Authorization": f"Bearer {secret}"}).json()
+    assert status["state"] == "stopped"
+    _problem(_trigger(client, reset, secret, request_id="after"), 409, "campaign-not-live")
+
+
+def test_a_new_live_version_lets_the_previous_versions_run_complete(
+    client, personas, reset, secret, ada_profile, redis
+):
+    from django.utils import timezone
+
+    from config.scheduler import scheduler_tick
+
+    _trigger(client, reset, secret, request_id="v1")
+    run_burst_worker()
+    lifecycle.campaign_pause(campaign=reset, actor=personas["ada"])
+    lifecycle.campaign_update_content(
+        campaign=reset, actor=personas["ada"], content=lifecycle.Content("New", "<p>{{ context.reset_url }}</p>", "x")
+    )
+    lifecycle.campaign_activate(campaign=reset, actor=personas["ada"])
+    _trigger(client, reset, secret, request_id="v2")
+    run_burst_worker()
+
+    scheduler_tick(now=timezone.now())
+
+    states = dict(Run.objects.filter(campaign=reset).values_list("occurrence", "state"))
+    assert states == {"unitary:v1": Run.State.COMPLETE, "unitary:v2": Run.State.SENDING}
+
+
+def test_the_same_call_with_and_without_its_empty_defaults_is_one_call(client, reset, secret, ada_profile, redis):
+    body = {"requestId": "d-1", "recipients": [{"identity": {"namespace": "email", "value": "ada@example.com"}}]}
+    Campaign.objects.filter(pk=reset.pk).update(context_contract=[])
+    first = _post(client, f"/api/v1/campaigns/{reset.pk}/trigger", body, secret)
+    again = _post(client, f"/api/v1/campaigns/{reset.pk}/trigger", {**body, "context": {}}, secret)
+
+    assert again.status_code == 202 and again.json() == first.json()
 
 
 def test_erasing_a_recipient_keeps_the_other_recipients_context(client, personas, reset, secret, ada_profile, redis):
