@@ -38,6 +38,7 @@ from permissions.api import PROBLEM_CONTENT_TYPE
 from permissions.services.api_keys import api_key_create
 from tests.channels.conftest import make_configuration
 from tests.conftest import make_email_configuration
+from tests.problems import problem as _problem
 
 SCHEMA = api.get_openapi_schema()
 # One test per operation, named after it. (schemathesis' own pytest plugin would do this, but under pytest 9.2
@@ -218,19 +219,6 @@ def _body_schema(operation: str, status: int) -> str:
     content = _responses(operation)[status]["content"]
     problem = status >= 400 and (operation, status) not in NOT_PROBLEMS
     return content[PROBLEM_CONTENT_TYPE if problem else "application/json"]["schema"]["$ref"].rpartition("/")[2]
-
-
-def _problem(response, status: int, slug: str) -> dict:
-    """The body of an application/problem+json answer, checked: the status, the problem type and its fields."""
-    assert response.status_code == status, response.content[:300]
-    assert response["Content-Type"] == PROBLEM_CONTENT_TYPE
-    body = response.json()
-    assert body["type"] == f"urn:campaigns:problem:{slug}"
-    assert body["status"] == status
-    assert body["title"] and body["detail"]
-    # The path of the request, cut short: a megabyte path is not repeated.
-    assert len(body["instance"]) <= 201 and response.wsgi_request.path.startswith(body["instance"].removesuffix("…"))
-    return body
 
 
 @pytest.fixture

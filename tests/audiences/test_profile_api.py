@@ -7,6 +7,7 @@ import pytest
 from audiences.models import AttributeDefinition, Consent, ConsentEvent, Identity, Profile
 from permissions.models import AuditEvent
 from permissions.services.api_keys import api_key_create, api_key_revoke
+from tests.problems import problem as _problem
 
 URL = "/api/v1/profiles"
 
@@ -34,16 +35,6 @@ def _call(client, method, path, secret, body=None, raw=None):
     return client.generic(
         method, path, data=data, content_type="application/json", headers={"Authorization": f"Bearer {secret}"}
     )
-
-
-def _problem(response, status, slug):
-    """An error answer as RFC 9457 has it: application/problem+json, the problem type and the status in the body."""
-    assert response.status_code == status, response.content
-    assert response["Content-Type"] == "application/problem+json"
-    body = response.json()
-    assert (body["type"], body["status"]) == (f"urn:campaigns:problem:{slug}", status)
-    assert body["title"] and body["instance"] == response.wsgi_request.path
-    return body
 
 
 def _upsert(client, keys, *profiles):

@@ -7,6 +7,7 @@ from campaigns.models import Campaign
 from campaigns.services import lifecycle
 from permissions.services.api_keys import api_key_create, api_key_revoke
 from tests.conftest import make_email_configuration
+from tests.problems import problem as _problem
 
 
 @pytest.fixture
@@ -58,17 +59,6 @@ def _key(personas, **scope):
 
 def _get(client, path, secret):
     return client.get(path, HTTP_AUTHORIZATION=f"Bearer {secret}")
-
-
-def _problem(response, status, slug):
-    """An error answer as RFC 9457 has it: application/problem+json, the problem type and the status in the body,
-    `instance` the path asked."""
-    assert response.status_code == status, response.content
-    assert response["Content-Type"] == "application/problem+json"
-    body = response.json()
-    assert (body["type"], body["status"]) == (f"urn:campaigns:problem:{slug}", status)
-    assert body["title"] and body["instance"] == response.wsgi_request.path
-    return body
 
 
 def _missing_id(*campaigns):

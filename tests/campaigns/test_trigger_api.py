@@ -12,8 +12,8 @@ from channels.models import Suppression
 from permissions.services.api_keys import api_key_create, api_key_revoke
 from tests.campaigns.queued import received
 from tests.conftest import make_email_configuration, run_burst_worker
+from tests.problems import problem as _problem
 
-PROBLEM = "application/problem+json"
 # Jobs are enqueued when the call's transaction commits: each test commits for real.
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -103,16 +103,6 @@ def _text(received_message) -> str:
     message = received_message["message"]
     parts = [part.get_content() for part in message.walk() if part.get_content_maintype() == "text"]
     return "\n".join([message["Subject"], *parts])
-
-
-def _problem(response, status, slug):
-    assert response.status_code == status, response.content
-    assert response["Content-Type"] == PROBLEM
-    body = response.json()
-    assert body["type"] == f"urn:campaigns:problem:{slug}"
-    assert body["status"] == status
-    assert body["title"] and body["detail"]
-    return body
 
 
 # --- From the call to the inbox ------------------------------------------------------------------------------

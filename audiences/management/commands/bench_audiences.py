@@ -17,7 +17,6 @@ import resource
 import secrets
 import statistics
 import subprocess
-import sys
 import time
 from urllib.parse import urlsplit, urlunsplit
 
@@ -30,6 +29,7 @@ from django.test.utils import CaptureQueriesContext
 from audiences.indexes import sync_attribute_indexes
 from audiences.models import AttributeDefinition, Audience
 from audiences.selectors.audiences import audience_member_ids, audience_profiles, audience_size
+from config import bench
 
 BENCH_DATABASE = "campaigns_bench"
 LIST_NAME = "Bench: spring event attendees"
@@ -98,10 +98,10 @@ class Command(BaseCommand):
         url = options["database_url"] or _bench_url(settings.DATABASE_URL)
         if not url.startswith(("postgres://", "postgresql://")):
             raise CommandError(f"bench_audiences measures PostgreSQL only: {url!r} is not a PostgreSQL URL.")
-        if _database_name(url) == settings.DATABASES["default"]["NAME"]:
+        if bench.database_name(url) == settings.DATABASES["default"]["NAME"]:
             raise CommandError("Refusing to run in the database the settings use: pass --database-url of another.")
-        _create_database(url)
-        self.stdout.write(f"Benchmark database: {_database_name(url)}", self.style.MIGRATE_HEADING)
+        bench.create_database(url)
+        self.stdout.write(f"Benchmark database: {bench.database_name(url)}", self.style.MIGRATE_HEADING)
         arguments = [
             "--in-bench-database",
             f"--profiles={options['profiles']}",
@@ -111,7 +111,7 @@ class Command(BaseCommand):
             *(["--rebuild"] if options["rebuild"] else []),
         ]
         # Our own interpreter and arguments: nothing here comes from outside.
-        completed = subprocess.run(_manage("bench_audiences", *arguments), env=_env(url), check=False)  # noqa: S603
+        completed = subprocess.run(bench.manage("bench_audiences", *arguments), env=_env(url), check=False)  # noqa: S603
         if completed.returncode:
             raise CommandError(f"the benchmark failed (exit status {completed.returncode})")
 
@@ -242,7 +242,7 @@ class Command(BaseCommand):
             )
             arguments = [f"--stream={audience.pk}", f"--page-size={page}", *(["--materialize"] if materialize else [])]
             completed = subprocess.run(  # noqa: S603 - our own interpreter and arguments
-                _manage("bench_audiences", *arguments),
+                bench.manage("bench_audiences", *arguments),
                 env=os.environ.copy(),  # the benchmark's own: its database, DEBUG off
                 capture_output=True,
                 text=True,
@@ -415,26 +415,6 @@ def _bench_url(url: str) -> str:
         )
     parts = urlsplit(url)
     return urlunsplit(parts._replace(path=f"/{BENCH_DATABASE}"))
-
-
-def _database_name(url: str) -> str:
-    return urlsplit(url).path.lstrip("/")
-
-
-def _create_database(url: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    name = _database_name(url)
-    server = urlunsplit(urlsplit(url)._replace(path="/postgres"))
-    with psycopg.connect(server.replace("postgresql://", "postgres://", 1), autocommit=True) as server_connection:
-        exists = server_connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        if not exists:
-            server_connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-
-
-def _manage(*arguments: str) -> list[str]:
-    return [sys.executable, str(settings.BASE_DIR / "manage.py"), *arguments]
 
 
 def _env(url: str) -> dict:

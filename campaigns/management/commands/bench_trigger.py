@@ -33,7 +33,6 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
 from django.core.management import call_command
@@ -41,6 +40,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
 from campaigns.management.commands import _bench_trigger_report as report
+from config import bench
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/campaigns_bench"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/13"
@@ -149,11 +149,11 @@ class Command(BaseCommand):
         url = options["database_url"]
         if not url.startswith(("postgres://", "postgresql://")):
             raise CommandError(f"bench_trigger measures the production setup, on PostgreSQL: {url!r} is not one.")
-        if _database_name(url) == settings.DATABASES["default"]["NAME"]:
+        if bench.database_name(url) == settings.DATABASES["default"]["NAME"]:
             raise CommandError("Refusing to run in the database the settings use: pass --database-url of another.")
         if shutil.which("wrk") is None:
             raise CommandError("wrk is needed for the closed-loop windows: apt-get install -y wrk")
-        _create_database(url)
+        bench.create_database(url)
         passed = [
             f"--{name.replace('_', '-')}={options[name]}"
             for name in (
@@ -173,7 +173,7 @@ class Command(BaseCommand):
         ]
         env = _env(url, options["redis_url"])
         completed = subprocess.run(  # noqa: S603 - our own interpreter and arguments
-            _manage("bench_trigger", "--in-bench-database", *passed), env=env, check=False
+            bench.manage("bench_trigger", "--in-bench-database", *passed), env=env, check=False
         )
         if completed.returncode:
             raise CommandError(f"the benchmark failed (exit status {completed.returncode})")
@@ -533,26 +533,6 @@ def _signal_group(pgid: int, signum: int) -> None:
         os.killpg(pgid, signum)
     except ProcessLookupError:
         pass
-
-
-def _database_name(url: str) -> str:
-    return urlsplit(url).path.lstrip("/")
-
-
-def _create_database(url: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    name = _database_name(url)
-    server = urlunsplit(urlsplit(url)._replace(path="/postgres"))
-    with psycopg.connect(server.replace("postgresql://", "postgres://", 1), autocommit=True) as server_connection:
-        exists = server_connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        if not exists:
-            server_connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-
-
-def _manage(*arguments: str) -> list[str]:
-    return [sys.executable, str(settings.BASE_DIR / "manage.py"), *arguments]
 
 
 def _env(database_url: str, redis_url: str) -> dict:
