@@ -1,6 +1,7 @@
 """Queue names, and the one way work is put on a queue. Transactional work has workers of its own, so it never
 waits behind a large campaign."""
 
+import logging
 import os
 from datetime import timedelta
 
@@ -11,6 +12,8 @@ MAINTENANCE = "maintenance"
 
 QUEUE_NAMES = (TRANSACTIONAL, TRIGGERED, CAMPAIGNS, MAINTENANCE)
 
+
+log = logging.getLogger(__name__)
 
 # One queue object, with its Redis client and connection pool, per process and queue settings: django_rq builds a
 # new client at each get_queue/get_connection, and a new connection with its handshake cost a fifth of a trigger
@@ -76,9 +79,7 @@ def enqueue_once_on_commit(queue_name: str, func: str, *args, flag: str, ttl: in
 
 def flag_clear(queue_name: str, flag: str) -> None:
     """Let the next enqueue_once_on_commit with `flag` enqueue again. Redis down: the flag expires by itself."""
-    import logging
-
     try:
         connection(queue_name).delete(flag)
     except Exception:  # noqa: BLE001 - the job goes on; the flag's expiry lets the next call enqueue
-        logging.getLogger(__name__).exception("could not clear %s", flag)
+        log.exception("could not clear %s", flag)

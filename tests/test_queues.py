@@ -72,3 +72,39 @@ def test_with_redis_down_the_action_stands_and_the_scheduler_sends_it_once_redis
     assert sorted(smtp_server.by_recipient()) == ["p0@example.com", "p1@example.com", "p2@example.com"]
     assert all(len(messages) == 1 for messages in smtp_server.by_recipient().values())
     assert set(Delivery.objects.filter(run_id=run_id).values_list("status", flat=True)) == {Delivery.Status.SENT}
+
+
+def test_each_queue_is_made_once_a_process_and_again_when_its_settings_change(settings):
+    transactional, campaigns = queues.queue(queues.TRANSACTIONAL), queues.queue(queues.CAMPAIGNS)
+
+    assert (transactional.name, campaigns.name) == (queues.TRANSACTIONAL, queues.CAMPAIGNS)
+    assert queues.queue(queues.TRANSACTIONAL) is transactional  # one Redis client, one connection pool
+    assert queues.connection(queues.CAMPAIGNS) is campaigns.connection
+    moved = {name: {**queue, "URL": NOBODY_LISTENS} for name, queue in settings.RQ_QUEUES.items()}
+    settings.RQ_QUEUES = moved
+    assert queues.queue(queues.TRANSACTIONAL).connection.connection_pool.connection_kwargs["port"] == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_waiting_job_takes_the_next_ones_work_until_it_starts_and_its_flag_expires(redis):
+    queue = django_rq.get_queue(queues.TRANSACTIONAL)
+    for _ in range(3):
+        queues.enqueue_once_on_commit(queues.TRANSACTIONAL, "campaigns.jobs.send_run", 7, flag="f:7", ttl=30)
+
+    assert queue.count == 1
+    assert 0 < redis.ttl("f:7") <= 30  # a lost job's flag does not hold the next calls back for good
+    queues.flag_clear(queues.TRANSACTIONAL, "f:7")
+    queues.enqueue_once_on_commit(queues.TRANSACTIONAL, "campaigns.jobs.send_run", 7, flag="f:7", ttl=30)
+    assert queue.count == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_redis_down_enqueue_once_lets_the_action_stand(redis, settings):
+    settings.RQ_QUEUES = {name: {**queue, "URL": NOBODY_LISTENS} for name, queue in settings.RQ_QUEUES.items()}
+
+    with transaction.atomic():
+        Profile.objects.create(email="kept@example.com")
+        queues.enqueue_once_on_commit(queues.TRANSACTIONAL, "campaigns.jobs.send_run", 7, flag="f:7")
+    queues.flag_clear(queues.TRANSACTIONAL, "f:7")  # logged, not raised
+
+    assert Profile.objects.filter(email="kept@example.com").exists()
