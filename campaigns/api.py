@@ -232,18 +232,17 @@ def campaign_trigger(
         )
         for r in payload.recipients
     ]
-    try:
-        answer = triggers.trigger_unitary(
+    return _answered(
+        response,
+        lambda: triggers.trigger_unitary(
             campaign=campaign,
             api_key_prefix=key.prefix,
             request_id=_request_id(payload.requestId, idempotency_key),
             digest=triggers.body_hash(payload.model_dump(mode="json")),
             context=payload.context,
             recipients=triggers.normalized_recipients(recipients, channel=campaign.channel_configuration.channel),
-        )
-    except triggers.TriggerRefused as refused:
-        raise _problem(refused) from None
-    return _answered(response, answer)
+        ),
+    )
 
 
 @router.post(
@@ -269,49 +268,51 @@ def campaign_trigger_audience(
     campaign = triggerable_campaign(key=key, campaign_id=campaign_id)
     send_at = payload.sendAt
     if send_at is not None and (send_at.tzinfo is None or not 2000 <= send_at.year <= 2999):
-        problem = "must be a date and time with an offset (2026-12-24T09:00:00+01:00), between 2000 and 2999"
-        raise ApiProblem(
-            422,
-            f"invalid request: sendAt: {problem}",
-            errors=[{"type": "datetime", "loc": ["body", "payload", "sendAt"], "msg": problem, "pointer": "/sendAt"}],
+        raise _invalid_field(
+            "sendAt",
+            "datetime",
+            "must be a date and time with an offset (2026-12-24T09:00:00+01:00), between 2000 and 2999",
         )
-    try:
-        answer = triggers.trigger_audience(
+    return _answered(
+        response,
+        lambda: triggers.trigger_audience(
             campaign=campaign,
             api_key_prefix=key.prefix,
             request_id=_request_id(payload.requestId, idempotency_key),
             digest=triggers.body_hash(payload.model_dump(mode="json")),
             context=payload.context,
             send_at=send_at,
-        )
-    except triggers.TriggerRefused as refused:
-        raise _problem(refused) from None
-    return _answered(response, answer)
+        ),
+    )
 
 
 def _request_id(in_body: str | None, header: str | None) -> str:
     if in_body and header and in_body != header:
-        problem = "differs from the Idempotency-Key header: send one, or the same value in both"
-        raise ApiProblem(
-            422,
-            f"invalid request: requestId: {problem}",
-            errors=[
-                {"type": "request_id", "loc": ["body", "payload", "requestId"], "msg": problem, "pointer": "/requestId"}
-            ],
+        raise _invalid_field(
+            "requestId", "request_id", "differs from the Idempotency-Key header: send one, or the same value in both"
         )
     if not (in_body or header):
-        problem = "required: give requestId in the body or an Idempotency-Key header"
-        raise ApiProblem(
-            422,
-            f"invalid request: requestId: {problem}",
-            errors=[
-                {"type": "missing", "loc": ["body", "payload", "requestId"], "msg": problem, "pointer": "/requestId"}
-            ],
+        raise _invalid_field(
+            "requestId", "missing", "required: give requestId in the body or an Idempotency-Key header"
         )
     return in_body or header
 
 
-def _answered(response: HttpResponse, answer: triggers.Answer):
+def _invalid_field(name: str, kind: str, problem: str) -> ApiProblem:
+    """A 422 about one field of the body, shaped as ninja's own 422s are."""
+    return ApiProblem(
+        422,
+        f"invalid request: {name}: {problem}",
+        errors=[{"type": kind, "loc": ["body", "payload", name], "msg": problem, "pointer": f"/{name}"}],
+    )
+
+
+def _answered(response: HttpResponse, call) -> Status:
+    """The answer of a trigger service `call`: its stored answer (a replay says so), or its refusal as a problem."""
+    try:
+        answer = call()
+    except triggers.TriggerRefused as refused:
+        raise _problem(refused) from None
     if answer.replayed:
         response["Idempotent-Replayed"] = "true"  # the first answer again, and nothing sent
     return Status(answer.status, answer.body)
