@@ -73,16 +73,33 @@ def triggerable_campaign(*, key, campaign_id: int) -> Campaign:
 
     Scope is checked before the database is read, so an out-of-scope key learns nothing about which ids exist.
     """
-    if not key.may_trigger(campaign_id):
-        raise HttpError(403, f"this key may not trigger campaign {campaign_id}")
+    _check_scope(key, campaign_id)
     campaign = (
         Campaign.objects.select_related("channel_configuration", "live_version")
         .filter(pk=campaign_id, kind=Campaign.Kind.API_TRIGGERED)
         .first()
     )
     if campaign is None:
-        raise HttpError(404, f"there is no API-triggered campaign {campaign_id}")
+        raise _no_such_campaign(campaign_id)
     return campaign
+
+
+def _check_scope(key, campaign_id: int) -> None:
+    if not key.may_trigger(campaign_id):
+        raise HttpError(403, f"this key may not trigger campaign {campaign_id}")
+
+
+def _no_such_campaign(campaign_id: int) -> HttpError:
+    return HttpError(404, f"there is no API-triggered campaign {campaign_id}")
+
+
+def _call_target(key, campaign_id: int, request_id: str):
+    """triggerable_campaign for a trigger call, with the earlier call of this requestId, in one statement."""
+    _check_scope(key, campaign_id)
+    campaign, earlier = triggers.call_target(campaign_id, request_id)
+    if campaign is None:
+        raise _no_such_campaign(campaign_id)
+    return campaign, earlier
 
 
 # --- Triggering ----------------------------------------------------------------------------------------------
@@ -220,7 +237,8 @@ def campaign_trigger(
 ):
     key = request.auth
     _take_a_call(key)
-    campaign = triggerable_campaign(key=key, campaign_id=campaign_id)
+    request_id = _request_id(payload.requestId, idempotency_key)
+    campaign, earlier = _call_target(key, campaign_id, request_id)
     recipients = [
         triggers.RecipientIn(
             namespace=r.identity.namespace if r.identity else None,
@@ -237,10 +255,11 @@ def campaign_trigger(
         lambda: triggers.trigger_unitary(
             campaign=campaign,
             api_key_prefix=key.prefix,
-            request_id=_request_id(payload.requestId, idempotency_key),
+            request_id=request_id,
             digest=triggers.body_hash(payload.model_dump(mode="json")),
             context=payload.context,
             recipients=triggers.normalized_recipients(recipients, channel=campaign.channel_configuration.channel),
+            earlier=earlier,
         ),
     )
 
@@ -265,7 +284,6 @@ def campaign_trigger_audience(
 ):
     key = request.auth
     _take_a_call(key)
-    campaign = triggerable_campaign(key=key, campaign_id=campaign_id)
     send_at = payload.sendAt
     if send_at is not None and (send_at.tzinfo is None or not 2000 <= send_at.year <= 2999):
         raise _invalid_field(
@@ -273,15 +291,18 @@ def campaign_trigger_audience(
             "datetime",
             "must be a date and time with an offset (2026-12-24T09:00:00+01:00), between 2000 and 2999",
         )
+    request_id = _request_id(payload.requestId, idempotency_key)
+    campaign, earlier = _call_target(key, campaign_id, request_id)
     return _answered(
         response,
         lambda: triggers.trigger_audience(
             campaign=campaign,
             api_key_prefix=key.prefix,
-            request_id=_request_id(payload.requestId, idempotency_key),
+            request_id=request_id,
             digest=triggers.body_hash(payload.model_dump(mode="json")),
             context=payload.context,
             send_at=send_at,
+            earlier=earlier,
         ),
     )
 

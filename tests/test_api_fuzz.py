@@ -109,6 +109,7 @@ def _existing_ids(world) -> dict[str, int | str]:
     message = InboxMessage.objects.create(profile=profile, configuration=world["in_app"], delivery_id=profile.pk)
     body = {"context": {"link": "https://shop.test/r"}, "recipients": [{"profileId": profile.pk}]}
     call = triggers.trigger_unitary(
+        earlier=None,
         campaign=world["campaign"],
         api_key_prefix=world["prefix"],
         request_id=f"fuzz-{profile.pk}",
@@ -318,6 +319,7 @@ def test_a_request_id_with_a_slash_is_found_by_it(client, personas, secrets, req
     campaign = lifecycle.campaign_activate(campaign=campaign, actor=ada)
     profile = Profile.objects.create(email="zoe@example.com")
     triggers.trigger_unitary(
+        earlier=None,
         campaign=campaign,
         api_key_prefix="fuzz",
         request_id=request_id,

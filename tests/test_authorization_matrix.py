@@ -381,6 +381,7 @@ def api_world(world, personas):
     approval.campaign_submit_for_review(campaign=triggered, actor=ada)
     triggered = lifecycle.campaign_approve_and_activate(campaign=triggered, actor=personas["april"])
     call = triggers.trigger_unitary(
+        earlier=None,
         campaign=triggered,
         api_key_prefix="matrix",
         request_id="matrix-call",

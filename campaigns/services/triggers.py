@@ -16,7 +16,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, Exists, F, OuterRef
+from django.db.models import Count, Exists, OuterRef
 from django.utils import timezone
 
 from audiences.models import Channel, Identity, IdentityNamespace, Profile
@@ -25,7 +25,9 @@ from audiences.services.profiles import UpsertOutcome, profiles_upsert
 from campaigns import contracts
 from campaigns.eligibility import consent_inputs, exclusion_reason, suppressed_addresses
 from campaigns.engine.dispatch import queue_for, wake_run_on_commit
-from campaigns.models import Campaign, Delivery, Run, TriggerRequest
+from campaigns.models import Campaign, CampaignVersion, Delivery, Run, TriggerRequest
+from channels.models import ChannelConfiguration
+from config import rawsql
 from config.queues import enqueue_on_commit
 
 log = logging.getLogger(__name__)
@@ -81,8 +83,55 @@ def status_path(execution_id) -> str:
 # --- Checks shared by both kinds of call ---------------------------------------------------------------------
 
 
-def _earlier_answer(campaign: Campaign, request_id: str, digest: str) -> Answer | None:
-    earlier = TriggerRequest.objects.filter(campaign=campaign, request_id=request_id).first()
+@dataclass(frozen=True)
+class EarlierCall:
+    """What is kept of a call with the same requestId: enough to replay its answer or refuse a different body."""
+
+    body_hash: str
+    status: int
+    response: dict
+
+
+# What a call reads of its campaign (the rest is deferred: read what the services use).
+_CAMPAIGN_FIELDS = [
+    "id", "name", "kind", "category", "status", "start_at", "end_at", "audience_id", "channel_configuration_id",
+    "live_version_id", "context_contract", "create_profiles",
+]  # fmt: skip
+
+
+def call_target(campaign_id: int, request_id: str) -> tuple[Campaign | None, EarlierCall | None]:
+    """The API-triggered campaign a call names (None when there is none) with its channel configuration and live
+    version, and the earlier call with this requestId if any: one statement, on the hot path of every call."""
+    sql = (
+        f"SELECT {rawsql.columns(Campaign, _CAMPAIGN_FIELDS, 'c')}, cc.channel, v.number, "  # noqa: S608
+        "t.body_hash, t.response_status, t.response "
+        f"FROM {Campaign._meta.db_table} c "
+        f"JOIN {ChannelConfiguration._meta.db_table} cc ON cc.id = c.channel_configuration_id "
+        f"LEFT JOIN {CampaignVersion._meta.db_table} v ON v.id = c.live_version_id "
+        f"LEFT JOIN {TriggerRequest._meta.db_table} t ON t.campaign_id = c.id AND t.request_id = %s "
+        "WHERE c.id = %s AND c.kind = %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [request_id, campaign_id, Campaign.Kind.API_TRIGGERED])
+        row = cursor.fetchone()
+    if row is None:
+        return None, None
+    size = len(_CAMPAIGN_FIELDS)
+    campaign = rawsql.instance(Campaign, _CAMPAIGN_FIELDS, row[:size])
+    channel, version_number, earlier_hash, earlier_status, earlier_response = row[size:]
+    campaign.channel_configuration = ChannelConfiguration(pk=campaign.channel_configuration_id, channel=channel)
+    if campaign.live_version_id is not None:
+        campaign.live_version = CampaignVersion(
+            pk=campaign.live_version_id, campaign_id=campaign.pk, number=version_number
+        )
+    if earlier_hash is None:
+        return campaign, None
+    stored = rawsql.instance(TriggerRequest, ["response"], [earlier_response])
+    return campaign, EarlierCall(earlier_hash, earlier_status, stored.response)
+
+
+def _replayed(campaign: Campaign, request_id: str, digest: str, earlier: EarlierCall | None) -> Answer | None:
+    """The earlier call's answer again for the same body; 409 for another body; None for a new requestId."""
     if earlier is None:
         return None
     if earlier.body_hash != digest:
@@ -92,7 +141,17 @@ def _earlier_answer(campaign: Campaign, request_id: str, digest: str) -> Answer 
             f"requestId {request_id!r} was already used for campaign {campaign.pk} with a different body; "
             "use a new requestId for a new call",
         )
-    return Answer(earlier.response_status, earlier.response, replayed=True)
+    return Answer(earlier.status, earlier.response, replayed=True)
+
+
+def _earlier_answer(campaign: Campaign, request_id: str, digest: str) -> Answer | None:
+    """After losing a race at the unique (campaign, requestId): the winner's answer."""
+    earlier = TriggerRequest.objects.filter(campaign=campaign, request_id=request_id).first()
+    if earlier is None:
+        return None
+    return _replayed(
+        campaign, request_id, digest, EarlierCall(earlier.body_hash, earlier.response_status, earlier.response)
+    )
 
 
 def _check_live(campaign: Campaign, now: datetime) -> None:
@@ -143,6 +202,7 @@ def trigger_unitary(
     digest: str,
     context: dict,
     recipients: list[RecipientIn],
+    earlier: EarlierCall | None,
     now: datetime | None = None,
 ) -> Answer:
     """Send the campaign to 1 to 100 named recipients, each with the shared context and their own on top.
@@ -152,8 +212,8 @@ def trigger_unitary(
     create profiles, or named twice).
     """
     now = now or timezone.now()
-    if (earlier := _earlier_answer(campaign, request_id, digest)) is not None:
-        return earlier
+    if (replay := _replayed(campaign, request_id, digest, earlier)) is not None:
+        return replay
     _check_live(campaign, now)
     _check_context_size([context, *(recipient.context for recipient in recipients)])
     contract = contracts.contract_of(campaign)
@@ -207,8 +267,8 @@ def trigger_unitary(
             }
             # The unique (campaign, requestId) decides between calls racing with one id: the loser's transaction
             # (its profiles created, its deliveries) rolls back whole, and it answers with the winner's answer.
-            request.save(force_insert=True)
-            Delivery.objects.bulk_create(deliveries)
+            rawsql.insert(TriggerRequest, [request])
+            rawsql.insert(Delivery, deliveries)
             if accepted:
                 wake_run_on_commit(run)
     except IntegrityError:
@@ -291,18 +351,28 @@ def _upsert_input(namespace: str, value: str, recipient: RecipientIn) -> dict:
 
 
 def _profiles_by_identity(recipients) -> tuple[dict[tuple[str, str], int], dict[int, Profile]]:
-    """(namespace, value) -> profile id, and those profiles: one query a namespace named (the profile joined)."""
-    pairs = {(r.namespace, r.value) for r in recipients}
+    """(namespace, value) -> profile id, and those profiles (what an address needs of them): one statement."""
+    pairs = sorted({(r.namespace, r.value) for r in recipients})
+    if not pairs:
+        return {}, {}
+    wanted = " OR ".join(["(i.namespace = %s AND i.value = %s)"] * len(pairs))
+    sql = (
+        f"SELECT i.namespace, i.value, {rawsql.columns(Profile, _PROFILE_FIELDS, 'p')} "  # noqa: S608
+        f"FROM {Identity._meta.db_table} i JOIN {Profile._meta.db_table} p ON p.id = i.profile_id WHERE {wanted}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [part for pair in pairs for part in pair])
+        rows = cursor.fetchall()
     found, profiles = {}, {}
-    for namespace in {namespace for namespace, _ in pairs}:
-        values = [value for ns, value in pairs if ns == namespace]
-        matches = Profile.objects.filter(identities__namespace=namespace, identities__value__in=values).annotate(
-            matched=F("identities__value")
-        )
-        for profile in matches:
-            found[(namespace, profile.matched)] = profile.pk
-            profiles[profile.pk] = profile
+    for namespace, value, *fields in rows:
+        profile = profiles.get(fields[0]) or rawsql.instance(Profile, _PROFILE_FIELDS, fields)
+        found[(namespace, value)] = profile.pk
+        profiles[profile.pk] = profile
     return found, profiles
+
+
+# What the call needs of a profile: its addresses (Profile.address_for).
+_PROFILE_FIELDS = ["id", "email", "phone"]
 
 
 def normalized_recipients(recipients: list[RecipientIn], *, channel: str) -> list[RecipientIn]:
@@ -456,13 +526,14 @@ def trigger_audience(
     digest: str,
     context: dict,
     send_at: datetime | None = None,
+    earlier: EarlierCall | None,
     now: datetime | None = None,
 ) -> Answer:
     """Send the campaign to its audience as it is when the run is planned (now, or at `send_at`), every
     recipient with the same context, through the same ledger and rules as a scheduled occurrence."""
     now = now or timezone.now()
-    if (earlier := _earlier_answer(campaign, request_id, digest)) is not None:
-        return earlier
+    if (replay := _replayed(campaign, request_id, digest, earlier)) is not None:
+        return replay
     _check_live(campaign, now)
     if campaign.audience_id is None:
         raise TriggerRefused(

@@ -4,10 +4,11 @@ import hmac
 import secrets
 from datetime import timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
+from config import rawsql
 from permissions.models import ApiKey, sha256_hex
 from permissions.services.audit import audit_record
 
@@ -76,7 +77,7 @@ def api_key_authenticate(secret: str) -> ApiKey | None:
     parts = secret.split("_")
     if len(parts) != 3 or parts[0] != "cmk":
         return None
-    key = ApiKey.objects.filter(prefix=parts[1], revoked_at__isnull=True).first()
+    key = _active_key(parts[1])
     if key is None or not hmac.compare_digest(key.key_hash, sha256_hex(secret)):
         return None
     now = timezone.now()
@@ -84,3 +85,18 @@ def api_key_authenticate(secret: str) -> ApiKey | None:
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
         key.last_used_at = now
     return key
+
+
+_KEY_FIELDS = [field.attname for field in ApiKey._meta.concrete_fields]
+
+
+def _active_key(prefix: str) -> ApiKey | None:
+    """The unrevoked key with this prefix: every API call reads it, so through a cursor (config.rawsql)."""
+    sql = (
+        f"SELECT {rawsql.columns(ApiKey, _KEY_FIELDS, 'k')} FROM {ApiKey._meta.db_table} k "  # noqa: S608
+        "WHERE k.prefix = %s AND k.revoked_at IS NULL"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [prefix])
+        row = cursor.fetchone()
+    return rawsql.instance(ApiKey, _KEY_FIELDS, row) if row else None

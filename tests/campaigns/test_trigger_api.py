@@ -161,6 +161,31 @@ def test_a_burst_of_calls_waits_for_one_send_job_and_the_next_call_enqueues_agai
     assert received(relay) == {"ada@example.com": 4}
 
 
+@pytest.mark.both_databases
+def test_a_call_costs_a_fixed_number_of_statements_whatever_its_recipients(client, reset, secret, redis):
+    """The hot path's budget (docs/benchmarks.md): the key, the campaign with the earlier call of this requestId,
+    then in one transaction the profiles, the campaign's lock with its run, the suppression list and two inserts."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    people = [f"p{number}@example.com" for number in range(50)]
+    for email in people:
+        Identity.objects.create(profile=Profile.objects.create(email=email), namespace="email", value=email)
+    one = [{"identity": {"namespace": "email", "value": people[0]}}]
+    fifty = [{"identity": {"namespace": "email", "value": email}} for email in people]
+    _trigger(client, reset, secret, request_id="first", recipients=one)  # the key's first use, the run made
+
+    counts = []
+    for request_id, recipients in (("one", one), ("fifty", fifty)):
+        with CaptureQueriesContext(connection) as captured:
+            response = _trigger(client, reset, secret, request_id=request_id, recipients=recipients)
+        assert response.status_code == 202, response.content
+        statements = [query["sql"] for query in captured.captured_queries]
+        counts.append(len([sql for sql in statements if sql.split()[0] in ("SELECT", "INSERT", "UPDATE")]))
+    assert counts == [7, 7]
+    assert Delivery.objects.filter(trigger_request__request_id="fifty").count() == 50
+
+
 def test_a_lost_send_job_is_replaced_by_the_scheduler(client, reset, secret, ada_profile, relay, redis):
     import django_rq
     from django.utils import timezone
