@@ -76,7 +76,7 @@ def value(model: type[Model], name: str, given):
 
 def update(model: type[Model], rows: list[Model], names: list[str], *, where: str = "", params=()) -> int:
     """Write the fields `names` of each of `rows` (each its own values) in one statement per 200 rows, `UPDATE ...
-    FROM` a list of VALUES, where `where` also holds (columns of the table as `t.column`). Returns the rows
+    FROM` the rows' values, where `where` also holds (columns of the table as `t.column`). Returns the rows
     written. The ORM's bulk_update writes a CASE WHEN per field, which it builds and compiles per row."""
     if not rows:
         return 0
@@ -85,8 +85,11 @@ def update(model: type[Model], rows: list[Model], names: list[str], *, where: st
     # PostgreSQL types a VALUES list by its first row: cast it, so a NULL there is a date, not text. SQLite has
     # no column types to match (and a CAST there would turn a date into a number).
     cast = connection.vendor == "postgresql"
-    first = "(" + ", ".join(f"CAST(%s AS {field.db_type(connection)})" if cast else "%s" for field in fields) + ")"
-    other = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    first = "SELECT " + ", ".join(
+        f"CAST(%s AS {field.db_type(connection)}) AS {quote(field.column)}" if cast else f"%s AS {quote(field.column)}"
+        for field in fields
+    )
+    other = "SELECT " + ", ".join(["%s"] * len(fields))
     assignments = ", ".join(f"{quote(field.column)} = v.{quote(field.column)}" for field in fields[1:])
     condition = f" AND ({where})" if where else ""
     written = 0
@@ -96,10 +99,11 @@ def update(model: type[Model], rows: list[Model], names: list[str], *, where: st
             values = []
             for row in chunk:
                 values.extend(field.get_db_prep_save(getattr(row, field.attname), connection) for field in fields)
+            # A UNION of one-row SELECTs rather than VALUES: PostgreSQL and SQLite name its columns alike. And no
+            # WITH: SQLite's driver gives no row count for a statement that starts with one.
             sql = (
-                f"WITH v ({', '.join(quote(field.column) for field in fields)}) AS "  # noqa: S608
-                f"(VALUES {', '.join([first] + [other] * (len(chunk) - 1))}) "
-                f"UPDATE {quote(model._meta.db_table)} AS t SET {assignments} FROM v "
+                f"UPDATE {quote(model._meta.db_table)} AS t SET {assignments} "  # noqa: S608
+                f"FROM ({' UNION ALL '.join([first] + [other] * (len(chunk) - 1))}) AS v "
                 f"WHERE t.{quote(model._meta.pk.column)} = v.{quote(model._meta.pk.column)}{condition}"
             )
             cursor.execute(sql, [*values, *params])

@@ -3,35 +3,52 @@
 import uuid
 from datetime import datetime
 
-from django.db import transaction
+from django.db import connection
 
+from audiences.models import Profile
 from campaigns.models import Delivery
+from config import rawsql
+
+_DELIVERY_FIELDS = [field.attname for field in Delivery._meta.concrete_fields]
+_PROFILE_FIELDS = [field.attname for field in Profile._meta.concrete_fields]
 
 
 def claim_slice(*, run_id: int, limit: int, now: datetime) -> tuple[uuid.UUID, list[Delivery]]:
-    """Claim up to `limit` due pending deliveries with a conditional UPDATE; return them.
+    """Claim up to `limit` due pending deliveries of the run with one conditional UPDATE; return them (by id, each
+    with its profile).
 
-    `status = 'pending'` in the UPDATE is what guarantees two workers never share a row. The ids are
-    picked first, in the same transaction: on PostgreSQL with FOR UPDATE SKIP LOCKED so concurrent
-    claimers pass each other by (an `IN (subquery ... LIMIT n FOR UPDATE SKIP LOCKED)` inside the UPDATE
-    is rescanned per row by a nested-loop semi-join and claims far more than n); on SQLite Django leaves
-    FOR UPDATE out and the IMMEDIATE transaction serializes claimers.
+    `status = 'pending'` in the UPDATE is what guarantees two workers never share a row. The rows are picked in a
+    materialized CTE, computed once: on PostgreSQL with FOR UPDATE SKIP LOCKED so concurrent claimers pass each
+    other by (an `IN (subquery ... LIMIT n FOR UPDATE SKIP LOCKED)` straight inside the UPDATE is rescanned per row
+    by a nested-loop semi-join and claims far more than n); on SQLite the IMMEDIATE transaction of the statement
+    serializes claimers. One statement, through a cursor: it runs for every slice (config.rawsql).
     """
     token = uuid.uuid4()
-    with transaction.atomic():
-        candidates = (
-            Delivery.objects.select_for_update(skip_locked=True)
-            .filter(run_id=run_id, status=Delivery.Status.PENDING, due_at__lte=now)
-            .order_by("due_at", "id")
-            .values_list("id", flat=True)[:limit]
-        )
-        candidate_ids = list(candidates)
-        claimed = Delivery.objects.filter(id__in=candidate_ids, status=Delivery.Status.PENDING).update(
-            status=Delivery.Status.CLAIMED, claim_token=token, claimed_at=now
-        )
-    if not claimed:
+    table = connection.ops.quote_name(Delivery._meta.db_table)
+    lock = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
+    sql = (
+        f"WITH picked AS MATERIALIZED (SELECT id FROM {table} "  # noqa: S608
+        f"WHERE run_id = %s AND status = %s AND due_at <= %s ORDER BY due_at, id LIMIT %s{lock}) "
+        f"UPDATE {table} SET status = %s, claim_token = %s, claimed_at = %s "
+        f"WHERE id IN (SELECT id FROM picked) AND status = %s "
+        f"RETURNING {rawsql.columns(Delivery, _DELIVERY_FIELDS, '')}"
+    )
+    at = rawsql.value(Delivery, "claimed_at", now)
+    params = [run_id, Delivery.Status.PENDING, at, limit]
+    params += [Delivery.Status.CLAIMED, rawsql.value(Delivery, "claim_token", token), at, Delivery.Status.PENDING]
+    deliveries = sorted(rawsql.fetch(Delivery, _DELIVERY_FIELDS, sql, params), key=lambda delivery: delivery.pk)
+    if not deliveries:
         return token, []
-    # By the ids in hand (the primary key), never by a scan of the ledger for the token.
-    deliveries = Delivery.objects.filter(id__in=candidate_ids, claim_token=token, status=Delivery.Status.CLAIMED)
-    deliveries = deliveries.select_related("profile")
-    return token, list(deliveries.order_by("id"))
+    wanted = sorted({delivery.profile_id for delivery in deliveries if delivery.profile_id})
+    profiles = {}
+    if wanted:
+        sql = (
+            f"SELECT {rawsql.columns(Profile, _PROFILE_FIELDS, 'p')} FROM {Profile._meta.db_table} p "  # noqa: S608
+            f"WHERE p.id IN ({', '.join(['%s'] * len(wanted))})"
+        )
+        profiles = {profile.pk: profile for profile in rawsql.fetch(Profile, _PROFILE_FIELDS, sql, wanted)}
+    profile = Delivery._meta.get_field("profile")
+    for delivery in deliveries:
+        # As select_related gave it: None for a profile erased since.
+        profile.set_cached_value(delivery, profiles.get(delivery.profile_id))
+    return token, deliveries

@@ -3,6 +3,7 @@
 import logging
 
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from campaigns.models import Campaign, Delivery, Run
@@ -13,11 +14,12 @@ log = logging.getLogger(__name__)
 def run_finish_if_done(run_id: int) -> bool:
     """Complete a sending run whose planning is done and which has nothing pending, claimed or in flight.
     A campaign with no further occurrence completes with its last run."""
+    open_deliveries = Delivery.objects.filter(run_id=OuterRef("pk"), status__in=Delivery.OPEN_STATUSES)
     with transaction.atomic():
-        if Delivery.objects.filter(run_id=run_id, status__in=Delivery.OPEN_STATUSES).exists():
-            return False
-        finished = Run.objects.filter(pk=run_id, state=Run.State.SENDING, planning_done=True).update(
-            state=Run.State.COMPLETE, finished_at=timezone.now()
+        finished = (
+            Run.objects.filter(pk=run_id, state=Run.State.SENDING, planning_done=True)
+            .exclude(Exists(open_deliveries))
+            .update(state=Run.State.COMPLETE, finished_at=timezone.now())
         )
         if not finished:
             return False

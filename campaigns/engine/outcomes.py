@@ -16,7 +16,7 @@ from channels.adapters.base import Outcome, Reason, SendResult
 from channels.classification import classify
 from channels.models import Suppression
 from channels.services.suppression import suppress_addresses
-from config import untrusted
+from config import rawsql, untrusted
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,13 @@ def record_outcomes(
         rows.append(delivery)
     fields = ["status", "reason", "detail", "attempts", "first_attempt_at", "sent_at", "provider_message_id"]
     fields += ["claim_token", "next_attempt_at", "due_at"]
-    written = Delivery.objects.filter(claim_token=token, status=Delivery.Status.IN_FLIGHT).bulk_update(rows, fields)
+    written = rawsql.update(
+        Delivery,
+        rows,
+        fields,
+        where="t.claim_token = %s AND t.status = %s",
+        params=[rawsql.value(Delivery, "claim_token", token), Delivery.Status.IN_FLIGHT],
+    )
     if dead or opted_out:
         _retire_addresses(token=token, dead=dead, opted_out=opted_out)
     return written

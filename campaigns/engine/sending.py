@@ -7,7 +7,7 @@ import uuid
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from campaigns.eligibility import consent_inputs, exclusion_reason, suppressed_addresses
@@ -22,7 +22,7 @@ from channels.adapters.registry import adapter_for
 from channels.classification import classify
 from channels.ratelimit import RateLimiter
 from channels.unsubscribe import unsubscribe_url
-from config import queues
+from config import queues, rawsql
 from config.queues import enqueue_on_commit
 
 log = logging.getLogger(__name__)
@@ -44,8 +44,7 @@ def send_run(*, run_id: int, now_func=timezone.now) -> None:
     deadline = time.monotonic() + settings.CAMPAIGNS_JOB_SECONDS
     slice_size = settings.CAMPAIGNS_SEND_SLICE
     while True:
-        # The campaign too: a pause that raced the end of planning leaves the run sending, the campaign paused.
-        if not Run.objects.filter(pk=run_id, state=Run.State.SENDING, campaign__status=Campaign.Status.ACTIVE).exists():
+        if not _still_sending(run_id):
             return
         if time.monotonic() > deadline:
             with transaction.atomic():
@@ -59,19 +58,37 @@ def send_run(*, run_id: int, now_func=timezone.now) -> None:
                     enqueue_on_commit(queue_for(campaign), "campaigns.jobs.send_run", run_id, delay=max(wait, 0.05))
                 return
         token, deliveries = claim_slice(run_id=run_id, limit=wanted, now=now_func())
-        if not deliveries:
-            if not run_finish_if_done(run_id):
-                # Nothing due now (retries later): let the scheduler wake the run when they fall due.
-                Run.objects.filter(pk=run_id, state=Run.State.SENDING).update(heartbeat_at=None)
-            return
-        retry_in = send_slice(run=run, token=token, deliveries=deliveries)
-        Run.objects.filter(pk=run_id).update(heartbeat_at=timezone.now())
-        if retry_in is not None:
+        if deliveries and (retry_in := send_slice(run=run, token=token, deliveries=deliveries)) is not None:
             log.warning("run %s: %s unavailable, trying again in %.0f s", run_id, configuration, retry_in)
             with transaction.atomic():
                 _wake_later(run_id, retry_in)
                 enqueue_on_commit(queue_for(campaign), "campaigns.jobs.send_run", run_id, delay=retry_in)
             return
+        if len(deliveries) < wanted:
+            # Nothing more was due (a trigger call made since wakes the run with a job of its own).
+            if not run_finish_if_done(run_id):
+                # Retries fall due later: let the scheduler wake the run then.
+                _rest(run_id)
+            return
+
+
+def _still_sending(run_id: int) -> bool:
+    """Whether the run goes on: it is sending and so is its campaign (a pause that raced the end of planning leaves
+    the run sending, the campaign paused). Dates the run's heartbeat when it does, in the same statement: one a
+    slice, through a cursor (config.rawsql)."""
+    sql = (
+        f"UPDATE {Run._meta.db_table} SET heartbeat_at = %s WHERE id = %s AND state = %s "  # noqa: S608
+        f"AND campaign_id IN (SELECT id FROM {Campaign._meta.db_table} WHERE status = %s)"
+    )
+    params = [rawsql.value(Run, "heartbeat_at", timezone.now()), run_id, Run.State.SENDING, Campaign.Status.ACTIVE]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount > 0
+
+
+def _rest(run_id: int) -> None:
+    """No heartbeat while nothing is due: the scheduler wakes the run when its retries fall due."""
+    Run.objects.filter(pk=run_id, state=Run.State.SENDING).update(heartbeat_at=None)
 
 
 class _CallContext:
@@ -90,13 +107,28 @@ def trigger_contexts(ids: set[int]) -> dict[int, _CallContext]:
     """The contexts of the trigger calls a slice answers, in one query (none for a scheduled run)."""
     if not ids:
         return {}
-    rows = TriggerRequest.objects.filter(pk__in=ids).values_list("pk", "context")
-    return {pk: _CallContext(context) for pk, context in rows}
+    table = TriggerRequest._meta.db_table
+    sql = f"SELECT id, context FROM {table} WHERE id IN ({', '.join(['%s'] * len(ids))})"  # noqa: S608
+    calls = rawsql.fetch(TriggerRequest, ["id", "context"], sql, sorted(ids))
+    return {call.pk: _CallContext(call.context) for call in calls}
 
 
 def _wake_later(run_id: int, delay: float) -> None:
     """Date the heartbeat to when the delayed successor runs, so the stall check does not add jobs before it."""
     Run.objects.filter(pk=run_id).update(heartbeat_at=timezone.now() + timedelta(seconds=delay))
+
+
+def _hand_over(token: uuid.UUID, ids: list[int]) -> int:
+    """Mark the slice's messages in flight, those still claimed by `token`: how many."""
+    sql = (
+        f"UPDATE {Delivery._meta.db_table} SET status = %s, claimed_at = %s "  # noqa: S608
+        f"WHERE claim_token = %s AND status = %s AND id IN ({', '.join(['%s'] * len(ids))})"
+    )
+    claimed_at = rawsql.value(Delivery, "claimed_at", timezone.now())
+    token = rawsql.value(Delivery, "claim_token", token)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [Delivery.Status.IN_FLIGHT, claimed_at, token, Delivery.Status.CLAIMED, *ids])
+        return cursor.rowcount
 
 
 def send_slice(*, run: Run, token: uuid.UUID, deliveries: list[Delivery]) -> float | None:
@@ -166,15 +198,19 @@ def send_slice(*, run: Run, token: uuid.UUID, deliveries: list[Delivery]) -> flo
             )
         )
     if excluded or failed:
-        owned.filter(status=Delivery.Status.CLAIMED).bulk_update(excluded + failed, ["status", "reason", "detail"])
+        rawsql.update(
+            Delivery,
+            excluded + failed,
+            ["status", "reason", "detail"],
+            where="t.claim_token = %s AND t.status = %s",
+            params=[rawsql.value(Delivery, "claim_token", token), Delivery.Status.CLAIMED],
+        )
     if not messages:
         return None
 
     ids = [message.delivery_id for message in messages]
     # The claim timeout counts from the handover: a slow render does not make a live send look lost.
-    handed = owned.filter(id__in=ids, status=Delivery.Status.CLAIMED).update(
-        status=Delivery.Status.IN_FLIGHT, claimed_at=timezone.now()
-    )
+    handed = _hand_over(token, ids)
     if handed < len(ids):
         # Our claim was released (we outlived the claim timeout): send only what is still ours.
         still_ours = set(owned.filter(id__in=ids, status=Delivery.Status.IN_FLIGHT).values_list("id", flat=True))
