@@ -1,10 +1,9 @@
 """Who may receive a message: consent and suppression, checked at planning and again just before sending."""
 
-from django.db import connection
-
 from audiences.models import Consent, unknown_consent_allows_marketing
 from campaigns.models import Campaign, Delivery
 from channels.models import Suppression, normalize_address
+from config import rawsql
 
 
 def consent_states(profile_ids, channel: str) -> dict[int, str]:
@@ -25,7 +24,7 @@ def suppressed_addresses(addresses, channel: str) -> set[str]:
     through a cursor (config.rawsql); chunked below SQLite's limit on parameters."""
     wanted = sorted({normalize_address(channel, address) for address in addresses if address})
     found = set()
-    with connection.cursor() as cursor:
+    with rawsql.cursor() as cursor:
         for start in range(0, len(wanted), _CHUNK):
             chunk = wanted[start : start + _CHUNK]
             cursor.execute(

@@ -110,9 +110,14 @@ def _database(url: str) -> dict:
         }
     elif config["ENGINE"] not in ("django.db.backends.postgresql",):
         raise ImproperlyConfigured(f"DATABASE_URL={url!r}: only PostgreSQL and SQLite are supported.")
+    elif DATABASE_PREPARED_STATEMENTS:
+        # config.rawsql prepares its hot statements (psycopg's prepare=True, which needs a threshold); the ORM's
+        # queries never reach this one, so they are not prepared, as Django leaves them.
+        config["OPTIONS"] = {"prepare_threshold": 2**31 - 1}
     return config
 
 
+DATABASE_PREPARED_STATEMENTS = env_bool("DATABASE_PREPARED_STATEMENTS", True)
 DATABASE_URL = env_str("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'campaigns.sqlite3'}"
 DATABASES = {"default": _database(DATABASE_URL)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -7,7 +7,7 @@ import uuid
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from campaigns.eligibility import consent_inputs, exclusion_reason, suppressed_addresses
@@ -81,7 +81,7 @@ def _still_sending(run_id: int) -> bool:
         f"AND campaign_id IN (SELECT id FROM {Campaign._meta.db_table} WHERE status = %s)"
     )
     params = [rawsql.value(Run, "heartbeat_at", timezone.now()), run_id, Run.State.SENDING, Campaign.Status.ACTIVE]
-    with connection.cursor() as cursor:
+    with rawsql.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount > 0
 
@@ -126,7 +126,7 @@ def _hand_over(token: uuid.UUID, ids: list[int]) -> int:
     )
     claimed_at = rawsql.value(Delivery, "claimed_at", timezone.now())
     token = rawsql.value(Delivery, "claim_token", token)
-    with connection.cursor() as cursor:
+    with rawsql.cursor() as cursor:
         cursor.execute(sql, [Delivery.Status.IN_FLIGHT, claimed_at, token, Delivery.Status.CLAIMED, *ids])
         return cursor.rowcount
 

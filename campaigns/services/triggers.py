@@ -111,7 +111,7 @@ def call_target(campaign_id: int, request_id: str) -> tuple[Campaign | None, Ear
         f"LEFT JOIN {TriggerRequest._meta.db_table} t ON t.campaign_id = c.id AND t.request_id = %s "
         "WHERE c.id = %s AND c.kind = %s"
     )
-    with connection.cursor() as cursor:
+    with rawsql.cursor() as cursor:
         cursor.execute(sql, [request_id, campaign_id, Campaign.Kind.API_TRIGGERED])
         row = cursor.fetchone()
     if row is None:
@@ -360,7 +360,7 @@ def _profiles_by_identity(recipients) -> tuple[dict[tuple[str, str], int], dict[
         f"SELECT i.namespace, i.value, {rawsql.columns(Profile, _PROFILE_FIELDS, 'p')} "  # noqa: S608
         f"FROM {Identity._meta.db_table} i JOIN {Profile._meta.db_table} p ON p.id = i.profile_id WHERE {wanted}"
     )
-    with connection.cursor() as cursor:
+    with rawsql.cursor() as cursor:
         cursor.execute(sql, [part for pair in pairs for part in pair])
         rows = cursor.fetchall()
     found, profiles = {}, {}
@@ -431,7 +431,7 @@ def _locked_state(campaign: Campaign, occurrence: str = "") -> tuple[str, int | 
         f"SELECT c.status, r.id, r.state FROM {Campaign._meta.db_table} c "  # noqa: S608
         f"LEFT JOIN {Run._meta.db_table} r ON r.campaign_id = c.id AND r.occurrence = %s WHERE c.id = %s{lock}"
     )
-    with connection.cursor() as cursor:
+    with rawsql.cursor() as cursor:
         cursor.execute(sql, [occurrence, campaign.pk])
         row = cursor.fetchone()
     if row is None or row[0] != Campaign.Status.ACTIVE:

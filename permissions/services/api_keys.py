@@ -4,7 +4,7 @@ import hmac
 import secrets
 from datetime import timedelta
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
@@ -96,7 +96,7 @@ def _active_key(prefix: str) -> ApiKey | None:
         f"SELECT {rawsql.columns(ApiKey, _KEY_FIELDS, 'k')} FROM {ApiKey._meta.db_table} k "  # noqa: S608
         "WHERE k.prefix = %s AND k.revoked_at IS NULL"
     )
-    with connection.cursor() as cursor:
+    with rawsql.cursor() as cursor:
         cursor.execute(sql, [prefix])
         row = cursor.fetchone()
     return rawsql.instance(ApiKey, _KEY_FIELDS, row) if row else None

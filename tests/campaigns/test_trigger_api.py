@@ -2,6 +2,7 @@
 refusal as application/problem+json with a pointer to the field."""
 
 import json
+import re
 
 import pytest
 
@@ -181,9 +182,31 @@ def test_a_call_costs_a_fixed_number_of_statements_whatever_its_recipients(clien
             response = _trigger(client, reset, secret, request_id=request_id, recipients=recipients)
         assert response.status_code == 202, response.content
         statements = [query["sql"] for query in captured.captured_queries]
-        counts.append(len([sql for sql in statements if sql.split()[0] in ("SELECT", "INSERT", "UPDATE")]))
+        # A prepared statement is logged as "QUERY = '...' - PARAMS = (...)" (config.rawsql).
+        counts.append(len([sql for sql in statements if re.match(r"(QUERY = ')?(SELECT|INSERT|UPDATE) ", sql)]))
     assert counts == [7, 7]
     assert Delivery.objects.filter(trigger_request__request_id="fifty").count() == 50
+
+
+@pytest.mark.parametrize("prepared", [True, False])
+def test_on_postgresql_the_hot_statements_are_prepared_unless_turned_off(
+    client, reset, secret, ada_profile, redis, settings, prepared
+):
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("prepared statements are PostgreSQL's")
+    settings.DATABASE_PREPARED_STATEMENTS = prepared
+    connection.close()  # a connection of its own: nothing prepared yet
+
+    assert _trigger(client, reset, secret).status_code == 202
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        statements = [statement for (statement,) in cursor.fetchall()]
+    campaign_read = [statement for statement in statements if "JOIN channels_channelconfiguration cc" in statement]
+    assert len(campaign_read) == (1 if prepared else 0)
+    assert len(statements) == (7 if prepared else 0)  # the key, the campaign, profiles, lock, suppression, 2 inserts
 
 
 def test_a_lost_send_job_is_replaced_by_the_scheduler(client, reset, secret, ada_profile, relay, redis):

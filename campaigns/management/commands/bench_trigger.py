@@ -2,8 +2,8 @@
 from the same run. Results are recorded in docs/benchmarks.md ("Trigger API").
 
 It starts, as the Procfile does: gunicorn (`config.wsgi`, 2 sync workers, --preload), the transactional worker
-pool (1 worker), the pool of the other queues (2 workers), the scheduler, and a recording SMTP relay on loopback
-(`_bench_trigger_load`); the web server's URLconf adds two baseline views (config.bench_urls). Then:
+pool (1 worker), the pool of the other queues (2 workers, at `nice -n 10`), the scheduler, and a recording SMTP
+relay on loopback (`_bench_trigger_load`); the web server's URLconf adds two baseline views (config.bench_urls). Then:
 
 1. Throughput, closed loop (wrk, a fixed number of connections, one thread): a no-op JSON view, a minimal view
    (one row inserted, one no-op job enqueued on commit) and the unitary trigger with one recipient and a new
@@ -257,8 +257,8 @@ class Command(BaseCommand):
                 bench.env,
             ),
             "worker": (
-                [python, manage, "rqworker-pool", "triggered", "campaigns", "maintenance", "--num-workers", "2"]
-                + serializer,
+                ["nice", "-n", "10", python, manage, "rqworker-pool", "triggered", "campaigns", "maintenance"]
+                + ["--num-workers", "2", *serializer],
                 bench.env,
             ),
             "scheduler": ([python, manage, "run_scheduler"], bench.env),
