@@ -119,10 +119,13 @@ def call_target(campaign_id: int, request_id: str) -> tuple[Campaign | None, Ear
     size = len(_CAMPAIGN_FIELDS)
     campaign = rawsql.instance(Campaign, _CAMPAIGN_FIELDS, row[:size])
     channel, version_number, earlier_hash, earlier_status, earlier_response = row[size:]
-    campaign.channel_configuration = ChannelConfiguration(pk=campaign.channel_configuration_id, channel=channel)
+    # What else a service reads of them is deferred, so it is loaded (by a query), never a default.
+    campaign.channel_configuration = rawsql.instance(
+        ChannelConfiguration, ["id", "channel"], [campaign.channel_configuration_id, channel]
+    )
     if campaign.live_version_id is not None:
-        campaign.live_version = CampaignVersion(
-            pk=campaign.live_version_id, campaign_id=campaign.pk, number=version_number
+        campaign.live_version = rawsql.instance(
+            CampaignVersion, ["id", "campaign_id", "number"], [campaign.live_version_id, campaign.pk, version_number]
         )
     if earlier_hash is None:
         return campaign, None
