@@ -227,6 +227,7 @@ class Run(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     sending_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # A stopped run keeps one until its unsent messages are cancelled (campaigns.engine.completion).
     heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="Last progress of its jobs.")
 
     class Meta:
@@ -297,6 +298,7 @@ class Delivery(models.Model):
         COMPLAINED = "complained", "Complained"
         OPENED = "opened", "Opened"
         CLICKED = "clicked", "Clicked"
+        CANCELLED = "cancelled", "Cancelled"  # never handed to a provider: its campaign was stopped first
 
     class Reason(models.TextChoices):
         NO_CONSENT = "no_consent", "No consent"
@@ -309,6 +311,8 @@ class Delivery(models.Model):
         WORKER_LOST = "worker_lost", "Worker lost mid-send"
 
     OPEN_STATUSES = (Status.PENDING, Status.CLAIMED, Status.IN_FLIGHT)
+    # Not yet handed to a provider: what a stop cancels.
+    UNSENT_STATUSES = (Status.PENDING, Status.CLAIMED)
 
     id = models.BigAutoField(primary_key=True)
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="deliveries")

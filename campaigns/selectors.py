@@ -21,10 +21,11 @@ class DeliveryCounts:
     sent: int = 0
     failed: int = 0
     unknown: int = 0
+    cancelled: int = 0
 
     @property
     def to_send(self) -> int:
-        return self.targeted - self.excluded
+        return self.targeted - self.excluded - self.cancelled
 
     @property
     def done(self) -> int:
@@ -47,6 +48,7 @@ def delivery_counts(*, campaign_id: int | None = None, run_id: int | None = None
         sent=sum(by_status.get(status, 0) for status in _SENT),
         failed=sum(by_status.get(status, 0) for status in _FAILED),
         unknown=by_status.get(Delivery.Status.UNKNOWN, 0),
+        cancelled=by_status.get(Delivery.Status.CANCELLED, 0),
     )
 
 

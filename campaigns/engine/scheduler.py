@@ -5,6 +5,7 @@ from datetime import datetime
 
 from django.db import IntegrityError, transaction
 
+from campaigns.engine.completion import cancel_unsent_of_stopped_runs
 from campaigns.engine.dispatch import queue_for
 from campaigns.engine.recovery import reconcile_run_states, redispatch_stalled_runs, release_stale_claims
 from campaigns.models import Campaign, Run
@@ -16,11 +17,12 @@ log = logging.getLogger(__name__)
 
 def tick(*, now: datetime) -> None:
     """One pass over the campaigns: start due occurrences, release dead workers' claims, bring runs in step with
-    their campaign, restart stalled runs."""
+    their campaign, restart stalled runs, cancel what stopped runs never sent."""
     start_due_runs(now=now)
     release_stale_claims(now=now)
     reconcile_run_states()
     redispatch_stalled_runs(now=now)
+    cancel_unsent_of_stopped_runs()
 
 
 def start_due_runs(*, now: datetime, limit: int = 50) -> list[int]:

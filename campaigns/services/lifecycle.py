@@ -302,7 +302,8 @@ def campaign_pause(*, campaign: Campaign, actor) -> Campaign:
 
 @transaction.atomic
 def campaign_stop(*, campaign: Campaign, actor) -> Campaign:
-    """Stop for good: no run of this campaign sends anything more, and it cannot be resumed."""
+    """Stop for good: no run of this campaign sends anything more, and it cannot be resumed. Its messages not yet
+    handed to a provider become cancelled within a tick of the scheduler."""
     campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
     if campaign.status not in Campaign.LIVE_STATUSES:
         raise ValidationError("Only an active or paused campaign can be stopped.")
@@ -310,8 +311,11 @@ def campaign_stop(*, campaign: Campaign, actor) -> Campaign:
     campaign.status = Campaign.Status.STOPPED
     campaign.next_run_at = None
     campaign.save(update_fields=["status", "next_run_at", "updated_at"])
+    # The heartbeat marks the runs whose unsent messages the scheduler's next tick cancels
+    # (campaigns.engine.completion.cancel_unsent_of_stopped_runs).
+    now = timezone.now()
     Run.objects.filter(campaign=campaign, state__in=[*Run.ACTIVE_STATES, Run.State.PAUSED]).update(
-        state=Run.State.STOPPED, finished_at=timezone.now()
+        state=Run.State.STOPPED, finished_at=now, heartbeat_at=now
     )
     audit_record(actor=actor, action="campaign.stopped", obj=campaign, before=before, after=_state(campaign))
     return campaign

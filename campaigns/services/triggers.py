@@ -627,12 +627,13 @@ _OUTCOMES = {
     Delivery.Status.COMPLAINED: "sent",
     Delivery.Status.UNKNOWN: "unknown",
     Delivery.Status.EXCLUDED: "excluded",
+    Delivery.Status.CANCELLED: "cancelled",
 }
 
 
 def trigger_status(request: TriggerRequest) -> dict:
     """Where a call stands: its state, counts by outcome, and for a unitary call each recipient's outcome."""
-    counts = {"accepted": 0, "sent": 0, "failed": 0, "unknown": 0, "excluded": 0}
+    counts = {"accepted": 0, "sent": 0, "failed": 0, "unknown": 0, "excluded": 0, "cancelled": 0}
     by_status = request.deliveries.values("status").annotate(n=Count("id")).order_by()
     for row in by_status:
         counts[_OUTCOMES[row["status"]]] += row["n"]
@@ -655,6 +656,8 @@ def trigger_status(request: TriggerRequest) -> dict:
         # Messages not yet sent: held while the campaign is paused, never sent once it is stopped.
         held = {Run.State.PAUSED: "paused", Run.State.STOPPED: "stopped"}
         body["state"] = held.get(run.state, "sending") if run else "sending"
+    elif counts["cancelled"]:
+        body["state"] = "stopped"  # stopped before they went out: they never will
     deliveries = {
         row["profile_id"]: row
         for row in request.deliveries.values("id", "profile_id", "status", "reason", "detail", "sent_at")

@@ -9,7 +9,7 @@ from django.db import connection
 from django.utils import timezone
 
 from audiences.models import Audience, Consent, Profile
-from campaigns.engine import claiming, dispatch, outcomes, planning, recovery, scheduler, sending
+from campaigns.engine import claiming, completion, dispatch, outcomes, planning, recovery, scheduler, sending
 from campaigns.models import Campaign, Delivery, Run
 from campaigns.selectors import delivery_counts
 from campaigns.services.lifecycle import Content, campaign_activate, campaign_create, campaign_pause, campaign_stop
@@ -336,6 +336,40 @@ def test_stopped_run_sends_nothing_more(redis, smtp_server, marketer, everyone):
 
     assert len(smtp_server.messages) == 5
     assert Run.objects.get(pk=run_id).state == Run.State.STOPPED
+    # What was never sent is cancelled by the tick, so the counts add up.
+    counts = delivery_counts(run_id=run_id)
+    assert (counts.targeted, counts.sent, counts.cancelled, counts.pending) == (15, 5, 10, 0)
+    assert counts.to_send == counts.done == 5
+    assert Run.objects.get(pk=run_id).heartbeat_at is None  # nothing left to cancel: no longer looked at
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stop_cancels_claimed_rows_and_their_worker_hands_nothing_over(redis, smtp_server, marketer, everyone):
+    campaign, run_id = planned_run(marketer, everyone, smtp_server.port, profiles=12)
+    token, rows = claiming.claim_slice(run_id=run_id, limit=4, now=timezone.now())  # a worker mid-render
+
+    campaign_stop(campaign=campaign, actor=marketer)
+    assert completion.cancel_unsent_of_stopped_runs() == 12
+    sending.send_slice(run=Run.objects.get(pk=run_id), token=token, deliveries=rows)  # the worker goes on
+
+    assert smtp_server.messages == []
+    assert set(Delivery.objects.filter(run_id=run_id).values_list("status", flat=True)) == {"cancelled"}
+    assert completion.cancel_unsent_of_stopped_runs() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_cancelling_a_large_stop_is_spread_over_ticks_and_leaves_other_runs_alone(
+    redis, smtp_server, marketer, everyone
+):
+    stopped, stopped_run = planned_run(marketer, everyone, smtp_server.port, profiles=30)
+    other, other_run = planned_run(marketer, everyone, smtp_server.port, profiles=30, name="Other relay")
+    campaign_stop(campaign=stopped, actor=marketer)
+
+    assert completion.cancel_unsent_of_stopped_runs(batch=10, seconds=0) == 10  # one batch, then the time is up
+    assert Run.objects.get(pk=stopped_run).heartbeat_at is not None  # more to do on the next tick
+    assert completion.cancel_unsent_of_stopped_runs(batch=10) == 20
+    assert Delivery.objects.filter(run_id=stopped_run, status="cancelled").count() == 30
+    assert not Delivery.objects.filter(run_id=other_run, status="cancelled").exists()
 
 
 @pytest.mark.django_db(transaction=True)

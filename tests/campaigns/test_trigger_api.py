@@ -599,7 +599,7 @@ def test_an_audience_trigger_plans_a_run_through_the_ledger(client, personas, co
     assert run.deliveries.filter(status=Delivery.Status.EXCLUDED, reason="no_consent").count() == 1
     status = client.get(response.json()["statusUrl"], headers={"Authorization": f"Bearer {secret}"}).json()
     assert status["state"] == "complete"
-    assert status["counts"] == {"accepted": 0, "sent": 3, "failed": 0, "unknown": 0, "excluded": 1}
+    assert status["counts"] == {"accepted": 0, "sent": 3, "failed": 0, "unknown": 0, "excluded": 1, "cancelled": 0}
     again = _post(
         client,
         f"/api/v1/campaigns/{campaign.pk}/trigger-audience",
@@ -776,6 +776,13 @@ def test_a_stop_waits_for_a_call_in_flight_and_the_call_then_reports_stopped(
     status = client.get(response.json()["statusUrl"], headers={"Authorization": f"Bearer {secret}"}).json()
     assert status["state"] == "stopped"
     _problem(_trigger(client, reset, secret, request_id="after"), 409, "campaign-not-live")
+    # The scheduler's tick cancels the message that never went out; the call still reads stopped.
+    from config.scheduler import scheduler_tick
+
+    scheduler_tick()
+    status = client.get(response.json()["statusUrl"], headers={"Authorization": f"Bearer {secret}"}).json()
+    assert (status["state"], status["counts"]["cancelled"], status["counts"]["accepted"]) == ("stopped", 1, 0)
+    assert status["recipients"][0]["status"] == "cancelled"
 
 
 def test_a_new_live_version_lets_the_previous_versions_run_complete(

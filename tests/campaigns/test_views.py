@@ -452,6 +452,27 @@ def test_status_panel_counts_the_ledger(client, personas, draft, profiles):
     assert b'<progress aria-label="Messages done" max="100" value="80">' in response.content
 
 
+def test_a_stopped_campaigns_panel_counts_what_it_never_sent_as_cancelled(client, personas, draft, profiles):
+    run = Run.objects.create(campaign=draft, version=draft.latest_version(), occurrence="x", state=Run.State.STOPPED)
+    Delivery.objects.bulk_create(
+        Delivery(
+            run=run,
+            version=run.version,
+            profile=profile,
+            channel="email",
+            channel_configuration=draft.channel_configuration,
+            due_at=NOW,
+            status=status,
+        )
+        for profile, status in zip(profiles, ["sent", "sent", "cancelled", "cancelled", "cancelled"], strict=False)
+    )
+
+    response = _login(client, personas["vera"]).get(reverse("campaigns:status", args=[draft.pk]))
+
+    assert "<dd>3</dd>" in response.content.decode().split("Cancelled</dt>")[1][:20]
+    assert "2 of 2 done (100%)" in response.content.decode()
+
+
 def test_html_preview_is_sandboxed_and_scripts_stay_escaped(client, personas, audience, configuration):
     campaign = lifecycle.campaign_create(
         actor=personas["manny"],
