@@ -1,9 +1,19 @@
 """The RQ worker class of the pool: long-lived, running jobs in its own process (SimpleWorker), so compiled
 templates and open SMTP connections survive from one job to the next."""
 
+import ctypes
+import logging
+import os
+import signal
+import sys
+
 from django.db import close_old_connections
 from rq.serializers import JSONSerializer
 from rq.worker import SimpleWorker
+
+log = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 class CampaignWorker(SimpleWorker):
@@ -12,6 +22,15 @@ class CampaignWorker(SimpleWorker):
         kwargs["serializer"] = JSONSerializer
         super().__init__(*args, **kwargs)
 
+    def work(self, burst: bool = False, *args, **kwargs):
+        if not burst:
+            # A long-lived worker does not outlive the pool that started it, nor its scheduler (RQ forks one a
+            # worker) the worker: killed with SIGKILL, neither could say so, and an orphan would go on taking
+            # scheduled jobs. Each gets SIGTERM instead, which RQ answers by stopping (a worker after its job).
+            die_with_parent()
+            os.register_at_fork(after_in_child=die_with_parent)
+        return super().work(burst, *args, **kwargs)
+
     def perform_job(self, job, queue, *args, **kwargs):
         # A database connection that broke or outlived CONN_MAX_AGE between jobs is replaced, not reused.
         close_old_connections()
@@ -19,3 +38,16 @@ class CampaignWorker(SimpleWorker):
             return super().perform_job(job, queue, *args, **kwargs)
         finally:
             close_old_connections()
+
+
+def die_with_parent() -> None:
+    """Ask Linux to send this process SIGTERM when its parent dies, however it dies (prctl PR_SET_PDEATHSIG); if the
+    parent is already gone, SIGTERM now. Elsewhere nothing (a process manager stops the group there)."""
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+        log.warning("prctl(PR_SET_PDEATHSIG) failed: errno %s", ctypes.get_errno())
+        return
+    if os.getppid() == 1:  # the parent died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
