@@ -195,7 +195,7 @@ class AudienceTriggerOut(Schema):
 class RecipientStatusOut(Schema):
     index: int
     profileId: int | None
-    status: str = Field(description="accepted (queued), excluded, rejected, sent, failed or unknown")
+    status: str = Field(description="accepted (queued), excluded, rejected, sent, failed, unknown or cancelled")
     reason: str | None = None
     deliveryId: int | None = None
     sentAt: datetime | None = None
@@ -237,6 +237,7 @@ def campaign_trigger(
 ):
     key = request.auth
     _take_a_call(key)
+    _check_scope(key, campaign_id)
     request_id = _request_id(payload.requestId, idempotency_key)
     campaign, earlier = _call_target(key, campaign_id, request_id)
     recipients = [
@@ -284,6 +285,7 @@ def campaign_trigger_audience(
 ):
     key = request.auth
     _take_a_call(key)
+    _check_scope(key, campaign_id)
     send_at = payload.sendAt
     if send_at is not None and (send_at.tzinfo is None or not 2000 <= send_at.year <= 2999):
         raise _invalid_field(

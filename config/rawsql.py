@@ -12,7 +12,7 @@ from functools import cache
 
 import psycopg
 from django.conf import settings
-from django.db import connection
+from django.db import NotSupportedError, connection
 from django.db.models import Model
 
 
@@ -27,12 +27,21 @@ def cursor():
         with connection.cursor() as plain:
             yield plain
         return
+    # As Django's own cursor(): a kept-alive connection that broke while idle is replaced, not used.
+    connection.close_if_health_check_failed()
     connection.ensure_connection()
     with connection.wrap_database_errors:
         prepared = _PreparedCursor(connection.connection)
     wrapped = connection._prepare_cursor(prepared)
     try:
         yield wrapped
+    except NotSupportedError:
+        # "cached plan must not change result type": a migration changed a table since the statement was prepared.
+        # A rollback empties psycopg's cache of them; outside a transaction there is none, so the connection goes
+        # and the next statement prepares afresh on a new one. This call fails; the next ones do not.
+        if connection.get_autocommit():
+            connection.close()
+        raise
     finally:
         prepared.close()
 

@@ -113,7 +113,7 @@ def _database(url: str) -> dict:
     elif DATABASE_PREPARED_STATEMENTS:
         # config.rawsql prepares its hot statements (psycopg's prepare=True, which needs a threshold); the ORM's
         # queries never reach this one, so they are not prepared, as Django leaves them.
-        config["OPTIONS"] = {"prepare_threshold": 2**31 - 1}
+        config["OPTIONS"] = {**config.get("OPTIONS", {}), "prepare_threshold": 2**31 - 1}  # the URL's too
     return config
 
 
@@ -244,7 +244,7 @@ CHANNELS_ALLOW_PRIVATE_NETWORKS = env_bool("CHANNELS_ALLOW_PRIVATE_NETWORKS", Fa
 
 # The send path. Sizes are tuned for throughput; tests make them small to exercise the loops.
 CAMPAIGNS_PLAN_CHUNK = env_int("CAMPAIGNS_PLAN_CHUNK", 2000, minimum=1)
-CAMPAIGNS_SEND_SLICE = env_int("CAMPAIGNS_SEND_SLICE", 100, minimum=1)
+CAMPAIGNS_SEND_SLICE = env_int("CAMPAIGNS_SEND_SLICE", 100, minimum=1, maximum=5000)
 CAMPAIGNS_SEND_JOBS_PER_RUN = env_int("CAMPAIGNS_SEND_JOBS_PER_RUN", 2, minimum=1)
 CAMPAIGNS_CLAIM_TIMEOUT = env_int("CAMPAIGNS_CLAIM_TIMEOUT", 300, minimum=1)
 CAMPAIGNS_STALL_SECONDS = env_int("CAMPAIGNS_STALL_SECONDS", 60, minimum=1)

@@ -28,7 +28,7 @@ class CampaignWorker(SimpleWorker):
             # worker) the worker: killed with SIGKILL, neither could say so, and an orphan would go on taking
             # scheduled jobs. Each gets SIGTERM instead, which RQ answers by stopping (a worker after its job).
             die_with_parent()
-            os.register_at_fork(after_in_child=die_with_parent)
+            os.register_at_fork(before=_remember_parent, after_in_child=lambda: die_with_parent(_parent))
         return super().work(burst, *args, **kwargs)
 
     def perform_job(self, job, queue, *args, **kwargs):
@@ -40,14 +40,23 @@ class CampaignWorker(SimpleWorker):
             close_old_connections()
 
 
-def die_with_parent() -> None:
+_parent = None
+
+
+def _remember_parent() -> None:
+    global _parent
+    _parent = os.getpid()  # in the parent, just before it forks
+
+
+def die_with_parent(parent: int | None = None) -> None:
     """Ask Linux to send this process SIGTERM when its parent dies, however it dies (prctl PR_SET_PDEATHSIG); if the
-    parent is already gone, SIGTERM now. Elsewhere nothing (a process manager stops the group there)."""
+    parent (`parent`, when known) is already gone, SIGTERM now. Elsewhere nothing (a process manager stops the
+    group there)."""
     if not sys.platform.startswith("linux"):
         return
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
         log.warning("prctl(PR_SET_PDEATHSIG) failed: errno %s", ctypes.get_errno())
         return
-    if os.getppid() == 1:  # the parent died before the request took effect
-        os.kill(os.getpid(), signal.SIGTERM)
+    if os.getppid() == 1 or (parent is not None and os.getppid() != parent):
+        os.kill(os.getpid(), signal.SIGTERM)  # the parent died before the request took effect

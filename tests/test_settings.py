@@ -70,8 +70,19 @@ def test_the_baseline_environment_is_valid(tmp_path):
         ({"SMTP_PORT": "abc"}, "SMTP_PORT='abc' is not a whole number"),
         ({"SECRET_KEY_FILE": "/nonexistent/secret"}, "SECRET_KEY_FILE='/nonexistent/secret' cannot be read"),
         ({"CAMPAIGNS_SEND_SLICE": "0"}, "CAMPAIGNS_SEND_SLICE='0' must be at least 1"),
+        ({"CAMPAIGNS_SEND_SLICE": "9000"}, "CAMPAIGNS_SEND_SLICE='9000' must be at most 5000"),
     ],
-    ids=["debug", "database-url", "redis-url", "secret-key", "field-keys", "smtp-port", "secret-key-file", "minimum"],
+    ids=[
+        "debug",
+        "database-url",
+        "redis-url",
+        "secret-key",
+        "field-keys",
+        "smtp-port",
+        "secret-key-file",
+        "minimum",
+        "maximum",
+    ],  # fmt: skip
 )
 def test_bad_setting_stops_manage_py_with_one_line_naming_it(tmp_path, overrides, message):
     result = run_python(["manage.py", "check"], var_dir=tmp_path, **overrides)
@@ -81,6 +92,24 @@ def test_bad_setting_stops_manage_py_with_one_line_naming_it(tmp_path, overrides
     assert line.startswith("Configuration error: ")
     assert message in line
     assert "Traceback" not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize("prepared", ["true", "false"])
+def test_the_database_urls_options_are_kept_with_prepared_statements_on_or_off(tmp_path, prepared):
+    url = "postgres://app@db.example:5432/campaigns?sslmode=verify-full&sslrootcert=/etc/ca.pem&connect_timeout=5"
+    code = "from django.conf import settings; print(sorted(settings.DATABASES['default']['OPTIONS'].items()))"
+    result = run_python(
+        ["-c", f"import django; django.setup(); {code}"],
+        var_dir=tmp_path,
+        DATABASE_URL=url,
+        DATABASE_PREPARED_STATEMENTS=prepared,
+    )
+
+    assert result.returncode == 0, result.stderr
+    options = result.stdout.strip().splitlines()[-1]
+    assert "('sslmode', 'verify-full')" in options
+    assert "('sslrootcert', '/etc/ca.pem')" in options
+    assert ("'prepare_threshold'" in options) == (prepared == "true")
 
 
 def test_bad_setting_stops_the_wsgi_application_with_one_line(tmp_path):

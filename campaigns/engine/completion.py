@@ -38,7 +38,7 @@ def cancel_unsent_of_stopped_runs(*, batch: int = 5000, seconds: float = 2.0) ->
     has not handed them over yet) as cancelled, so a stopped campaign's counts add up; in batches, for at most
     about `seconds` a call: the scheduler's tick calls it, and a stop of a million messages takes a few ticks.
 
-    A stopped run keeps a heartbeat until it has nothing left to cancel (campaign_stop sets it): the runs to look
+    A stopped run keeps a heartbeat until it has nothing open (campaign_stop sets it): the runs to look
     at are found by the (state, heartbeat_at) index, not by a scan of the ledger. A worker still holding a claim
     on a cancelled row then hands nothing over (its hand-over wants the row claimed); rows in flight keep the
     outcome the provider gives them. Returns how many messages were cancelled."""
@@ -50,7 +50,12 @@ def cancel_unsent_of_stopped_runs(*, batch: int = 5000, seconds: float = 2.0) ->
             unsent = Delivery.objects.filter(run_id=run_id, status__in=Delivery.UNSENT_STATUSES)
             ids = list(unsent.values_list("id", flat=True)[:batch])
             if not ids:
-                Run.objects.filter(pk=run_id, state=Run.State.STOPPED).update(heartbeat_at=None)
+                # Rows in flight may still come back pending (a transient failure, a dead worker's transactional
+                # message): the run is looked at until none is open.
+                open_rows = Delivery.objects.filter(run_id=run_id, status__in=Delivery.OPEN_STATUSES)
+                Run.objects.filter(pk=run_id, state=Run.State.STOPPED).exclude(Exists(open_rows)).update(
+                    heartbeat_at=None
+                )
                 break
             cancelled += unsent.filter(id__in=ids).update(status=Delivery.Status.CANCELLED, claim_token=None)
             if time.monotonic() > deadline:

@@ -358,6 +358,27 @@ def test_a_stop_cancels_claimed_rows_and_their_worker_hands_nothing_over(redis, 
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_message_in_flight_at_the_stop_that_comes_back_for_a_retry_is_cancelled_too(
+    redis, smtp_server, marketer, everyone
+):
+    campaign, run_id = planned_run(marketer, everyone, smtp_server.port, profiles=6)
+    token, rows = claiming.claim_slice(run_id=run_id, limit=4, now=timezone.now())
+    assert sending._hand_over(token, [row.pk for row in rows]) == 4  # at the provider
+
+    campaign_stop(campaign=campaign, actor=marketer)
+    assert completion.cancel_unsent_of_stopped_runs() == 2
+    # The provider says "try again later" (a greylisting relay's 421): the rows would go back to pending.
+    results = [SendResult(row.pk, Outcome.TRANSIENT, reason="smtp_421", detail="try later") for row in rows]
+    outcomes.record_outcomes(token=token, results=results, by_id={row.pk: row for row in rows})
+    assert completion.cancel_unsent_of_stopped_runs() == 4
+
+    counts = delivery_counts(run_id=run_id)
+    assert (counts.pending, counts.cancelled) == (0, 6)
+    assert completion.cancel_unsent_of_stopped_runs() == 0
+    assert Run.objects.get(pk=run_id).heartbeat_at is None
+
+
+@pytest.mark.django_db(transaction=True)
 def test_cancelling_a_large_stop_is_spread_over_ticks_and_leaves_other_runs_alone(
     redis, smtp_server, marketer, everyone
 ):

@@ -209,6 +209,50 @@ def test_on_postgresql_the_hot_statements_are_prepared_unless_turned_off(
     assert len(statements) == (7 if prepared else 0)  # the key, the campaign, profiles, lock, suppression, 2 inserts
 
 
+def test_a_call_after_the_database_dropped_an_idle_connection_is_answered(client, reset, secret, ada_profile, redis):
+    """A kept-alive connection that broke while idle (a restart, a failover, an idle timeout) is replaced by the
+    first statement of the next call, which is a prepared one (config.rawsql), as the ORM's would."""
+    import psycopg
+    from django.db import close_old_connections, connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL's: the server ends the connection")
+    assert _trigger(client, reset, secret, request_id="before").status_code == 202
+    params = {**connection.get_connection_params(), "autocommit": True}
+    params.pop("context", None), params.pop("cursor_factory", None)
+    with psycopg.connect(**params) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", [connection.connection.info.backend_pid])
+    close_old_connections()  # what request_started runs in a server (Django's test client leaves it out)
+
+    assert _trigger(client, reset, secret, request_id="after").status_code == 202
+
+
+def test_after_a_migration_changed_a_table_a_prepared_statement_fails_once_then_works(personas, reset, secret):
+    """A statement prepared before another process's ALTER of a column it returns cannot run again on that
+    connection ("cached plan must not change result type"): the connection is dropped, so only the call that met it
+    fails."""
+    import psycopg
+    from django.db import NotSupportedError, connection
+
+    from permissions.services.api_keys import api_key_authenticate
+
+    if connection.vendor != "postgresql":
+        pytest.skip("prepared statements are PostgreSQL's")
+    assert api_key_authenticate(secret) is not None  # the key's read, prepared on this connection
+    params = {**connection.get_connection_params(), "autocommit": True}
+    params.pop("context", None), params.pop("cursor_factory", None)
+    alter = "ALTER TABLE permissions_apikey ALTER COLUMN name TYPE varchar({})"
+    with psycopg.connect(**params) as migrating:  # what a migration's AlterField(max_length=201) runs
+        migrating.execute(alter.format(201))
+    try:
+        with pytest.raises(NotSupportedError):
+            api_key_authenticate(secret)
+        assert api_key_authenticate(secret) is not None  # a new connection: prepared afresh
+    finally:
+        with psycopg.connect(**params) as migrating:
+            migrating.execute(alter.format(200))
+
+
 def test_a_lost_send_job_is_replaced_by_the_scheduler(client, reset, secret, ada_profile, relay, redis):
     import django_rq
     from django.utils import timezone
@@ -439,6 +483,10 @@ def test_a_key_out_of_scope_gets_403_whether_or_not_the_campaign_exists(client, 
         client, "/api/v1/campaigns/987654/trigger", {"requestId": "x", "recipients": [{"profileId": 1}]}, secret
     )
     assert _problem(missing, 403, "forbidden")["detail"] == existing["detail"].replace(str(reset.pk), "987654")
+    # The scope comes before what the service checks: no requestId, or a bad sendAt, is still a 403.
+    _problem(_trigger(client, reset, secret, request_id=None), 403, "forbidden")
+    audience = {"requestId": "a", "sendAt": "2026-12-24T09:00:00"}
+    _problem(_post(client, f"/api/v1/campaigns/{reset.pk}/trigger-audience", audience, secret), 403, "forbidden")
 
 
 def test_an_unknown_campaign_is_404_for_a_key_covering_every_campaign(client, personas, reset):
