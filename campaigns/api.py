@@ -206,7 +206,10 @@ class TriggerStatusOut(Schema):
     requestId: str
     campaignId: int
     kind: str
-    state: str = Field(description="unitary: sending or complete; audience: scheduled, planning, sending, complete, …")
+    state: str = Field(
+        description="unitary: sending, paused, stopped or complete; audience: scheduled, planning, sending, paused, "
+        "complete, stopped or failed"
+    )
     createdAt: datetime
     counts: dict[str, int]
     sendAt: datetime | None = None
