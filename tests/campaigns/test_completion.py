@@ -158,3 +158,47 @@ def test_a_campaign_paused_as_its_last_run_ends_stays_paused(redis, smtp_server,
     scheduler_tick(now=timezone.now() + timedelta(minutes=5))
 
     assert Campaign.objects.get(pk=campaign.pk).status == Campaign.Status.PAUSED
+
+
+@pytest.mark.both_databases
+@pytest.mark.django_db(transaction=True)
+def test_completing_a_run_leaves_other_runs_to_their_own_workers(redis, marketer, everyone):
+    """Another campaign's run whose last outcome was just written, its worker about to complete it: completing this
+    run does not complete that one behind its worker's back (its campaign would never complete)."""
+    make_profiles(2)
+    runs = {}
+    for name in ("First", "Second"):
+        campaign = make_campaign(marketer, make_email_configuration(port=25, name=name), everyone)
+        campaign_activate(campaign=campaign, actor=marketer)
+        [run_id] = scheduler.start_due_runs(now=timezone.now())
+        planning.plan_run(run_id=run_id)
+        Delivery.objects.filter(run_id=run_id).update(status=Delivery.Status.SENT)
+        runs[run_id] = campaign
+
+    first, second = runs
+    assert completion.run_finish_if_done(first) is True
+    assert Run.objects.get(pk=second).state == Run.State.SENDING
+    assert Campaign.objects.get(pk=runs[second].pk).status == Campaign.Status.ACTIVE
+
+    assert completion.run_finish_if_done(second) is True
+    assert Run.objects.get(pk=second).state == Run.State.COMPLETE
+    assert Campaign.objects.get(pk=runs[second].pk).status == Campaign.Status.COMPLETED
+
+
+@pytest.mark.both_databases
+@pytest.mark.django_db(transaction=True)
+def test_a_pause_committed_as_the_worker_completes_the_run_keeps_the_campaign_paused(redis, marketer, everyone):
+    """The pause raced the worker's last slice (the run still sending, the campaign paused): the run completes, the
+    campaign stays as its user left it, paused."""
+    make_profiles(2)
+    campaign = make_campaign(marketer, make_email_configuration(port=25), everyone)
+    campaign_activate(campaign=campaign, actor=marketer)
+    [run_id] = scheduler.start_due_runs(now=timezone.now())
+    planning.plan_run(run_id=run_id)
+    Delivery.objects.filter(run_id=run_id).update(status=Delivery.Status.SENT)
+    Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.PAUSED)
+
+    assert completion.run_finish_if_done(run_id) is True
+
+    assert Run.objects.get(pk=run_id).state == Run.State.COMPLETE
+    assert Campaign.objects.get(pk=campaign.pk).status == Campaign.Status.PAUSED

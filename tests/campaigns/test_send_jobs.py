@@ -105,6 +105,30 @@ def test_a_run_left_sending_by_a_pause_that_raced_its_planning_sends_nothing_unt
     assert Run.objects.get(pk=run_id).state == Run.State.COMPLETE
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_stop_committed_as_a_job_finds_only_later_retries_still_cancels_them(
+    redis, smtp_server, marketer, everyone, monkeypatch
+):
+    make_profiles(2)
+    run_id = planned(marketer, everyone, make_email_configuration(port=smtp_server.port))
+    campaign = Run.objects.get(pk=run_id).campaign
+    later = timezone.now() + timedelta(minutes=5)
+    Delivery.objects.filter(run_id=run_id).update(due_at=later, next_attempt_at=later, attempts=1)
+    finish_if_done = sending.run_finish_if_done
+
+    def stopped_meanwhile(run_id):
+        # The stop commits after the job found nothing due and before it lets the run rest.
+        campaign_stop(campaign=campaign, actor=marketer)
+        return finish_if_done(run_id)
+
+    monkeypatch.setattr(sending, "run_finish_if_done", stopped_meanwhile)
+    sending.send_run(run_id=run_id)
+    scheduler_tick(now=timezone.now())
+
+    assert smtp_server.messages == []
+    assert statuses(run_id) == Counter({"cancelled": 2})
+
+
 # Handing the run over ------------------------------------------------------------------------------------
 
 
