@@ -379,6 +379,25 @@ def test_a_message_in_flight_at_the_stop_that_comes_back_for_a_retry_is_cancelle
 
 
 @pytest.mark.django_db(transaction=True)
+def test_one_stopped_run_done_does_not_end_the_cancelling_of_another(redis, smtp_server, marketer, everyone):
+    first, first_run = planned_run(marketer, everyone, smtp_server.port, profiles=3)
+    second, second_run = planned_run(marketer, everyone, smtp_server.port, profiles=3, name="Second relay")
+    sending_elsewhere, _ = planned_run(marketer, everyone, smtp_server.port, profiles=1, name="Third relay")
+    campaign_stop(campaign=first, actor=marketer)
+    campaign_stop(campaign=second, actor=marketer)
+
+    for _ in range(4):  # ticks, each with its time spent after one batch
+        completion.cancel_unsent_of_stopped_runs(seconds=0)
+
+    assert Delivery.objects.filter(run_id__in=[first_run, second_run]).exclude(status="cancelled").count() == 0
+    # Done with, though another campaign still has messages to send.
+    assert list(Run.objects.filter(pk__in=[first_run, second_run]).values_list("heartbeat_at", flat=True)) == [
+        None,
+        None,
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
 def test_cancelling_a_large_stop_is_spread_over_ticks_and_leaves_other_runs_alone(
     redis, smtp_server, marketer, everyone
 ):
