@@ -93,9 +93,9 @@ def _no_such_campaign(campaign_id: int) -> HttpError:
     return HttpError(404, f"there is no API-triggered campaign {campaign_id}")
 
 
-def _call_target(key, campaign_id: int, request_id: str):
-    """triggerable_campaign for a trigger call, with the earlier call of this requestId, in one statement."""
-    _check_scope(key, campaign_id)
+def _call_target(campaign_id: int, request_id: str):
+    """triggerable_campaign for a trigger call, with the earlier call of this requestId, in one statement. The
+    endpoint has checked the key's scope first, before anything else about the call."""
     campaign, earlier = triggers.call_target(campaign_id, request_id)
     if campaign is None:
         raise _no_such_campaign(campaign_id)
@@ -242,7 +242,7 @@ def campaign_trigger(
     _take_a_call(key)
     _check_scope(key, campaign_id)
     request_id = _request_id(payload.requestId, idempotency_key)
-    campaign, earlier = _call_target(key, campaign_id, request_id)
+    campaign, earlier = _call_target(campaign_id, request_id)
     recipients = [
         triggers.RecipientIn(
             namespace=r.identity.namespace if r.identity else None,
@@ -297,7 +297,7 @@ def campaign_trigger_audience(
             "must be a date and time with an offset (2026-12-24T09:00:00+01:00), between 2000 and 2999",
         )
     request_id = _request_id(payload.requestId, idempotency_key)
-    campaign, earlier = _call_target(key, campaign_id, request_id)
+    campaign, earlier = _call_target(campaign_id, request_id)
     return _answered(
         response,
         lambda: triggers.trigger_audience(

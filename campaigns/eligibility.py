@@ -29,7 +29,7 @@ def suppressed_addresses(addresses, channel: str) -> set[str]:
             chunk = wanted[start : start + _CHUNK]
             cursor.execute(
                 f"SELECT address FROM {Suppression._meta.db_table} "  # noqa: S608
-                f"WHERE channel = %s AND address IN ({', '.join(['%s'] * len(chunk))})",
+                f"WHERE channel = %s AND address IN ({rawsql.placeholders(len(chunk))})",
                 [channel, *chunk],
             )
             found.update(address for (address,) in cursor.fetchall())

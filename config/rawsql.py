@@ -54,6 +54,11 @@ class _PreparedCursor(psycopg.Cursor):
         return super().execute(query, params, prepare=True, binary=binary)
 
 
+def placeholders(count: int) -> str:
+    """`%s, %s, ...`: the parameters of an IN list or a row of `count` values."""
+    return ", ".join(["%s"] * count)
+
+
 def columns(model: type[Model], names: list[str], alias: str) -> str:
     """`alias.column, ...` (`column, ...` without an alias) for the model's fields `names` (attribute names:
     `campaign_id` for a foreign key)."""
@@ -95,7 +100,7 @@ def insert(model: type[Model], rows: list[Model]) -> None:
     if not rows:
         return
     fields = [field for field in model._meta.concrete_fields if not field.primary_key]
-    placeholders = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    one_row = f"({placeholders(len(fields))})"
     params = []
     for row in rows:
         # As bulk_create: a foreign key set to an instance saved since takes its primary key now.
@@ -104,7 +109,7 @@ def insert(model: type[Model], rows: list[Model]) -> None:
     quote = connection.ops.quote_name
     sql = (
         f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(field.column) for field in fields)}) "  # noqa: S608
-        f"VALUES {', '.join([placeholders] * len(rows))} RETURNING {quote(model._meta.pk.column)}"
+        f"VALUES {', '.join([one_row] * len(rows))} RETURNING {quote(model._meta.pk.column)}"
     )
     with cursor() as executing:
         executing.execute(sql, params)
@@ -144,7 +149,7 @@ def update(model: type[Model], rows: list[Model], names: list[str], *, where: st
         f"CAST(%s AS {field.db_type(connection)}) AS {quote(field.column)}" if cast else f"%s AS {quote(field.column)}"
         for field in fields
     )
-    other = "SELECT " + ", ".join(["%s"] * len(fields))
+    other = f"SELECT {placeholders(len(fields))}"
     assignments = ", ".join(f"{quote(field.column)} = v.{quote(field.column)}" for field in fields[1:])
     condition = f" AND ({where})" if where else ""
     written = 0

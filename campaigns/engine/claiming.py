@@ -44,7 +44,7 @@ def claim_slice(*, run_id: int, limit: int, now: datetime) -> tuple[uuid.UUID, l
     if wanted:
         sql = (
             f"SELECT {rawsql.columns(Profile, _PROFILE_FIELDS, 'p')} FROM {Profile._meta.db_table} p "  # noqa: S608
-            f"WHERE p.id IN ({', '.join(['%s'] * len(wanted))})"
+            f"WHERE p.id IN ({rawsql.placeholders(len(wanted))})"
         )
         profiles = {profile.pk: profile for profile in rawsql.fetch(Profile, _PROFILE_FIELDS, sql, wanted)}
     profile = Delivery._meta.get_field("profile")

@@ -108,7 +108,7 @@ def trigger_contexts(ids: set[int]) -> dict[int, _CallContext]:
     if not ids:
         return {}
     table = TriggerRequest._meta.db_table
-    sql = f"SELECT id, context FROM {table} WHERE id IN ({', '.join(['%s'] * len(ids))})"  # noqa: S608
+    sql = f"SELECT id, context FROM {table} WHERE id IN ({rawsql.placeholders(len(ids))})"  # noqa: S608
     calls = rawsql.fetch(TriggerRequest, ["id", "context"], sql, sorted(ids))
     return {call.pk: _CallContext(call.context) for call in calls}
 
@@ -122,7 +122,7 @@ def _hand_over(token: uuid.UUID, ids: list[int]) -> int:
     """Mark the slice's messages in flight, those still claimed by `token`: how many."""
     sql = (
         f"UPDATE {Delivery._meta.db_table} SET status = %s, claimed_at = %s "  # noqa: S608
-        f"WHERE claim_token = %s AND status = %s AND id IN ({', '.join(['%s'] * len(ids))})"
+        f"WHERE claim_token = %s AND status = %s AND id IN ({rawsql.placeholders(len(ids))})"
     )
     claimed_at = rawsql.value(Delivery, "claimed_at", timezone.now())
     token = rawsql.value(Delivery, "claim_token", token)

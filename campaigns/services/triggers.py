@@ -260,11 +260,7 @@ def trigger_unitary(
             if len(profiles) == 1:
                 request.profile_id = next(iter(profiles))
             request.response = {
-                "executionId": str(request.execution_id),
-                "requestId": request_id,
-                "campaignId": campaign.pk,
-                "kind": TriggerRequest.Kind.UNITARY,
-                "statusUrl": status_path(request.execution_id),
+                **_answer_head(request),
                 "counts": _outcome_counts(outcomes),
                 "recipients": outcomes,
             }
@@ -280,6 +276,17 @@ def trigger_unitary(
         return earlier
     log.info("campaign %s: trigger %s accepted %s of %s", campaign.pk, request_id, accepted, len(recipients))
     return Answer(202, request.response)
+
+
+def _answer_head(request: TriggerRequest) -> dict:
+    """What the 202 of either kind of call starts with: the call's ids and where to read its status."""
+    return {
+        "executionId": str(request.execution_id),
+        "requestId": request.request_id,
+        "campaignId": request.campaign_id,
+        "kind": request.kind,
+        "statusUrl": status_path(request.execution_id),
+    }
 
 
 def _outcome_counts(outcomes: list[dict]) -> dict:
@@ -557,16 +564,9 @@ def trigger_audience(
         request_id=request_id,
         body_hash=digest,
         context={"shared": context, "recipients": {}},
-        expires_at=max(starts, now) + timedelta(hours=settings.TRIGGER_REQUEST_RETENTION_HOURS),
+        expires_at=starts + timedelta(hours=settings.TRIGGER_REQUEST_RETENTION_HOURS),
     )
-    request.response = {
-        "executionId": str(request.execution_id),
-        "requestId": request_id,
-        "campaignId": campaign.pk,
-        "kind": TriggerRequest.Kind.AUDIENCE,
-        "statusUrl": status_path(request.execution_id),
-        "sendAt": starts.isoformat(),
-    }
+    request.response = {**_answer_head(request), "sendAt": starts.isoformat()}
     try:
         with transaction.atomic():
             _locked_state(campaign)
