@@ -11,6 +11,8 @@ from django.db import close_old_connections
 from rq.serializers import JSONSerializer
 from rq.worker import SimpleWorker
 
+from campaigns.engine import workers
+
 log = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -28,6 +30,8 @@ class CampaignWorker(SimpleWorker):
             # worker) the worker: killed with SIGKILL, neither could say so, and an orphan would go on taking
             # scheduled jobs. Each gets SIGTERM instead, which RQ answers by stopping (a worker after its job).
             die_with_parent()
+            # Claims name the worker's lease, so the scheduler releases them within seconds if it dies.
+            workers.lease_start(name=self.name)
             os.register_at_fork(before=_remember_parent, after_in_child=lambda: die_with_parent(_parent))
         return super().work(burst, *args, **kwargs)
 

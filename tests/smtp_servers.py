@@ -1,5 +1,6 @@
 """Real SMTP servers on loopback for tests: one that records what it receives, one that misbehaves on cue."""
 
+import asyncio
 import socket
 import socketserver
 import threading
@@ -15,7 +16,8 @@ def free_port() -> int:
 
 
 class _Recorder:
-    def __init__(self):
+    def __init__(self, delay: float = 0.0):
+        self.delay = delay
         self.messages = []
         self.sessions = 0
         self.rejected_recipients: dict[str, str] = {}
@@ -34,6 +36,8 @@ class _Recorder:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if self.delay:
+            await asyncio.sleep(self.delay)  # a relay that takes its time to accept: messages stay in flight
         message = message_from_bytes(envelope.original_content or envelope.content, policy=policy.default)
         with self.lock:
             self.messages.append(
@@ -48,10 +52,11 @@ class _Recorder:
 
 
 class RecordingSMTPServer:
-    """aiosmtpd on 127.0.0.1 with SMTPUTF8; `messages` holds every message, `sessions` counts connections."""
+    """aiosmtpd on 127.0.0.1 with SMTPUTF8; `messages` holds every message, `sessions` counts connections; with
+    `delay`, each message is accepted that many seconds after its data."""
 
-    def __init__(self):
-        self.recorder = _Recorder()
+    def __init__(self, delay: float = 0.0):
+        self.recorder = _Recorder(delay)
         self.port = free_port()
         self.controller = Controller(
             self.recorder,

@@ -6,6 +6,7 @@ from datetime import datetime
 from django.db import connection
 
 from audiences.models import Profile
+from campaigns.engine import workers
 from campaigns.models import Delivery
 from config import rawsql
 
@@ -21,7 +22,8 @@ def claim_slice(*, run_id: int, limit: int, now: datetime) -> tuple[uuid.UUID, l
     materialized CTE, computed once: on PostgreSQL with FOR UPDATE SKIP LOCKED so concurrent claimers pass each
     other by (an `IN (subquery ... LIMIT n FOR UPDATE SKIP LOCKED)` straight inside the UPDATE is rescanned per row
     by a nested-loop semi-join and claims far more than n); on SQLite the IMMEDIATE transaction of the statement
-    serializes claimers. One statement, through a cursor: it runs for every slice (config.rawsql).
+    serializes claimers. One statement, through a cursor: it runs for every slice (config.rawsql). The rows name
+    this process's lease (campaigns.engine.workers), so they are released within seconds if it dies.
     """
     token = uuid.uuid4()
     table = connection.ops.quote_name(Delivery._meta.db_table)
@@ -29,13 +31,14 @@ def claim_slice(*, run_id: int, limit: int, now: datetime) -> tuple[uuid.UUID, l
     sql = (
         f"WITH picked AS MATERIALIZED (SELECT id FROM {table} "  # noqa: S608
         f"WHERE run_id = %s AND status = %s AND due_at <= %s ORDER BY due_at, id LIMIT %s{lock}) "
-        f"UPDATE {table} SET status = %s, claim_token = %s, claimed_at = %s "
+        f"UPDATE {table} SET status = %s, claim_token = %s, claimed_at = %s, claimed_by = %s "
         f"WHERE id IN (SELECT id FROM picked) AND status = %s "
         f"RETURNING {rawsql.columns(Delivery, _DELIVERY_FIELDS, '')}"
     )
     at = rawsql.value(Delivery, "claimed_at", now)
     params = [run_id, Delivery.Status.PENDING, at, limit]
-    params += [Delivery.Status.CLAIMED, rawsql.value(Delivery, "claim_token", token), at, Delivery.Status.PENDING]
+    params += [Delivery.Status.CLAIMED, rawsql.value(Delivery, "claim_token", token), at]
+    params += [rawsql.value(Delivery, "claimed_by", workers.current()), Delivery.Status.PENDING]
     deliveries = sorted(rawsql.fetch(Delivery, _DELIVERY_FIELDS, sql, params), key=lambda delivery: delivery.pk)
     if not deliveries:
         return token, []

@@ -1,4 +1,5 @@
-"""Putting back what dead workers and lost jobs left: stale claims released, stalled runs re-dispatched."""
+"""Putting back what dead workers and lost jobs left: the claims of lost workers (within seconds) and stale claims
+(after the claim timeout) released, stalled runs re-dispatched."""
 
 import logging
 from datetime import datetime, timedelta
@@ -9,30 +10,60 @@ from django.db.models import Q
 
 from campaigns.engine.completion import run_finish_if_done
 from campaigns.engine.dispatch import dispatch_send_jobs, queue_for
-from campaigns.models import Campaign, Delivery, Run
+from campaigns.models import Campaign, Delivery, Run, SendWorker
 from config.queues import enqueue_on_commit
 
 log = logging.getLogger(__name__)
 
 
 def release_stale_claims(*, now: datetime) -> int:
-    """Rows held past the claim timeout belong to a dead worker: claimed ones go back to pending; in-flight
-    ones may have been delivered, so marketing marks them unknown and never sends them again, while
-    transactional ones go back to pending (the provider's idempotency key is the delivery id)."""
+    """Rows held past the claim timeout belong to a dead worker (one without a lease, or alive but stuck)."""
     stale = now - timedelta(seconds=settings.CAMPAIGNS_CLAIM_TIMEOUT)
-    released = Delivery.objects.filter(status=Delivery.Status.CLAIMED, claimed_at__lt=stale).update(
-        status=Delivery.Status.PENDING, claim_token=None, claimed_at=None
+    return release_claims(Q(claimed_at__lt=stale), why="past the claim timeout")
+
+
+def release_claims_of_lost_workers(*, now: datetime) -> int:
+    """Release the claims of workers not heard from for CAMPAIGNS_WORKER_LOST_SECONDS, forget those workers, and
+    give the runs they were sending new send jobs. Returns how many rows were released."""
+    lost = SendWorker.objects.filter(renewed_at__lt=now - timedelta(seconds=settings.CAMPAIGNS_WORKER_LOST_SECONDS))
+    ids = list(lost.values_list("id", flat=True)[:100])
+    if not ids:
+        return 0
+    held = Delivery.objects.filter(status__in=[Delivery.Status.CLAIMED, Delivery.Status.IN_FLIGHT], claimed_by__in=ids)
+    run_ids = set(held.values_list("run_id", flat=True).distinct())
+    released = release_claims(Q(claimed_by__in=ids), why="of lost workers")
+    # Conditional: a worker that renewed meanwhile (it was slow, not dead) keeps its lease (its claims are gone).
+    lost.filter(id__in=ids).delete()
+    runs = Run.objects.filter(pk__in=run_ids, state=Run.State.SENDING, campaign__status=Campaign.Status.ACTIVE)
+    for run in runs.select_related("campaign"):
+        with transaction.atomic():
+            Run.objects.filter(pk=run.pk).update(heartbeat_at=now)
+            dispatch_send_jobs(run)
+        log.warning("run %s: re-dispatched, a worker sending it was lost", run.pk)
+    return released
+
+
+def release_claims(held: Q, *, why: str) -> int:
+    """Release the open claims that `held` selects (a dead worker's): claimed rows go back to pending; in-flight
+    ones may have been delivered, so marketing marks them unknown and never sends them again, while transactional
+    ones go back to pending (the provider's idempotency key is the delivery id)."""
+    released = Delivery.objects.filter(held, status=Delivery.Status.CLAIMED).update(
+        status=Delivery.Status.PENDING, claim_token=None, claimed_at=None, claimed_by=None
     )
-    in_flight = Delivery.objects.filter(status=Delivery.Status.IN_FLIGHT, claimed_at__lt=stale)
+    in_flight = Delivery.objects.filter(held, status=Delivery.Status.IN_FLIGHT)
     transactional = Q(run__campaign__category=Campaign.Category.TRANSACTIONAL)
     released += in_flight.filter(transactional).update(
-        status=Delivery.Status.PENDING, claim_token=None, claimed_at=None, reason=Delivery.Reason.WORKER_LOST
+        status=Delivery.Status.PENDING,
+        claim_token=None,
+        claimed_at=None,
+        claimed_by=None,
+        reason=Delivery.Reason.WORKER_LOST,
     )
     lost = in_flight.exclude(transactional).update(
-        status=Delivery.Status.UNKNOWN, claim_token=None, reason=Delivery.Reason.WORKER_LOST
+        status=Delivery.Status.UNKNOWN, claim_token=None, claimed_by=None, reason=Delivery.Reason.WORKER_LOST
     )
     if released or lost:
-        log.warning("released %s stale claims, marked %s in-flight deliveries unknown", released, lost)
+        log.warning("released %s claims %s, marked %s in-flight deliveries unknown", released, why, lost)
     return released + lost
 
 

@@ -7,7 +7,12 @@ from django.db import IntegrityError, transaction
 
 from campaigns.engine.completion import cancel_unsent_of_stopped_runs
 from campaigns.engine.dispatch import queue_for
-from campaigns.engine.recovery import reconcile_run_states, redispatch_stalled_runs, release_stale_claims
+from campaigns.engine.recovery import (
+    reconcile_run_states,
+    redispatch_stalled_runs,
+    release_claims_of_lost_workers,
+    release_stale_claims,
+)
 from campaigns.models import Campaign, Run
 from campaigns.schedules import next_occurrence, occurrence_key
 from config.queues import enqueue_on_commit
@@ -19,6 +24,7 @@ def tick(*, now: datetime) -> None:
     """One pass over the campaigns: start due occurrences, release dead workers' claims, bring runs in step with
     their campaign, restart stalled runs, cancel what stopped runs never sent."""
     start_due_runs(now=now)
+    release_claims_of_lost_workers(now=now)
     release_stale_claims(now=now)
     reconcile_run_states()
     redispatch_stalled_runs(now=now)

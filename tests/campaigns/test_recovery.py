@@ -1,6 +1,8 @@
-"""Recovery of a dead worker's work (release_stale_claims): who sends what once a worker is presumed dead, and
-that a worker still within its claim timeout keeps its messages."""
+"""Recovery of a dead worker's work: who sends what once a worker is known dead (its lease not renewed:
+release_claims_of_lost_workers) or presumed dead (past the claim timeout: release_stale_claims), and that a worker
+still alive keeps its messages."""
 
+import time
 from collections import Counter
 from datetime import timedelta
 
@@ -8,12 +10,12 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from campaigns.engine import claiming, outcomes, planning, recovery, scheduler, sending
-from campaigns.models import Delivery, Run
+from campaigns.engine import claiming, outcomes, planning, recovery, scheduler, sending, workers
+from campaigns.models import Delivery, Run, SendWorker
 from campaigns.services.lifecycle import campaign_activate
 from channels.adapters.base import Outcome, SendResult
 from config.scheduler import scheduler_tick
-from tests.campaigns.queued import received
+from tests.campaigns.queued import received, send_jobs
 from tests.campaigns.test_execution import make_campaign, make_profiles
 from tests.conftest import make_email_configuration, run_burst_worker
 
@@ -150,3 +152,116 @@ def test_the_scheduler_gives_a_dead_workers_slice_to_a_new_worker_and_the_run_co
         {address: 1 for address in Delivery.objects.filter(run_id=run_id).values_list("address", flat=True)}
     )
     assert Run.objects.get(pk=run_id).state == Run.State.COMPLETE
+
+
+# A worker's lease (campaigns.engine.workers): its claims are released within seconds of it being lost. --------
+
+LOST = timedelta(seconds=settings.CAMPAIGNS_WORKER_LOST_SECONDS)
+
+
+def lease(name: str, renewed_at) -> SendWorker:
+    return SendWorker.objects.create(name=name, started_at=renewed_at, renewed_at=renewed_at)
+
+
+def claim_as(monkeypatch, worker: SendWorker, run_id: int, *, limit: int, now):
+    """A slice claimed by the process holding `worker`'s lease."""
+    monkeypatch.setattr(workers, "current", lambda: worker.pk)
+    return claiming.claim_slice(run_id=run_id, limit=limit, now=now)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_lost_workers_claims_are_released_at_the_next_tick_and_its_run_gets_new_jobs(
+    redis, smtp_server, marketer, everyone, monkeypatch
+):
+    run_id = planned(marketer, everyone, smtp_server.port, profiles=15)
+    redis.flushdb()  # the dispatched send jobs died with their worker
+    now = timezone.now()
+    lost, live = lease("lost:1", now - LOST - timedelta(seconds=1)), lease("live:2", now - LOST + timedelta(seconds=1))
+    lost_token, lost_rows = claim_as(monkeypatch, lost, run_id, limit=5, now=now)
+    hand_over(lost_token, now)  # the lost worker had handed its slice to the relay
+    _, lost_claimed = claim_as(monkeypatch, lost, run_id, limit=3, now=now)
+    live_token, live_rows = claim_as(monkeypatch, live, run_id, limit=5, now=now)
+    monkeypatch.undo()
+
+    scheduler_tick(now=now)  # seconds after the claims, far within the claim timeout
+
+    rows = Delivery.objects.filter(run_id=run_id)
+    assert addresses(rows.filter(status="unknown", reason="worker_lost", claimed_by=None)) == addresses(lost_rows)
+    assert addresses(rows.filter(status="pending", claim_token=None, claimed_by=None)) == addresses(
+        [*lost_claimed, *rows.filter(status="pending").exclude(pk__in=[r.pk for r in lost_claimed])]
+    )
+    assert addresses(rows.filter(status="claimed", claim_token=live_token, claimed_by=live.pk)) == addresses(live_rows)
+    assert list(SendWorker.objects.values_list("name", flat=True)) == ["live:2"]  # the lost one forgotten
+    assert send_jobs() == {run_id: settings.CAMPAIGNS_SEND_JOBS_PER_RUN}  # replaced at once
+
+    run_burst_worker()
+    sending.send_slice(run=Run.objects.get(pk=run_id), token=live_token, deliveries=live_rows)
+    sending.send_run(run_id=run_id)
+
+    assert received(smtp_server) == Counter(
+        {address: 1 for address in rows.exclude(status="unknown").values_list("address", flat=True)}
+    )
+    assert Counter(rows.values_list("status", flat=True)) == Counter({"sent": 10, "unknown": 5})
+    assert Run.objects.get(pk=run_id).state == Run.State.COMPLETE
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_lost_transactional_workers_in_flight_messages_are_sent_again(
+    redis, smtp_server, marketer, everyone, monkeypatch
+):
+    run_id = planned(marketer, everyone, smtp_server.port, profiles=4, category="transactional")
+    now = timezone.now()
+    lost = lease("lost:1", now - LOST - timedelta(seconds=1))
+    token, rows = claim_as(monkeypatch, lost, run_id, limit=4, now=now)
+    hand_over(token, now)
+    monkeypatch.undo()
+
+    recovery.release_claims_of_lost_workers(now=now)
+    run_burst_worker()
+
+    assert received(smtp_server) == Counter({row.address: 1 for row in rows})
+    assert Run.objects.get(pk=run_id).state == Run.State.COMPLETE
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_that_renews_its_lease_keeps_its_claims(redis, smtp_server, marketer, everyone, monkeypatch):
+    run_id = planned(marketer, everyone, smtp_server.port, profiles=5)
+    start = timezone.now()
+    alive = lease("alive:1", start)
+    token, rows = claim_as(monkeypatch, alive, run_id, limit=5, now=start)
+    monkeypatch.undo()
+    alive.renewed_at = start + LOST
+    alive.save()
+
+    # Twice the limit after the claim, but renewed since: nothing released, nothing forgotten.
+    assert recovery.release_claims_of_lost_workers(now=start + 2 * LOST) == 0
+    assert Delivery.objects.filter(run_id=run_id, status="claimed", claim_token=token).count() == 5
+    assert SendWorker.objects.filter(pk=alive.pk).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_processs_lease_is_renewed_retaken_when_declared_lost_and_given_back_at_exit(settings):
+    settings.CAMPAIGNS_WORKER_LOST_SECONDS = 2  # renewed every 0.4 s
+    try:
+        workers.lease_start(name="worker:test")
+        first = workers.current()
+        assert SendWorker.objects.filter(pk=first, name="worker:test").exists()
+        renewed = SendWorker.objects.get(pk=first).renewed_at
+        _wait_for(lambda: SendWorker.objects.get(pk=first).renewed_at > renewed, "the lease renewed")
+
+        SendWorker.objects.filter(pk=first).delete()  # a tick found it lost (the process was frozen)
+        _wait_for(lambda: workers.current() != first, "a new lease taken")
+        assert SendWorker.objects.filter(pk=workers.current()).exists()
+
+        workers.lease_end()
+        assert not SendWorker.objects.exists()
+    finally:
+        workers.lease_end()
+        workers._lease = None
+
+
+def _wait_for(condition, what: str, seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {seconds} s: {what}"
+        time.sleep(0.05)

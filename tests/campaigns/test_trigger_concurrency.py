@@ -11,7 +11,6 @@ import urllib.request
 import django_rq
 import pytest
 from django.conf import settings
-from django.db import connection
 
 from audiences.models import Identity, IdentityNamespace, Profile
 from campaigns.engine.dispatch import dispatch_send_jobs
@@ -22,6 +21,7 @@ from permissions.services.api_keys import api_key_create
 from tests.campaigns import web_process
 from tests.campaigns.queued import received
 from tests.conftest import make_email_configuration
+from tests.processes import database_url
 
 # Races end at database constraints and locks, which differ between PostgreSQL and SQLite: CI runs these on both.
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.both_databases]
@@ -94,13 +94,6 @@ def test_one_request_id_sent_by_eight_threads_at_once_is_one_execution(
     assert received(smtp_server) == {"ada@example.com": 1}
 
 
-def _database_url() -> str:
-    database = connection.settings_dict
-    if database["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{database['NAME']}"
-    return f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}"
-
-
 def test_a_keys_rate_is_shared_by_two_web_processes(personas, reset, redis):
     key, secret = api_key_create(actor=personas["ada"], name="Slow", campaign_ids=[reset.pk])
     key.rate_per_second = 3
@@ -111,7 +104,7 @@ def test_a_keys_rate_is_shared_by_two_web_processes(personas, reset, redis):
     processes = [
         context.Process(
             target=web_process.trigger_calls,
-            args=(_database_url(), redis_db, f"/api/v1/campaigns/{reset.pk}/trigger", secret, BODY, 6, results),
+            args=(database_url(), redis_db, f"/api/v1/campaigns/{reset.pk}/trigger", secret, BODY, 6, results),
         )
         for _ in range(2)
     ]

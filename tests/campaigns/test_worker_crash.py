@@ -1,0 +1,71 @@
+"""A send worker killed with SIGKILL in the middle of a slice, with real processes: the worker pool as the Procfile
+runs it, Redis, a real SMTP server counting what it receives. The run is taken up again within seconds (the lost
+worker's lease, not the claim timeout nor the stall check), completes, and every recipient got exactly one message
+or is `unknown`; only messages in flight at the kill can be unknown."""
+
+import os
+import signal
+import sys
+import time
+from collections import Counter
+
+import django_rq
+import pytest
+from django.utils import timezone
+
+from campaigns.models import Delivery, Run
+from config.queues import CAMPAIGNS
+from config.scheduler import scheduler_tick
+from tests.campaigns.test_recovery import planned
+from tests.processes import children, wait_for, worker_pool
+from tests.smtp_servers import RecordingSMTPServer
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.both_databases]
+
+LOST_SECONDS = 2  # the pool's and this test's CAMPAIGNS_WORKER_LOST_SECONDS
+
+
+@pytest.fixture
+def slow_relay():
+    server = RecordingSMTPServer(delay=0.02).start()  # ~25 messages a second a connection: the kill finds some out
+    yield server
+    server.stop()
+
+
+def test_a_worker_killed_mid_slice_is_replaced_within_seconds_and_nobody_gets_two_messages(
+    redis, slow_relay, marketer, everyone, settings
+):
+    if not sys.platform.startswith("linux"):
+        pytest.skip("/proc is Linux's")
+    settings.CAMPAIGNS_WORKER_LOST_SECONDS = LOST_SECONDS
+    run_id = planned(marketer, everyone, slow_relay.port, profiles=150)
+    redis.flushdb()
+    django_rq.get_queue(CAMPAIGNS).enqueue("campaigns.jobs.send_run", run_id)  # one job: no other takes over
+    rows = Delivery.objects.filter(run_id=run_id)
+
+    env = {"CAMPAIGNS_WORKER_LOST_SECONDS": str(LOST_SECONDS)}
+    with worker_pool(CAMPAIGNS, env=env, test_database=True) as pool:
+        wait_for(lambda: len(slow_relay.messages) >= 20, 60, "the worker sending")
+        [worker] = children(pool.pid)
+        os.kill(worker, signal.SIGKILL)
+        killed_at = time.monotonic()
+        # What the dead worker held when it died: the ledger stays so until its lease is found lost.
+        in_flight = rows.filter(status=Delivery.Status.IN_FLIGHT).count()
+
+        def complete():
+            scheduler_tick(now=timezone.now())
+            return Run.objects.filter(pk=run_id, state=Run.State.COMPLETE).exists()
+
+        # The claim timeout (300 s) and the stall check (60 s) are far off: only the lease can do it this soon.
+        wait_for(complete, 30, "the run taken up again and complete", every=0.5)
+        recovered_in = time.monotonic() - killed_at
+
+    statuses = Counter(rows.values_list("status", flat=True))
+    received = Counter(rcpt for message in slow_relay.messages for rcpt in message["rcpt_tos"])
+    unknown = set(rows.filter(status=Delivery.Status.UNKNOWN).values_list("address", flat=True))
+    assert set(statuses) <= {"sent", "unknown"}, statuses
+    assert max(received.values()) == 1, [address for address, count in received.items() if count > 1]
+    assert set(rows.filter(status="sent").values_list("address", flat=True)) <= set(received)
+    assert set(received) <= set(rows.values_list("address", flat=True))
+    assert len(unknown) == in_flight, (unknown, in_flight)
+    assert recovered_in < 30
