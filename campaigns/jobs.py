@@ -8,8 +8,8 @@ def plan_run(run_id: int) -> None:
     planning.plan_run(run_id=run_id)
 
 
-def send_run(run_id: int) -> None:
-    sending.send_run(run_id=run_id)
+def send_run(run_id: int, outage: int = 0) -> None:
+    sending.send_run(run_id=run_id, outage=outage)
 
 
 def send_waiting_run(run_id: int, queue_name: str) -> None:

@@ -14,9 +14,12 @@ _DELIVERY_FIELDS = [field.attname for field in Delivery._meta.concrete_fields]
 _PROFILE_FIELDS = [field.attname for field in Profile._meta.concrete_fields]
 
 
-def claim_slice(*, run_id: int, limit: int, now: datetime) -> tuple[uuid.UUID, list[Delivery]]:
+def claim_slice(
+    *, run_id: int, limit: int, now: datetime, soonest_retry: bool = False
+) -> tuple[uuid.UUID, list[Delivery]]:
     """Claim up to `limit` due pending deliveries of the run with one conditional UPDATE; return them (by id, each
-    with its profile).
+    with its profile). With `soonest_retry` (a probe of a provider that was down), a retry not due yet is taken
+    too when none is due: the one due soonest.
 
     `status = 'pending'` in the UPDATE is what guarantees two workers never share a row. The rows are picked in a
     materialized CTE, computed once: on PostgreSQL with FOR UPDATE SKIP LOCKED so concurrent claimers pass each
@@ -28,9 +31,10 @@ def claim_slice(*, run_id: int, limit: int, now: datetime) -> tuple[uuid.UUID, l
     token = uuid.uuid4()
     table = connection.ops.quote_name(Delivery._meta.db_table)
     lock = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
+    due = "(due_at <= %s OR next_attempt_at IS NOT NULL)" if soonest_retry else "due_at <= %s"
     sql = (
         f"WITH picked AS MATERIALIZED (SELECT id FROM {table} "  # noqa: S608
-        f"WHERE run_id = %s AND status = %s AND due_at <= %s ORDER BY due_at, id LIMIT %s{lock}) "
+        f"WHERE run_id = %s AND status = %s AND {due} ORDER BY due_at, id LIMIT %s{lock}) "
         f"UPDATE {table} SET status = %s, claim_token = %s, claimed_at = %s, claimed_by = %s "
         f"WHERE id IN (SELECT id FROM picked) AND status = %s "
         f"RETURNING {rawsql.columns(Delivery, _DELIVERY_FIELDS, '')}"

@@ -2,6 +2,7 @@
 to the channel's adapter."""
 
 import logging
+import math
 import time
 import uuid
 from datetime import timedelta
@@ -14,7 +15,7 @@ from campaigns.eligibility import consent_inputs, exclusion_reason, suppressed_a
 from campaigns.engine.claiming import claim_slice
 from campaigns.engine.completion import run_finish_if_done
 from campaigns.engine.dispatch import queue_for
-from campaigns.engine.outcomes import DEFAULT_RETRY_WINDOW, record_outcomes
+from campaigns.engine.outcomes import DEFAULT_RETRY_WINDOW, MAX_RETRY_AFTER, record_outcomes
 from campaigns.models import Campaign, Delivery, Run, TriggerRequest
 from campaigns.personalization import ContentError, compiled_content
 from channels.adapters.base import OutboundMessage, Outcome, SendResult
@@ -27,14 +28,22 @@ from config.queues import enqueue_on_commit
 
 log = logging.getLogger(__name__)
 
+# After a slice found the provider unavailable, the job tries one message again after these waits (the last
+# repeats), unless the provider said when to come back: sending resumes within seconds of the provider's return,
+# and a provider that stays down is not hammered.
+PROBE_DELAYS = (1, 2, 4, 8, 16, 30)
 
-def send_run(*, run_id: int, now_func=timezone.now) -> None:
+
+def send_run(*, run_id: int, now_func=timezone.now, outage: int = 0) -> None:
     """Pull slices of the run's due deliveries and send them until none is left, the run is no longer
     sending, or this job's time budget is spent (then it re-enqueues itself so other runs get a turn).
 
     Never sleeps for rate-limit tokens: it re-enqueues itself for when the next token is due. Nor does it
-    hammer a provider that is down: after a slice that found it unavailable, it re-enqueues itself for when
-    that slice's first retry falls due, and the rest of the run waits, pending, untouched.
+    hammer a provider that is down: after a slice that found it unavailable, it re-enqueues itself as a probe
+    (`outage`: how many slices in a row found it so) after PROBE_DELAYS, or the wait the provider asked for, and
+    the rest of the run waits, pending, untouched. A probe sends one message, a due one or else the run's soonest
+    retry; when the provider takes it, the retries that waited for the provider are due at once and the job goes on
+    with whole slices.
     """
     run = Run.objects.select_related("campaign__channel_configuration", "version").get(pk=run_id)
     campaign = run.campaign
@@ -50,26 +59,39 @@ def send_run(*, run_id: int, now_func=timezone.now) -> None:
             with transaction.atomic():
                 enqueue_on_commit(queue_for(campaign), "campaigns.jobs.send_run", run_id)
             return
-        wanted = slice_size
+        wanted = 1 if outage else slice_size
         if limiter:
-            wanted, wait = limiter.take(f"configuration:{configuration.pk}", rate=rate, requested=slice_size)
+            wanted, wait = limiter.take(f"configuration:{configuration.pk}", rate=rate, requested=wanted)
             if not wanted:
                 with transaction.atomic():
                     enqueue_on_commit(queue_for(campaign), "campaigns.jobs.send_run", run_id, delay=max(wait, 0.05))
                 return
-        token, deliveries = claim_slice(run_id=run_id, limit=wanted, now=now_func())
-        if deliveries and (retry_in := send_slice(run=run, token=token, deliveries=deliveries)) is not None:
-            log.warning("run %s: %s unavailable, trying again in %.0f s", run_id, configuration, retry_in)
+        token, deliveries = claim_slice(run_id=run_id, limit=wanted, now=now_func(), soonest_retry=bool(outage))
+        if deliveries and (asked := send_slice(run=run, token=token, deliveries=deliveries)) is not None:
+            probe_in = _probe_in(outage, asked)
+            log.warning("run %s: %s unavailable, trying one message again in %.0f s", run_id, configuration, probe_in)
             with transaction.atomic():
-                _wake_later(run_id, retry_in)
-                enqueue_on_commit(queue_for(campaign), "campaigns.jobs.send_run", run_id, delay=retry_in)
+                _wake_later(run_id, probe_in)
+                enqueue_on_commit(queue_for(campaign), "campaigns.jobs.send_run", run_id, outage + 1, delay=probe_in)
             return
+        if deliveries and outage:
+            log.info("run %s: %s available again", run_id, configuration)
+            _retry_now_what_waited_for_the_provider(run_id)
+            outage = 0
         if len(deliveries) < wanted:
             # Nothing more was due (a trigger call made since wakes the run with a job of its own).
             if not run_finish_if_done(run_id):
                 # Retries fall due later: let the scheduler wake the run then.
                 _rest(run_id)
             return
+
+
+def _probe_in(outage: int, asked: float) -> float:
+    """Seconds until a job tries a provider found unavailable `outage` times before: the wait it asked for (at least
+    a second, at most MAX_RETRY_AFTER), else the next of PROBE_DELAYS."""
+    if asked > 0:
+        return min(max(asked, 1.0), float(MAX_RETRY_AFTER))
+    return float(PROBE_DELAYS[min(outage, len(PROBE_DELAYS) - 1)])
 
 
 def _still_sending(run_id: int) -> bool:
@@ -113,6 +135,18 @@ def trigger_contexts(ids: set[int]) -> dict[int, _CallContext]:
     return {call.pk: _CallContext(call.context) for call in calls}
 
 
+def _retry_now_what_waited_for_the_provider(run_id: int) -> int:
+    """The provider is back: the run's retries of messages it could not take (connection refused, 421, 5xx, its
+    rate limit) are due now instead of at their backoff. Retries for other reasons (a mailbox busy) keep theirs."""
+    now = timezone.now()
+    waiting = Delivery.objects.filter(run_id=run_id, status=Delivery.Status.PENDING, due_at__gt=now)
+    waiting = waiting.exclude(next_attempt_at=None).values_list("id", "reason")
+    ids = [pk for pk, reason in waiting[:10_000] if classify(reason, Outcome.TRANSIENT).provider_unavailable]
+    if not ids:
+        return 0
+    return Delivery.objects.filter(id__in=ids, status=Delivery.Status.PENDING).update(due_at=now, next_attempt_at=now)
+
+
 def _wake_later(run_id: int, delay: float) -> None:
     """Date the heartbeat to when the delayed successor runs, so the stall check does not add jobs before it."""
     Run.objects.filter(pk=run_id).update(heartbeat_at=timezone.now() + timedelta(seconds=delay))
@@ -134,8 +168,9 @@ def _hand_over(token: uuid.UUID, ids: list[int]) -> int:
 def send_slice(*, run: Run, token: uuid.UUID, deliveries: list[Delivery]) -> float | None:
     """Re-check, render, hand over and record the outcomes of one claimed slice.
 
-    Returns None, or the seconds until the provider is worth trying again when every message of the slice
-    failed because the provider or relay was unavailable (down, refusing connections, rate limiting us).
+    Returns None, or, when every message of the slice failed because the provider or relay was unavailable
+    (down, refusing connections, rate limiting us), the seconds it asked us to wait (Retry-After; 0 if it did not
+    say).
     """
     campaign = run.campaign
     configuration = campaign.channel_configuration
@@ -236,8 +271,6 @@ def send_slice(*, run: Run, token: uuid.UUID, deliveries: list[Delivery]) -> flo
     if results and all(
         r.outcome == Outcome.TRANSIENT and classify(r.reason, r.outcome).provider_unavailable for r in results
     ):
-        now = timezone.now()
-        retries = [d.next_attempt_at for d in deliveries if d.status == Delivery.Status.PENDING and d.next_attempt_at]
-        soonest = (min(retries, default=now) - now).total_seconds()
-        return min(max(soonest, 1.0), float(settings.CAMPAIGNS_STALL_SECONDS))
+        asked = [r.retry_after for r in results if r.retry_after is not None and math.isfinite(r.retry_after)]
+        return max([0.0, *asked])
     return None

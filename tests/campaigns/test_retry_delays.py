@@ -1,7 +1,7 @@
 """When a failed message is tried again, and when a send job tries a provider that was unavailable again: the
-provider's Retry-After (at least a second) or the backoff; a job that found the relay down waits for the
-soonest retry of its slice, not a second, and is not doubled by the scheduler meanwhile; a slice whose
-messages all ran out of retries does not crash the job."""
+provider's Retry-After (at least a second) or the backoff for the message; a job that found the relay down
+tries one message again a second later (then longer: test_send_jobs.py), its slice keeping the backoff, and is
+not doubled by the scheduler meanwhile; a slice whose messages all ran out of retries does not crash the job."""
 
 from collections import Counter
 from datetime import timedelta
@@ -65,7 +65,28 @@ def test_a_providers_retry_after_is_honoured_from_one_second_up(redis, marketer,
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_job_that_finds_the_relay_down_comes_back_when_its_slice_is_due_again(redis, marketer, everyone):
+def test_a_provider_that_says_when_to_come_back_is_probed_then_not_sooner(redis, marketer):
+    Profile.objects.create(attributes={"first_name": "Ann"})
+    provider = ProviderServer().start()
+    provider.script = lambda request: Reply(503, {"error": "busy"}, headers={"Retry-After": "7"})
+    try:
+        configuration = make_configuration(
+            "webhook", url=f"{provider.url}/in", signing_secret="webhook-signing-secret-1"
+        )
+        run_id = planned(marketer, Audience.objects.create(name="All", kind=Audience.Kind.ALL), configuration)
+        redis.flushdb()
+        sending.send_run(run_id=run_id, outage=3)  # the fourth probe would be 8 s later, the provider said 7
+    finally:
+        provider.stop()
+
+    [successor] = successors(redis)
+    assert 6 < successor <= 7
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_job_that_finds_the_relay_down_probes_it_a_second_later_its_slice_keeping_the_backoff(
+    redis, marketer, everyone
+):
     make_profiles(3)
     run_id = planned(marketer, everyone, make_email_configuration(port=free_port()))  # nothing listens
     redis.flushdb()  # this test drives one send job by hand
@@ -74,12 +95,13 @@ def test_a_job_that_finds_the_relay_down_comes_back_when_its_slice_is_due_again(
 
     rows = Delivery.objects.filter(run_id=run_id)
     assert set(rows.values_list("status", "reason", "attempts")) == {("pending", "connect_failed", 1)}
+    assert all(row.due_at == row.first_attempt_at + timedelta(seconds=60) for row in rows)  # the backoff's first step
     [successor] = successors(redis)
-    assert 50 < successor <= 60  # the first retry, a minute after the attempt: not a second later
+    assert 0 < successor <= 1  # a probe of one message, a second later: not when the slice is due
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_message_on_its_last_attempt_does_not_bring_the_job_back_sooner(redis, marketer, everyone):
+def test_a_message_on_its_last_attempt_fails_while_the_others_wait_for_the_probe(redis, marketer, everyone):
     make_profiles(3)
     run_id = planned(marketer, everyone, make_email_configuration(port=free_port()))
     redis.flushdb()
@@ -98,7 +120,7 @@ def test_a_message_on_its_last_attempt_does_not_bring_the_job_back_sooner(redis,
         {"pending": 2, "failed": 1}
     )
     [successor] = successors(redis)
-    assert 50 < successor <= 60  # when the other two are due again
+    assert 0 < successor <= 1
 
 
 @pytest.mark.django_db(transaction=True)
@@ -124,18 +146,18 @@ def test_the_scheduler_adds_no_job_while_a_down_relays_run_waits_for_its_retry(r
     make_profiles(12)
     run_id = planned(marketer, everyone, make_email_configuration(port=free_port()))
     sent_at = timezone.now()
-    run_burst_worker()  # each of the two send jobs tries one slice of five, then waits for the retry
+    run_burst_worker()  # each of the two send jobs tries one slice of five, then waits for its probe
     assert len(successors(redis)) == 2
     assert Counter(Delivery.objects.filter(run_id=run_id).values_list("attempts", flat=True)) == Counter({1: 10, 0: 2})
 
-    # The relay is not tried again before the retry is due, by the jobs' successors or by new jobs.
+    # The relay is not tried again by new jobs while the probes wait, nor while they are due and may be running
+    # (a stall interval after they are due).
     scheduler_tick(now=sent_at + timedelta(seconds=10))
     assert queued_send_jobs() == 0
-    # Nor while the successors are due and may be running (a stall interval after they are due).
-    scheduler_tick(now=sent_at + timedelta(seconds=90))
+    scheduler_tick(now=sent_at + timedelta(seconds=55))
     assert queued_send_jobs() == 0
-    # After that, the successors are lost: the scheduler sends new jobs.
-    scheduler_tick(now=sent_at + timedelta(seconds=130))
+    # After that, the probes are lost: the scheduler sends new jobs.
+    scheduler_tick(now=sent_at + timedelta(seconds=65))
     assert queued_send_jobs() == 2
 
 

@@ -5,6 +5,7 @@ retries fall due. Whichever way, each recipient gets one message, and the queues
 wanted."""
 
 import asyncio
+import math
 from collections import Counter
 from datetime import timedelta
 
@@ -13,11 +14,12 @@ import pytest
 import time_machine
 from django.conf import settings as django_settings
 from django.utils import timezone
+from rq.registry import ScheduledJobRegistry
 
 from campaigns.engine import sending
 from campaigns.models import Campaign, Delivery, Run
 from campaigns.services.lifecycle import campaign_activate, campaign_stop
-from config.queues import QUEUE_NAMES
+from config.queues import CAMPAIGNS, QUEUE_NAMES
 from config.scheduler import scheduler_tick
 from tests.campaigns.queued import received, scheduled_send_jobs, send_jobs
 from tests.campaigns.test_execution import make_profiles
@@ -203,33 +205,55 @@ def test_each_configuration_sends_within_its_own_rate_limit_not_another_ones(red
 
 
 @pytest.mark.django_db(transaction=True)
-def test_after_a_relay_outage_one_delayed_successor_waits_for_it_and_finishes_the_run(redis, marketer, everyone):
+def test_after_a_relay_outage_a_probe_with_growing_waits_resumes_the_run_within_seconds_of_its_return(
+    redis, marketer, everyone
+):
     make_profiles(8)
     relay = RecordingSMTPServer()  # not started yet: its port refuses connections
     try:
-        with time_machine.travel(timezone.now(), tick=True) as clock:
+        with time_machine.travel(timezone.now(), tick=False) as clock:
             run_id = planned(marketer, everyone, make_email_configuration(port=relay.port, connections=1))
             redis.flushdb()  # drop the dispatched jobs: this test drives the first job by hand
 
             sending.send_run(run_id=run_id)
-            failed_at = timezone.now()
 
-            # One slice found the relay down: the rest of the run waits, untouched, for one delayed successor.
-            assert statuses(run_id) == Counter({"pending": 8})
-            assert scheduled_send_jobs(redis) == Counter({run_id: 1})
+            # One slice found the relay down (its five retried in a minute, by the backoff); the rest of the run
+            # waits, untouched, for one successor that tries one message a second later.
+            rows = Delivery.objects.filter(run_id=run_id)
+            assert Counter(rows.values_list("status", "attempts")) == Counter({("pending", 1): 5, ("pending", 0): 3})
+            assert successors(redis) == [(run_id, 1, 1)]
             # While the successor waits, the scheduler's stall check adds no jobs to hammer the relay with.
-            scheduler_tick(now=failed_at + timedelta(seconds=django_settings.CAMPAIGNS_STALL_SECONDS + 1))
+            scheduler_tick(now=timezone.now() + timedelta(seconds=django_settings.CAMPAIGNS_STALL_SECONDS / 2))
             assert send_jobs() == Counter()
 
-            relay.start()  # the relay is back
-            clock.shift(61)  # the first retries are due
+            waits = []
+            for _ in range(3):  # still down: one message a probe, each wait longer than the last
+                clock.shift(successors(redis)[0][2])
+                run_due_jobs()
+                waits.append(successors(redis)[0][1:])
+            assert waits == [(2, 2), (3, 4), (4, 8)]
+            assert Counter(rows.values_list("attempts", flat=True)) == Counter({1: 8})
+
+            relay.start()  # the relay is back: the next probe finds it, and the whole run goes out
+            clock.shift(8)
             run_due_jobs()
     finally:
-        relay.stop()
+        if relay.controller._thread is not None:
+            relay.stop()
 
     assert received(relay) == everyone_once(8)
     assert statuses(run_id) == Counter({"sent": 8})
     assert Run.objects.get(pk=run_id).state == Run.State.COMPLETE
+    assert successors(redis) == []
+
+
+def successors(redis) -> list[tuple]:
+    """The delayed send jobs: (run id, outage count, whole seconds from now until it runs; RQ keeps whole seconds)."""
+    queue = django_rq.get_queue(CAMPAIGNS)
+    registry = ScheduledJobRegistry(CAMPAIGNS, connection=redis)
+    now = timezone.now()
+    jobs = [(queue.fetch_job(job_id), registry.get_scheduled_time(job_id)) for job_id in registry.get_job_ids()]
+    return sorted((*job.args, math.ceil((at - now).total_seconds())) for job, at in jobs)
 
 
 # Waiting for retries ----------------------------------------------------------------------------------------

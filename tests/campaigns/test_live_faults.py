@@ -1,7 +1,12 @@
-"""A send worker killed with SIGKILL in the middle of a slice, with real processes: the worker pool as the Procfile
-runs it, Redis, a real SMTP server counting what it receives. The run is taken up again within seconds (the lost
-worker's lease, not the claim timeout nor the stall check), completes, and every recipient got exactly one message
-or is `unknown`; only messages in flight at the kill can be unknown."""
+"""Faults of the send path with real processes: the worker pool as the Procfile runs it, Redis, a real SMTP server
+counting what it receives.
+
+- A send worker killed with SIGKILL in the middle of a slice: the run is taken up again within seconds (the lost
+  worker's lease, not the claim timeout nor the stall check), completes, and every recipient got exactly one message
+  or is `unknown`; only messages in flight at the kill can be unknown.
+- The relay down, then back: sending resumes within seconds of its return (probes with growing waits), not at the
+  retries' one-minute backoff.
+"""
 
 import os
 import signal
@@ -69,3 +74,27 @@ def test_a_worker_killed_mid_slice_is_replaced_within_seconds_and_nobody_gets_tw
     assert set(received) <= set(rows.values_list("address", flat=True))
     assert len(unknown) == in_flight, (unknown, in_flight)
     assert recovered_in < 30
+
+
+def test_sending_resumes_within_seconds_of_the_relay_coming_back(redis, marketer, everyone):
+    relay = RecordingSMTPServer()  # not started yet: its port refuses connections
+    run_id = planned(marketer, everyone, relay.port, profiles=30)
+    rows = Delivery.objects.filter(run_id=run_id)
+    try:
+        with worker_pool(CAMPAIGNS, test_database=True):
+            wait_for(lambda: rows.filter(attempts__gt=0).count() >= 10, 60, "both jobs finding the relay down")
+            time.sleep(4)  # down a while: the probes wait longer each time
+            assert rows.filter(status="pending").count() == 30
+            relay.start()
+            back_at = time.monotonic()
+            wait_for(lambda: Run.objects.filter(pk=run_id, state=Run.State.COMPLETE).exists(), 30, "the run complete")
+            resumed_in = time.monotonic() - back_at
+    finally:
+        if relay.controller._thread is not None:
+            relay.stop()
+
+    # The first slices' retries were due a minute after they failed: the probe that found the relay back sent them.
+    assert Counter(rcpt for message in relay.messages for rcpt in message["rcpt_tos"]) == Counter(
+        {address: 1 for address in rows.values_list("address", flat=True)}
+    )
+    assert resumed_in < 20
