@@ -36,7 +36,9 @@ for _queue in RQ_QUEUES.values():
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CAMPAIGNS_PLAN_CHUNK = 7
-CAMPAIGNS_SEND_SLICE = 5
+CAMPAIGNS_SEND_SLICE = int(
+    os.environ.get("TEST_CAMPAIGNS_SEND_SLICE", "5")
+)  # a worker process a test starts may ask more
 CAMPAIGNS_SEND_JOBS_PER_RUN = 2
 CHANNELS_ALLOW_PRIVATE_NETWORKS = True  # the fake providers listen on 127.0.0.1; the refusal's tests turn it off
 SESSION_COOKIE_SECURE = False

@@ -27,7 +27,9 @@ class _Recorder:
         with self.lock:
             self.sessions += 1
         session.host_name = hostname
-        return responses
+        # aiosmtpd reads pipelined commands in turn but does not say so: advertise it, as Postfix and Exim do, so
+        # the adapter sends MAIL, RCPT and DATA in one round trip (RFC 2920).
+        return [*responses[:-1], "250-PIPELINING", responses[-1]]
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address in self.rejected_recipients:
@@ -55,7 +57,7 @@ class RecordingSMTPServer:
     """aiosmtpd on 127.0.0.1 with SMTPUTF8; `messages` holds every message, `sessions` counts connections; with
     `delay`, each message is accepted that many seconds after its data."""
 
-    def __init__(self, delay: float = 0.0):
+    def __init__(self, delay: float = 0.0, **smtp_parameters):
         self.recorder = _Recorder(delay)
         self.port = free_port()
         self.controller = Controller(
@@ -65,6 +67,7 @@ class RecordingSMTPServer:
             decode_data=False,
             enable_SMTPUTF8=True,
             server_hostname="localhost",
+            **smtp_parameters,  # aiosmtpd's SMTP options: `timeout`, the idle seconds after which it hangs up
         )
 
     def start(self):

@@ -1,6 +1,8 @@
 """Sending a run slice by slice: a send job pulls slices, and each slice is re-checked, rendered and handed
 to the channel's adapter."""
 
+import collections
+import functools
 import logging
 import math
 import time
@@ -152,17 +154,24 @@ def _wake_later(run_id: int, delay: float) -> None:
     Run.objects.filter(pk=run_id).update(heartbeat_at=timezone.now() + timedelta(seconds=delay))
 
 
-def _hand_over(token: uuid.UUID, ids: list[int]) -> int:
-    """Mark the slice's messages in flight, those still claimed by `token`: how many."""
+def _hand_over(token: uuid.UUID, ids: list[int]) -> set[int]:
+    """Mark these messages of the slice in flight, those still claimed by `token`: which ones."""
     sql = (
         f"UPDATE {Delivery._meta.db_table} SET status = %s, claimed_at = %s "  # noqa: S608
-        f"WHERE claim_token = %s AND status = %s AND id IN ({rawsql.placeholders(len(ids))})"
+        f"WHERE claim_token = %s AND status = %s AND id IN ({rawsql.placeholders(len(ids))}) RETURNING id"
     )
     claimed_at = rawsql.value(Delivery, "claimed_at", timezone.now())
     token = rawsql.value(Delivery, "claim_token", token)
     with rawsql.cursor() as cursor:
         cursor.execute(sql, [Delivery.Status.IN_FLIGHT, claimed_at, token, Delivery.Status.CLAIMED, *ids])
-        return cursor.rowcount
+        return {pk for (pk,) in cursor.fetchall()}
+
+
+def _give_back(token: uuid.UUID, ids: list[int]) -> None:
+    """Messages of the slice never handed over (the provider was found down): pending again, as if never claimed."""
+    Delivery.objects.filter(claim_token=token, status=Delivery.Status.CLAIMED, id__in=ids).update(
+        status=Delivery.Status.PENDING, claim_token=None, claimed_at=None, claimed_by=None
+    )
 
 
 def send_slice(*, run: Run, token: uuid.UUID, deliveries: list[Delivery]) -> float | None:
@@ -175,7 +184,6 @@ def send_slice(*, run: Run, token: uuid.UUID, deliveries: list[Delivery]) -> flo
     campaign = run.campaign
     configuration = campaign.channel_configuration
     channel = configuration.channel
-    owned = Delivery.objects.filter(claim_token=token)
 
     # Consent or suppression may have changed since planning.
     consents, unknown_allows = consent_inputs(
@@ -243,30 +251,16 @@ def send_slice(*, run: Run, token: uuid.UUID, deliveries: list[Delivery]) -> flo
     if not messages:
         return None
 
-    ids = [message.delivery_id for message in messages]
-    # The claim timeout counts from the handover: a slow render does not make a live send look lost.
-    handed = _hand_over(token, ids)
-    if handed < len(ids):
-        # Our claim was released (we outlived the claim timeout): send only what is still ours.
-        still_ours = set(owned.filter(id__in=ids, status=Delivery.Status.IN_FLIGHT).values_list("id", flat=True))
-        messages = [message for message in messages if message.delivery_id in still_ours]
-        if not messages:
-            return None
-
-    try:
-        results = adapter_for(configuration).send(messages)
-    except Exception as exc:  # noqa: BLE001 - an adapter bug must not leave rows in flight forever
-        log.exception("run %s: adapter failed on a slice", run.pk)
-        results = [
-            SendResult(m.delivery_id, Outcome.INDETERMINATE, reason="adapter_error", detail=str(exc)) for m in messages
-        ]
     window = getattr(configuration.get_settings(), "retry_window_seconds", None)
-    record_outcomes(
+    record = functools.partial(
+        record_outcomes,
         token=token,
-        results=results,
         by_id={d.pk: d for d in deliveries},
         retry_window=timedelta(seconds=window) if window else DEFAULT_RETRY_WINDOW,
         retry_unknown=campaign.category == Campaign.Category.TRANSACTIONAL,
+    )
+    results = _send_and_record(
+        run_id=run.pk, adapter=adapter_for(configuration), token=token, messages=messages, record=record
     )
     if results and all(
         r.outcome == Outcome.TRANSIENT and classify(r.reason, r.outcome).provider_unavailable for r in results
@@ -274,3 +268,58 @@ def send_slice(*, run: Run, token: uuid.UUID, deliveries: list[Delivery]) -> flo
         asked = [r.retry_after for r in results if r.retry_after is not None and math.isfinite(r.retry_after)]
         return max([0.0, *asked])
     return None
+
+
+def _send_and_record(
+    *, run_id: int, adapter, token: uuid.UUID, messages: list[OutboundMessage], record
+) -> list[SendResult]:
+    """Hand the messages to the adapter a few at a time and record their outcomes as the provider answers: at
+    most about four times the adapter's connections are in flight at any moment (handed over, not yet recorded),
+    so a worker killed mid-slice leaves only those `unknown`, not the whole slice. Each step of half that many is
+    one hand-over statement and one outcome statement.
+
+    Once every answer so far says the provider is unavailable, nothing more is handed over: the rest of the slice,
+    never tried, goes back to pending. Returns the results recorded."""
+    window = 4 * max(adapter.in_flight, 1)
+    step = window // 2
+    waiting = collections.deque(messages)
+    outstanding: set[int] = set()
+    answered: list[SendResult] = []
+    unrecorded: list[SendResult] = []
+    provider_down = False
+    try:
+        with adapter.stream() as stream:
+            while outstanding or (waiting and not provider_down):
+                if waiting and not provider_down and len(outstanding) <= window - step:
+                    batch = [waiting.popleft() for _ in range(min(window - len(outstanding), len(waiting)))]
+                    # The claim timeout counts from the handover: a slow render does not make a live send look lost.
+                    ours = _hand_over(token, [message.delivery_id for message in batch])
+                    # Fewer when our claim was released (we outlived the claim timeout): only what is ours goes.
+                    batch = [message for message in batch if message.delivery_id in ours]
+                    outstanding.update(message.delivery_id for message in batch)
+                    stream.put(batch)
+                    continue
+                for result in stream.take():
+                    outstanding.discard(result.delivery_id)
+                    unrecorded.append(result)
+                    unavailable = (
+                        result.outcome == Outcome.TRANSIENT
+                        and classify(result.reason, result.outcome).provider_unavailable
+                    )
+                    provider_down = unavailable and (provider_down or not answered)
+                    answered.append(result)
+                if len(unrecorded) >= step or not outstanding:
+                    record(results=unrecorded)
+                    unrecorded = []
+    except Exception as exc:  # noqa: BLE001 - an adapter bug must not leave rows in flight forever
+        log.exception("run %s: adapter failed on a slice", run_id)
+        lost = [
+            SendResult(pk, Outcome.INDETERMINATE, reason="adapter_error", detail=str(exc)) for pk in sorted(outstanding)
+        ]
+        unrecorded += lost
+        answered += lost
+    if unrecorded:
+        record(results=unrecorded)
+    if waiting:
+        _give_back(token, [message.delivery_id for message in waiting])
+    return answered

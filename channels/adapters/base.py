@@ -1,9 +1,12 @@
 """The interface every channel adapter implements.
 
 An adapter is opened for one configuration, sends slices of rendered messages and returns one result per
-message, then is closed. Adapters are kept open between jobs by long-lived workers (see `registry`).
+message, then is closed. Adapters are kept open between jobs by long-lived workers (see `registry`). The send path
+hands messages over through a stream (`Adapter.stream`): a few at a time, each result taken as the provider answers,
+so the ledger records outcomes while the rest are at the provider.
 """
 
+import collections
 import enum
 from dataclasses import dataclass, field
 
@@ -72,11 +75,47 @@ class Adapter:
         self.configuration_id = configuration.pk
         self.settings = configuration.get_settings()
 
+    @property
+    def in_flight(self) -> int:
+        """How many messages this adapter keeps at the provider at once (its connections or requests in flight)."""
+        return getattr(self.settings, "connections", 1)
+
     def send(self, messages: list[OutboundMessage]) -> list[SendResult]:
         raise NotImplementedError
 
+    def stream(self) -> "Stream":
+        """A session that takes messages as they are handed over and gives their results back as they come."""
+        return Stream(self)
+
     def close(self) -> None:
         """Release connections. Safe to call twice."""
+
+
+class Stream:
+    """Messages in, results out, in the order the provider answers. This one sends each batch put, whole, when its
+    results are taken (`Adapter.send`); an adapter that can do better (the email adapter's connections each take
+    the next message as they are free) returns its own. Used as a context manager: leaving it waits for nothing
+    more, so take every result of what was put first."""
+
+    def __init__(self, adapter: Adapter):
+        self.adapter = adapter
+        self._batches: collections.deque[list[OutboundMessage]] = collections.deque()
+
+    def put(self, messages: list[OutboundMessage]) -> None:
+        self._batches.append(messages)
+
+    def take(self) -> list[SendResult]:
+        """At least one result of what was put and not taken yet (blocks until one comes), with every other ready."""
+        return self.adapter.send(self._batches.popleft())
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
 
 
 def message_error(message: OutboundMessage, exc: BaseException | None) -> SendResult:

@@ -80,7 +80,7 @@ def test_a_provider_that_says_when_to_come_back_is_probed_then_not_sooner(redis,
         provider.stop()
 
     [successor] = successors(redis)
-    assert 6 < successor <= 7
+    assert 5 < successor <= 7  # RQ keeps whole seconds: not the 8 of the probes
 
 
 @pytest.mark.django_db(transaction=True)

@@ -1,6 +1,7 @@
 """The email adapter against real SMTP servers on loopback."""
 
 import base64
+import time
 
 import dkim
 import pytest
@@ -10,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from channels.adapters.base import OutboundMessage, Outcome
 from channels.adapters.email import EmailAdapter, delivery_id_from_verp
 from tests.conftest import make_email_configuration
-from tests.smtp_servers import DroppingSMTPServer, free_port
+from tests.smtp_servers import DroppingSMTPServer, RecordingSMTPServer, free_port
 
 
 def message(n: int, **overrides) -> OutboundMessage:
@@ -258,3 +259,22 @@ def test_dkim_signature_breaks_when_the_body_or_an_unsubscribe_header_is_changed
     assert not dkim.verify(raw.replace(b"/u/tok", b"/u/evil"), dnsfunc=dns)
     added = raw.replace(b"MIME-Version", b"List-Unsubscribe: <https://evil.example/>\r\nMIME-Version", 1)
     assert not dkim.verify(added, dnsfunc=dns), "a second List-Unsubscribe header is caught by oversigning"
+
+
+def test_kept_connections_the_relay_closed_while_idle_are_replaced_without_failing_a_message(adapter_for):
+    # The relay drops sessions idle for half a second (the mail catcher's aiosmtpd after 300 s, Postfix after its
+    # smtpd_timeout): the next slice finds every kept connection closed before MAIL FROM, when nothing went out.
+    # Before, the first message of each connection waited a minute for its retry, and the run's end with it.
+    server = RecordingSMTPServer(timeout=0.5).start()
+    try:
+        adapter = adapter_for(port=server.port, connections=2)
+        assert {r.outcome for r in adapter.send([message(i) for i in range(4)])} == {Outcome.SENT}
+        time.sleep(1.5)
+
+        results = adapter.send([message(10 + i) for i in range(4)])
+    finally:
+        server.stop()
+
+    assert [r.outcome for r in results] == [Outcome.SENT] * 4
+    assert len(server.messages) == 8
+    assert adapter.connections_opened == 4
