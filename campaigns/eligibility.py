@@ -26,11 +26,10 @@ def suppressed_addresses(addresses, channel: str) -> set[str]:
     found = set()
     with rawsql.cursor() as cursor:
         for start in range(0, len(wanted), _CHUNK):
-            chunk = wanted[start : start + _CHUNK]
+            among, listed = rawsql.one_of("address", wanted[start : start + _CHUNK])
             cursor.execute(
-                f"SELECT address FROM {Suppression._meta.db_table} "  # noqa: S608
-                f"WHERE channel = %s AND address IN ({rawsql.placeholders(len(chunk))})",
-                [channel, *chunk],
+                f"SELECT address FROM {Suppression._meta.db_table} WHERE channel = %s AND {among}",  # noqa: S608
+                [channel, *listed],
             )
             found.update(address for (address,) in cursor.fetchall())
     return found

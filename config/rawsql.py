@@ -55,8 +55,16 @@ class _PreparedCursor(psycopg.Cursor):
 
 
 def placeholders(count: int) -> str:
-    """`%s, %s, ...`: the parameters of an IN list or a row of `count` values."""
+    """`%s, %s, ...`: the parameters of a row of `count` values."""
     return ", ".join(["%s"] * count)
+
+
+def one_of(column: str, values: list) -> tuple[str, list]:
+    """`column` among `values`: (SQL, parameters). On PostgreSQL `column = ANY(%s)` with one array parameter, so
+    the statement's text, and its prepared plan, is the same whatever the number of values; elsewhere an IN list."""
+    if connection.vendor == "postgresql":
+        return f"{column} = ANY(%s)", [list(values)]
+    return f"{column} IN ({placeholders(len(values))})", list(values)
 
 
 def columns(model: type[Model], names: list[str], alias: str) -> str:
@@ -135,37 +143,40 @@ def value(model: type[Model], name: str, given):
 
 
 def update(model: type[Model], rows: list[Model], names: list[str], *, where: str = "", params=()) -> int:
-    """Write the fields `names` of each of `rows` (each its own values) in one statement per 200 rows, `UPDATE ...
-    FROM` the rows' values, where `where` also holds (columns of the table as `t.column`). Returns the rows
-    written. The ORM's bulk_update writes a CASE WHEN per field, which it builds and compiles per row."""
+    """Write the fields `names` of each of `rows` (each its own values) with `UPDATE ... FROM` the rows' values, where
+    `where` also holds (columns of the table as `t.column`): on PostgreSQL one statement whose text does not depend
+    on the number of rows (one array a column, unnested, so one prepared plan), on SQLite one per 200 rows. Returns
+    the rows written. The ORM's bulk_update writes a CASE WHEN per field, which it builds and compiles per row.
+    Values are cast to the columns' types: a text longer than its column is cut there, so callers bound it first."""
     if not rows:
         return 0
     fields = [model._meta.pk, *(model._meta.get_field(_field_name(model, name)) for name in names)]
     quote = connection.ops.quote_name
-    # PostgreSQL types a VALUES list by its first row: cast it, so a NULL there is a date, not text. SQLite has
-    # no column types to match (and a CAST there would turn a date into a number).
-    cast = connection.vendor == "postgresql"
-    first = "SELECT " + ", ".join(
-        f"CAST(%s AS {field.db_type(connection)}) AS {quote(field.column)}" if cast else f"%s AS {quote(field.column)}"
-        for field in fields
-    )
-    other = f"SELECT {placeholders(len(fields))}"
     assignments = ", ".join(f"{quote(field.column)} = v.{quote(field.column)}" for field in fields[1:])
     condition = f" AND ({where})" if where else ""
+    head = f"UPDATE {quote(model._meta.db_table)} AS t SET {assignments} FROM "  # noqa: S608
+    match = f" WHERE t.{quote(model._meta.pk.column)} = v.{quote(model._meta.pk.column)}{condition}"
     written = 0
     with cursor() as executing:
+        if connection.vendor == "postgresql":
+            # One array a column, unnested: the same statement text (one prepared plan) whatever the number of rows.
+            arrays = ", ".join(f"CAST(%s AS {field.db_type(connection)}[])" for field in fields)
+            names_sql = ", ".join(quote(field.column) for field in fields)
+            columns_values = [
+                [field.get_db_prep_save(getattr(row, field.attname), connection) for row in rows] for field in fields
+            ]
+            executing.execute(f"{head}unnest({arrays}) AS v ({names_sql}){match}", [*columns_values, *params])
+            return executing.rowcount
+        first = "SELECT " + ", ".join(f"%s AS {quote(field.column)}" for field in fields)
+        other = f"SELECT {placeholders(len(fields))}"
         for start in range(0, len(rows), 200):
             chunk = rows[start : start + 200]
             values = []
             for row in chunk:
                 values.extend(field.get_db_prep_save(getattr(row, field.attname), connection) for field in fields)
-            # A UNION of one-row SELECTs rather than VALUES: PostgreSQL and SQLite name its columns alike. And no
-            # WITH: SQLite's driver gives no row count for a statement that starts with one.
-            sql = (
-                f"UPDATE {quote(model._meta.db_table)} AS t SET {assignments} "  # noqa: S608
-                f"FROM ({' UNION ALL '.join([first] + [other] * (len(chunk) - 1))}) AS v "
-                f"WHERE t.{quote(model._meta.pk.column)} = v.{quote(model._meta.pk.column)}{condition}"
-            )
+            # A UNION of one-row SELECTs rather than VALUES: SQLite then names its columns. And no WITH: SQLite's
+            # driver gives no row count for a statement that starts with one.
+            sql = f"{head}({' UNION ALL '.join([first] + [other] * (len(chunk) - 1))}) AS v{match}"
             executing.execute(sql, [*values, *params])
             written += executing.rowcount
     return written

@@ -49,11 +49,9 @@ def claim_slice(
     wanted = sorted({delivery.profile_id for delivery in deliveries if delivery.profile_id})
     profiles = {}
     if wanted:
-        sql = (
-            f"SELECT {rawsql.columns(Profile, _PROFILE_FIELDS, 'p')} FROM {Profile._meta.db_table} p "  # noqa: S608
-            f"WHERE p.id IN ({rawsql.placeholders(len(wanted))})"
-        )
-        profiles = {profile.pk: profile for profile in rawsql.fetch(Profile, _PROFILE_FIELDS, sql, wanted)}
+        among, listed = rawsql.one_of("p.id", wanted)
+        sql = f"SELECT {rawsql.columns(Profile, _PROFILE_FIELDS, 'p')} FROM {Profile._meta.db_table} p WHERE {among}"  # noqa: S608
+        profiles = {profile.pk: profile for profile in rawsql.fetch(Profile, _PROFILE_FIELDS, sql, listed)}
     profile = Delivery._meta.get_field("profile")
     for delivery in deliveries:
         # As select_related gave it: None for a profile erased since.

@@ -132,8 +132,8 @@ def trigger_contexts(ids: set[int]) -> dict[int, _CallContext]:
     if not ids:
         return {}
     table = TriggerRequest._meta.db_table
-    sql = f"SELECT id, context FROM {table} WHERE id IN ({rawsql.placeholders(len(ids))})"  # noqa: S608
-    calls = rawsql.fetch(TriggerRequest, ["id", "context"], sql, sorted(ids))
+    among, listed = rawsql.one_of("id", sorted(ids))
+    calls = rawsql.fetch(TriggerRequest, ["id", "context"], f"SELECT id, context FROM {table} WHERE {among}", listed)  # noqa: S608
     return {call.pk: _CallContext(call.context) for call in calls}
 
 
@@ -156,14 +156,15 @@ def _wake_later(run_id: int, delay: float) -> None:
 
 def _hand_over(token: uuid.UUID, ids: list[int]) -> set[int]:
     """Mark these messages of the slice in flight, those still claimed by `token`: which ones."""
+    among, listed = rawsql.one_of("id", ids)
     sql = (
         f"UPDATE {Delivery._meta.db_table} SET status = %s, claimed_at = %s "  # noqa: S608
-        f"WHERE claim_token = %s AND status = %s AND id IN ({rawsql.placeholders(len(ids))}) RETURNING id"
+        f"WHERE claim_token = %s AND status = %s AND {among} RETURNING id"
     )
     claimed_at = rawsql.value(Delivery, "claimed_at", timezone.now())
     token = rawsql.value(Delivery, "claim_token", token)
     with rawsql.cursor() as cursor:
-        cursor.execute(sql, [Delivery.Status.IN_FLIGHT, claimed_at, token, Delivery.Status.CLAIMED, *ids])
+        cursor.execute(sql, [Delivery.Status.IN_FLIGHT, claimed_at, token, Delivery.Status.CLAIMED, *listed])
         return {pk for (pk,) in cursor.fetchall()}
 
 
