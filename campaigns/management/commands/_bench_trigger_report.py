@@ -1,96 +1,20 @@
-"""Measuring and reporting for `manage.py bench_trigger`: CPU used by each process group, the relay's records, the
-latency figures, the reading of a py-spy profile, and the printed tables."""
+"""Measuring and reporting for `manage.py bench_trigger`: the relay's records, the latency figures, the reading of a
+py-spy profile, and the printed tables (the CPU used by each process group is measured by config.bench)."""
 
 import math
 import os
 import platform
 import re
-import resource
 import statistics
 import subprocess
-import time
 import urllib.error
 import urllib.request
-from collections import Counter, defaultdict
+from collections import Counter
 from importlib.metadata import version
 from pathlib import Path
 
-_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-# --- Processes and CPU -------------------------------------------------------------------------------------------
-
-
-def _proc_stats():
-    """(pid, comm, ppid, pgid, state, cpu seconds) of every process."""
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            data = Path(f"/proc/{entry.name}/stat").read_text()
-        except OSError:
-            continue
-        comm = data[data.index("(") + 1 : data.rindex(")")]
-        rest = data[data.rindex(")") + 2 :].split()
-        yield int(entry.name), comm, int(rest[1]), int(rest[2]), rest[0], (int(rest[11]) + int(rest[12])) / _TICKS
-
-
-def processes_in_groups(pgids: set[int]) -> list[str]:
-    return [f"{pid} {comm}" for pid, comm, _, pgid, state, _ in _proc_stats() if pgid in pgids and state != "Z"]
-
-
-def children_of(pid: int) -> list[int]:
-    return sorted(child for child, _, ppid, _, _, _ in _proc_stats() if ppid == pid)
-
-
-def _machine_busy() -> tuple[float, float]:
-    """(busy, total) CPU seconds of the whole machine since boot."""
-    fields = [int(value) for value in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    idle = fields[3] + fields[4]  # idle, iowait
-    total = sum(fields[:8])
-    return (total - idle) / _TICKS, total / _TICKS
-
-
-def _postgres_of_this_database(pid: int, database: str) -> bool:
-    """A backend of the benchmark's database, or one of the server's own processes (WAL writer, checkpointer...);
-    not the backends of other databases (other work on the same server)."""
-    try:
-        title = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-    except OSError:
-        return False
-    is_backend = "(" in title or "[local]" in title
-    return not is_backend or f" {database} " in title
-
-
-def cpu_snapshot(processes: dict, database: str) -> dict:
-    """CPU seconds used so far by each process, keyed by (group, pid); the machine's and the waited children's."""
-    groups = {process.pid: name for name, process in processes.items()}
-    used: dict = {}
-    for pid, comm, _, pgid, _, seconds in _proc_stats():
-        if pgid in groups:
-            used[(groups[pgid], pid)] = seconds
-        elif comm == "postgres" and _postgres_of_this_database(pid, database):
-            used[("PostgreSQL", pid)] = seconds
-        elif comm.startswith("redis-server"):
-            used[("Redis", pid)] = seconds
-    busy, total = _machine_busy()
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    used[("load generator", 0)] = children.ru_utime + children.ru_stime  # the children this process waited for
-    return {"processes": used, "machine": busy, "at": time.monotonic()}
-
-
-def cpu_used(before: dict, after: dict) -> dict[str, float]:
-    """Cores used between two snapshots by each group, the load generator, PostgreSQL (the benchmark database's
-    backends and the server's own processes) and Redis, and the rest of the machine. A process that ended
-    in between loses its last share (none of ours does; a PostgreSQL backend may)."""
-    seconds = after["at"] - before["at"]
-    cores: dict[str, float] = defaultdict(float)
-    for (group, pid), used in after["processes"].items():
-        cores[group] += (used - before["processes"].get((group, pid), 0.0)) / seconds
-    machine = (after["machine"] - before["machine"]) / seconds
-    cores["rest of the machine"] = max(0.0, machine - sum(cores.values()))
-    cores["machine busy"] = machine
-    return dict(cores)
+# --- Processes ------------------------------------------------------------------------------------------------
+# The CPU of each group of processes is measured by config.bench (cpu_snapshot, cpu_used), shared with bench_send.
 
 
 def http_status(url: str) -> int:

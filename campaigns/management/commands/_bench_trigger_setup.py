@@ -11,11 +11,12 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from audiences.models import AttributeDefinition, Audience, AudienceMember
+from audiences.models import AttributeDefinition
 from campaigns.models import Campaign
 from campaigns.services import lifecycle
 from channels.models import ChannelConfiguration
 from channels.schemas import EmailSettings
+from config import bench
 from permissions.services.api_keys import api_key_create
 
 ACTOR = "bench-trigger"
@@ -48,16 +49,16 @@ def prepare(*, smtp_port: int, trigger_recipients: int, campaign_size: int, trig
         username=ACTOR, defaults={"email": f"{ACTOR}@example.com", "is_superuser": True, "is_staff": True}
     )
     AttributeDefinition.objects.update_or_create(name="first_name", defaults={"type": "string"})
-    made_trigger = _ensure_profiles("t", trigger_domain, trigger_recipients, consent=False)
-    made_campaign = _ensure_profiles("c", campaign_domain, campaign_size, consent=True)
-    readers = _newsletter_list(campaign_domain, campaign_size)
+    made_trigger = bench.ensure_profiles("t", trigger_domain, trigger_recipients, consent=False)
+    made_campaign = bench.ensure_profiles("c", campaign_domain, campaign_size, consent=True)
+    readers = bench.uploaded_list(NEWSLETTER_LIST, "c", campaign_domain, campaign_size)
     with connection.cursor() as cursor:
         for table in ("audiences_profile", "audiences_identity", "audiences_consent", "audiences_audiencemember"):
             cursor.execute(f"ANALYZE {table}")
 
     # Transactional mail on a configuration of its own, as the product advises; both on the one relay.
-    transactional = _relay("Bench relay: transactional", smtp_port, "transactional")
-    marketing = _relay("Bench relay: marketing", smtp_port, "marketing")
+    transactional = relay_configuration("Bench relay: transactional", smtp_port, "transactional")
+    marketing = relay_configuration("Bench relay: marketing", smtp_port, "marketing")
     trigger = lifecycle.campaign_create(
         actor=actor,
         name="Bench: sign-in code",
@@ -106,57 +107,8 @@ def prepare(*, smtp_port: int, trigger_recipients: int, campaign_size: int, trig
     return Made(trigger_id=trigger.pk, newsletter_id=newsletter.pk, secret=secret, summary=summary)
 
 
-def _ensure_profiles(prefix: str, domain: str, count: int, *, consent: bool) -> int:
-    """Profiles <prefix><n>@<domain> for n < count, with their email identity (and email consent), those missing."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            WITH wanted AS (
-                SELECT g, %(prefix)s || g || '@' || %(domain)s AS email
-                FROM generate_series(0, %(count)s - 1) AS g
-                WHERE NOT EXISTS (
-                    SELECT 1 FROM audiences_identity i
-                    WHERE i.namespace = 'email' AND i.value = %(prefix)s || g || '@' || %(domain)s
-                )
-            ), made AS (
-                INSERT INTO audiences_profile (email, phone, attributes, timezone, locale, created_at, updated_at)
-                SELECT email, '', jsonb_build_object('first_name', 'Reader ' || g), 'UTC', '', now(), now()
-                FROM wanted
-                RETURNING id, email
-            ), identities AS (
-                INSERT INTO audiences_identity (profile_id, namespace, value)
-                SELECT id, 'email', email FROM made
-                RETURNING profile_id
-            ), consents AS (
-                INSERT INTO audiences_consent (profile_id, channel, state, source, updated_at)
-                SELECT profile_id, 'email', 'opted_in', 'bench', now() FROM identities WHERE %(consent)s
-            )
-            SELECT count(*) FROM identities
-            """,
-            {"prefix": prefix, "domain": domain, "count": count, "consent": consent},
-        )
-        return cursor.fetchone()[0]
-
-
-def _newsletter_list(domain: str, count: int) -> Audience:
-    """An uploaded list of the first `count` newsletter readers (the campaign's audience)."""
-    readers, _ = Audience.objects.get_or_create(name=NEWSLETTER_LIST, defaults={"kind": Audience.Kind.UPLOADED})
-    if AudienceMember.objects.filter(audience=readers).count() != count:
-        with connection.cursor() as cursor:
-            cursor.execute("DELETE FROM audiences_audiencemember WHERE audience_id = %s", [readers.pk])
-            cursor.execute(
-                """
-                INSERT INTO audiences_audiencemember (audience_id, profile_id)
-                SELECT %(audience)s, i.profile_id
-                FROM generate_series(0, %(count)s - 1) AS g
-                JOIN audiences_identity i ON i.namespace = 'email' AND i.value = 'c' || g || '@' || %(domain)s
-                """,
-                {"audience": readers.pk, "count": count, "domain": domain},
-            )
-    return readers
-
-
-def _relay(name: str, port: int, purpose: str) -> ChannelConfiguration:
+def relay_configuration(name: str, port: int, purpose: str) -> ChannelConfiguration:
+    """An email configuration on the benchmark's relay at 127.0.0.1:`port` (bench_send's too)."""
     configuration = ChannelConfiguration.objects.filter(name=name).first() or ChannelConfiguration(
         name=name, channel="email"
     )

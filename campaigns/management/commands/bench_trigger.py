@@ -21,12 +21,9 @@ the end, and it checks that none is left.
     manage.py bench_trigger [--quick] [--rate 200] [--window 30] [--campaign-size 100000]
 """
 
-import base64
 import json
 import os
-import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -40,7 +37,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
 from campaigns.management.commands import _bench_trigger_report as report
-from config import bench
+from config import bench as bench_helpers
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/campaigns_bench"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/13"
@@ -149,11 +146,11 @@ class Command(BaseCommand):
         url = options["database_url"]
         if not url.startswith(("postgres://", "postgresql://")):
             raise CommandError(f"bench_trigger measures the production setup, on PostgreSQL: {url!r} is not one.")
-        if bench.database_name(url) == settings.DATABASES["default"]["NAME"]:
+        if bench_helpers.database_name(url) == settings.DATABASES["default"]["NAME"]:
             raise CommandError("Refusing to run in the database the settings use: pass --database-url of another.")
         if shutil.which("wrk") is None:
             raise CommandError("wrk is needed for the closed-loop windows: apt-get install -y wrk")
-        bench.create_database(url)
+        bench_helpers.create_database(url)
         passed = [
             f"--{name.replace('_', '-')}={options[name]}"
             for name in (
@@ -171,9 +168,9 @@ class Command(BaseCommand):
                 "profile_seconds",
             )
         ]
-        env = _env(url, options["redis_url"])
+        env = bench_helpers.environment(url, options["redis_url"])
         completed = subprocess.run(  # noqa: S603 - our own interpreter and arguments
-            bench.manage("bench_trigger", "--in-bench-database", *passed), env=env, check=False
+            bench_helpers.manage("bench_trigger", "--in-bench-database", *passed), env=env, check=False
         )
         if completed.returncode:
             raise CommandError(f"the benchmark failed (exit status {completed.returncode})")
@@ -264,12 +261,7 @@ class Command(BaseCommand):
             "scheduler": ([python, manage, "run_scheduler"], bench.env),
         }
         for name, (command, env) in commands.items():
-            log = open(bench.directory / f"{name}.log", "wb")  # noqa: SIM115 - the child holds it
-            # A session of its own: the whole group (gunicorn's and the pools' children too) is stopped by its id.
-            bench.processes[name] = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-                command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=settings.BASE_DIR
-            )
-            log.close()
+            bench.processes[name] = bench_helpers.start_group(command, env=env, log=bench.directory / f"{name}.log")
         self._wait_until_ready(bench)
         pids = ", ".join(f"{name} {process.pid}" for name, process in bench.processes.items())
         self._say(f"started (process groups): {pids}")
@@ -295,35 +287,14 @@ class Command(BaseCommand):
             time.sleep(0.5)
         raise CommandError(f"the processes did not get ready within 60 s: see the logs in {bench.directory}")
 
+    def _cpu(self, bench: Bench, loader: subprocess.Popen | None = None) -> dict:
+        """A snapshot of the CPU used so far by each group started, the load generator (wrk once waited for, or the
+        open-loop process as it runs), PostgreSQL and Redis: config.bench.cpu_snapshot."""
+        groups = {**bench.processes, **({"load generator": loader} if loader else {})}
+        return bench_helpers.cpu_snapshot(groups, bench.database, waited_children="load generator")
+
     def _stop_processes(self, bench: Bench) -> list[str]:
-        """SIGTERM to each process started, as a process manager would (gunicorn and the worker pools stop their
-        children); then to any of their groups still alive, and SIGKILL as a last resort. Returns what is left."""
-        groups = {name: process.pid for name, process in bench.processes.items()}
-        for process in bench.processes.values():
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        forced = []
-        for signum, grace in ((None, 30), (signal.SIGTERM, 5), (signal.SIGKILL, 5)):
-            if signum is not None:
-                for name, pgid in groups.items():
-                    if report.processes_in_groups({pgid}):
-                        forced.append(f"{name} ({signum.name})")
-                        _signal_group(pgid, signum)
-            deadline = time.monotonic() + grace
-            while time.monotonic() < deadline and report.processes_in_groups(set(groups.values())):
-                time.sleep(0.2)
-            for process in bench.processes.values():
-                if process.poll() is None:
-                    try:
-                        process.wait(timeout=0.1)
-                    except subprocess.TimeoutExpired:
-                        pass
-            if not report.processes_in_groups(set(groups.values())):
-                break
-        left = report.processes_in_groups(set(groups.values()))
-        how = f"; signalled by group: {', '.join(forced)}" if forced else " (each stopped on its own SIGTERM)"
-        self._say(f"stopped every process started{how}; left in their groups: {left or 'none'}")
-        return left
+        return bench_helpers.stop_groups(bench.processes, self._say)
 
     # Measures ----------------------------------------------------------------------------------------------------
 
@@ -345,9 +316,9 @@ class Command(BaseCommand):
             # The order turns each round, so that a moment of load on the shared machine falls on all alike.
             order = VIEWS[round_number % 3 :] + VIEWS[: round_number % 3]
             for view in order:
-                cpu_before = report.cpu_snapshot(bench.processes, bench.database)
+                cpu_before = self._cpu(bench)
                 measured = self._wrk(bench, view, options["seconds"], prefix=f"tp{round_number}-{uuid.uuid4().hex[:6]}")
-                measured["cpu"] = report.cpu_used(cpu_before, report.cpu_snapshot(bench.processes, bench.database))
+                measured["cpu"] = bench_helpers.cpu_used(cpu_before, self._cpu(bench))
                 measured["settle"] = self._settle(bench)
                 windows[view].append(measured)
                 self._say(
@@ -431,7 +402,7 @@ class Command(BaseCommand):
         if not py_spy.exists():
             self._say("py-spy is not installed (.venv/bin/pip install py-spy): no profile.")
             return {}
-        workers = report.children_of(bench.processes["web"].pid)
+        workers = bench_helpers.children_of(bench.processes["web"].pid)
         self._say(f"Profile: py-spy on the web workers {workers} during {seconds:g} s of trigger load", heading=True)
         spies = []
         for pid in workers:
@@ -443,9 +414,9 @@ class Command(BaseCommand):
             )
             spies.append((out, spy))
         time.sleep(0.5)
-        cpu_before = report.cpu_snapshot(bench.processes, bench.database)
+        cpu_before = self._cpu(bench)
         measured = self._wrk(bench, "trigger", seconds, prefix=f"prof-{uuid.uuid4().hex[:6]}")
-        cpu = report.cpu_used(cpu_before, report.cpu_snapshot(bench.processes, bench.database))
+        cpu = bench_helpers.cpu_used(cpu_before, self._cpu(bench))
         for _, spy in spies:
             spy.wait(timeout=60)
         self._settle(bench)
@@ -478,7 +449,7 @@ class Command(BaseCommand):
                 f"  the campaign reached the relay {relay.campaign_times[0] - activated:.1f} s after its activation"
             )
         out = bench.directory / f"openloop-{name}.json"
-        cpu_before = report.cpu_snapshot(bench.processes, bench.database)
+        # The load process in a session of its own, its CPU counted as it runs (it is waited for after the window).
         loader = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
             [sys.executable, "-m", "campaigns.management.commands._bench_trigger_load", "openloop"]
             + ["--port", str(bench.port), "--path", bench.trigger_path, "--key-env", "BENCH_TRIGGER_KEY"]
@@ -486,9 +457,11 @@ class Command(BaseCommand):
             + ["--recipients", str(bench.recipients), "--prefix", f"ol-{name}-{uuid.uuid4().hex[:6]}"]
             + ["--out", str(out)],
             env=bench.env,
+            start_new_session=True,
         )
+        cpu_before = self._cpu(bench, loader)
         time.sleep(options["window"] + 0.2)
-        cpu = report.cpu_used(cpu_before, report.cpu_snapshot(bench.processes, bench.database))
+        cpu = bench_helpers.cpu_used(cpu_before, self._cpu(bench, loader))
         newsletter_left = None
         if campaign:
             newsletter_left = Delivery.objects.filter(
@@ -526,30 +499,3 @@ class Command(BaseCommand):
         self._say(report.latency_line(result))
         result["settle"] = self._settle(bench)
         return result
-
-
-def _signal_group(pgid: int, signum: int) -> None:
-    try:
-        os.killpg(pgid, signum)
-    except ProcessLookupError:
-        pass
-
-
-def _env(database_url: str, redis_url: str) -> dict:
-    """The environment of every process of the run: its database and Redis, DEBUG off (as in production), loopback
-    hosts, the relay on 127.0.0.1 allowed. The benchmark's database holds no secrets: throwaway keys stand in."""
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "DEBUG": "false",
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "CHANNELS_ALLOW_PRIVATE_NETWORKS": "1",
-        "PYTHONUNBUFFERED": "1",
-    }
-    env.pop("DJANGO_SETTINGS_MODULE", None)
-    if not env.get("SECRET_KEY") and not env.get("SECRET_KEY_FILE"):
-        env["SECRET_KEY"] = secrets.token_urlsafe(50)
-    if not env.get("FIELD_ENCRYPTION_KEYS") and not env.get("FIELD_ENCRYPTION_KEYS_FILE"):
-        env["FIELD_ENCRYPTION_KEYS"] = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
-    return env
