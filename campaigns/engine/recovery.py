@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
+from django.db.models.functions import Now
 
 from campaigns.engine.completion import run_finish_if_done
 from campaigns.engine.dispatch import dispatch_send_jobs, queue_for
@@ -24,8 +25,9 @@ def release_stale_claims(*, now: datetime) -> int:
 
 def release_claims_of_lost_workers(*, now: datetime) -> int:
     """Release the claims of workers not heard from for CAMPAIGNS_WORKER_LOST_SECONDS, forget those workers, and
-    give the runs they were sending new send jobs. Returns how many rows were released."""
-    lost = SendWorker.objects.filter(renewed_at__lt=now - timedelta(seconds=settings.CAMPAIGNS_WORKER_LOST_SECONDS))
+    give the runs they were sending new send jobs. Returns how many rows were released. Leases are dated and read on
+    the database's clock (workers and schedulers may run on machines whose clocks differ)."""
+    lost = SendWorker.objects.filter(renewed_at__lt=Now() - timedelta(seconds=settings.CAMPAIGNS_WORKER_LOST_SECONDS))
     ids = list(lost.values_list("id", flat=True)[:100])
     if not ids:
         return 0

@@ -19,7 +19,7 @@ import uuid
 
 from django.conf import settings
 from django.db import connection
-from django.utils import timezone
+from django.db.models.functions import Now
 
 from campaigns.models import SendWorker
 
@@ -84,11 +84,11 @@ def _renew(lease: _Lease) -> None:
     """Date the lease; take a new one when it was declared lost (this process was frozen longer than the limit, and
     its claims were released: whatever it still holds, its writes carry claim tokens no row has any more)."""
     try:
-        now = timezone.now()
-        if lease.id is None or not SendWorker.objects.filter(pk=lease.id).update(renewed_at=now):
+        # The database's clock, not this machine's: the scheduler on another machine reads it on the same clock.
+        if lease.id is None or not SendWorker.objects.filter(pk=lease.id).update(renewed_at=Now()):
             if lease.id is not None:
                 log.warning("lease of %s was declared lost; taking a new one", lease.name)
-            lease.id = SendWorker.objects.create(name=lease.name[:255], started_at=now, renewed_at=now).pk
+            lease.id = SendWorker.objects.create(name=lease.name[:255], started_at=Now(), renewed_at=Now()).pk
     except Exception:  # noqa: BLE001 - the database may be down for a while: try again at the next renewal
         log.exception("could not renew the lease of %s", lease.name)
     finally:

@@ -226,15 +226,14 @@ def test_a_lost_transactional_workers_in_flight_messages_are_sent_again(
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_that_renews_its_lease_keeps_its_claims(redis, smtp_server, marketer, everyone, monkeypatch):
     run_id = planned(marketer, everyone, smtp_server.port, profiles=5)
-    start = timezone.now()
-    alive = lease("alive:1", start)
-    token, rows = claim_as(monkeypatch, alive, run_id, limit=5, now=start)
+    alive = lease("alive:1", timezone.now() - 2 * LOST)
+    token, rows = claim_as(monkeypatch, alive, run_id, limit=5, now=timezone.now())
     monkeypatch.undo()
-    alive.renewed_at = start + LOST
+    alive.renewed_at = timezone.now() - LOST / 2
     alive.save()
 
-    # Twice the limit after the claim, but renewed since: nothing released, nothing forgotten.
-    assert recovery.release_claims_of_lost_workers(now=start + 2 * LOST) == 0
+    # Taken twice the limit ago, but renewed since: nothing released, nothing forgotten.
+    assert recovery.release_claims_of_lost_workers(now=timezone.now()) == 0
     assert Delivery.objects.filter(run_id=run_id, status="claimed", claim_token=token).count() == 5
     assert SendWorker.objects.filter(pk=alive.pk).exists()
 
