@@ -315,14 +315,22 @@ class Delivery(models.Model):
     UNSENT_STATUSES = (Status.PENDING, Status.CLAIMED)
 
     id = models.BigAutoField(primary_key=True)
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="deliveries")
+    # Every status change of a message writes each of the table's indexes (none of its updates can be HOT): the
+    # foreign keys below whose lookups an index of Meta already leads with have none of their own.
+    run = models.ForeignKey(  # delivery_claim, delivery_one_per_recipient
+        Run, on_delete=models.CASCADE, related_name="deliveries", db_index=False
+    )
     version = models.ForeignKey(CampaignVersion, on_delete=models.PROTECT, related_name="+")
-    profile = models.ForeignKey(Profile, null=True, on_delete=models.SET_NULL, related_name="+")
+    profile = models.ForeignKey(  # delivery_profile_history
+        Profile, null=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
     channel = models.CharField(max_length=16, choices=Channel.choices)
-    channel_configuration = models.ForeignKey(ChannelConfiguration, on_delete=models.PROTECT, related_name="+")
+    channel_configuration = models.ForeignKey(  # delivery_feedback
+        ChannelConfiguration, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     # The trigger call this message answers (its context is rendered in); None for scheduled runs.
-    trigger_request = models.ForeignKey(
-        TriggerRequest, null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries"
+    trigger_request = models.ForeignKey(  # delivery_one_per_trigger_recipient (where it is not null)
+        TriggerRequest, null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries", db_index=False
     )
     # Up to 4096: push tokens are long. Not indexed; feedback finds rows by provider id or delivery id.
     address = models.CharField(max_length=4096, blank=True, help_text="The address used, as it was.")
