@@ -67,6 +67,25 @@ def environment(database_url: str, redis_url: str) -> dict:
     return env
 
 
+def run_in_bench_database(command: str, database_url: str, redis_url: str, arguments: list[str]) -> int:
+    """Run `manage.py <command> --in-bench-database <arguments>` in the benchmark's environment (its own database
+    and Redis): the exit status."""
+    completed = subprocess.run(  # noqa: S603 - our own interpreter and arguments
+        manage(command, "--in-bench-database", *arguments), env=environment(database_url, redis_url), check=False
+    )
+    return completed.returncode
+
+
+def fresh_directory(name: str) -> Path:
+    """VAR_DIR/<name>, emptied of the files of a previous run."""
+    directory = Path(settings.VAR_DIR) / name
+    directory.mkdir(parents=True, exist_ok=True)
+    for old in directory.iterdir():
+        if old.is_file():
+            old.unlink()
+    return directory
+
+
 # --- Processes ---------------------------------------------------------------------------------------------------
 
 

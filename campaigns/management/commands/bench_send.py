@@ -136,12 +136,8 @@ class Command(BaseCommand):
         passed = [f"--{name.replace('_', '-')}={options[name]}" for name in _PASSED]
         passed += ["--workers", *map(str, options["workers"])]
         passed += ["--post-office"] if options["post_office"] else []
-        env = bench_helpers.environment(url, options["redis_url"])
-        completed = subprocess.run(  # noqa: S603 - our own interpreter and arguments
-            bench_helpers.manage("bench_send", "--in-bench-database", *passed), env=env, check=False
-        )
-        if completed.returncode:
-            raise CommandError(f"the benchmark failed (exit status {completed.returncode})")
+        if status := bench_helpers.run_in_bench_database("bench_send", url, options["redis_url"], passed):
+            raise CommandError(f"the benchmark failed (exit status {status})")
 
     # Inside the benchmark's environment -------------------------------------------------------------------------
 
@@ -150,11 +146,7 @@ class Command(BaseCommand):
             raise CommandError("bench_send measures PostgreSQL only.")
         from campaigns.management.commands import _bench_send_setup as setup
 
-        directory = Path(settings.VAR_DIR) / "bench-send"
-        directory.mkdir(parents=True, exist_ok=True)
-        for old in directory.iterdir():
-            if old.is_file():
-                old.unlink()
+        directory = bench_helpers.fresh_directory("bench-send")
         bench = Bench(
             directory=directory,
             smtp_port=options["smtp_port"],

@@ -168,12 +168,8 @@ class Command(BaseCommand):
                 "profile_seconds",
             )
         ]
-        env = bench_helpers.environment(url, options["redis_url"])
-        completed = subprocess.run(  # noqa: S603 - our own interpreter and arguments
-            bench_helpers.manage("bench_trigger", "--in-bench-database", *passed), env=env, check=False
-        )
-        if completed.returncode:
-            raise CommandError(f"the benchmark failed (exit status {completed.returncode})")
+        if status := bench_helpers.run_in_bench_database("bench_trigger", url, options["redis_url"], passed):
+            raise CommandError(f"the benchmark failed (exit status {status})")
 
     # Inside the benchmark's environment -------------------------------------------------------------------------
 
@@ -182,11 +178,7 @@ class Command(BaseCommand):
             raise CommandError("bench_trigger measures PostgreSQL only.")
         from campaigns.management.commands import _bench_trigger_setup as setup
 
-        directory = Path(settings.VAR_DIR) / "bench-trigger"
-        directory.mkdir(parents=True, exist_ok=True)
-        for old in directory.iterdir():
-            if old.is_file():
-                old.unlink()
+        directory = bench_helpers.fresh_directory("bench-trigger")
         bench = Bench(
             directory=directory,
             port=options["port"],
