@@ -169,3 +169,16 @@ def test_an_inserted_row_validates_as_an_existing_row():
 
     with pytest.raises(ValidationError):
         Identity(profile=profile, namespace="email", value="a@example.com").full_clean()
+
+
+def test_one_of_matches_the_values_given_in_one_statement_text_whatever_their_number_on_postgresql():
+    rows = profiles(3)
+    texts = set()
+    for count in (1, 2, 3):
+        among, listed = rawsql.one_of("id", [row.pk for row in rows[:count]])
+        with rawsql.cursor() as cursor:
+            cursor.execute(f"SELECT id FROM {Profile._meta.db_table} WHERE {among}", listed)  # noqa: S608
+            assert sorted(pk for (pk,) in cursor.fetchall()) == sorted(row.pk for row in rows[:count])
+        texts.add(among)
+    # PostgreSQL prepares a statement by its text: one plan whatever the number of values. SQLite lists them.
+    assert len(texts) == (1 if connection.vendor == "postgresql" else 3)

@@ -66,7 +66,10 @@ def send_run(*, run_id: int, now_func=timezone.now, outage: int = 0) -> None:
             wanted, wait = limiter.take(f"configuration:{configuration.pk}", rate=rate, requested=wanted)
             if not wanted:
                 with transaction.atomic():
-                    enqueue_on_commit(queue_for(campaign), "campaigns.jobs.send_run", run_id, delay=max(wait, 0.05))
+                    # A probe stays a probe (`outage`): its successor tries one message, after the growing wait.
+                    enqueue_on_commit(
+                        queue_for(campaign), "campaigns.jobs.send_run", run_id, outage, delay=max(wait, 0.05)
+                    )
                 return
         token, deliveries = claim_slice(run_id=run_id, limit=wanted, now=now_func(), soonest_retry=bool(outage))
         if deliveries and (asked := send_slice(run=run, token=token, deliveries=deliveries)) is not None:

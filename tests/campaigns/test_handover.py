@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from audiences.models import Profile
 from audiences.services.privacy import profile_erase
-from campaigns.engine import claiming, sending
+from campaigns.engine import claiming, recovery, sending
 from campaigns.models import Campaign, Delivery, Run
 from channels.adapters.base import Adapter
 from config.scheduler import scheduler_tick
@@ -23,7 +23,7 @@ from tests.campaigns.queued import received
 from tests.campaigns.test_execution import make_profiles
 from tests.campaigns.test_outcomes import planned
 from tests.conftest import make_email_configuration, run_burst_worker
-from tests.smtp_servers import RecordingSMTPServer
+from tests.smtp_servers import RecordingSMTPServer, free_port
 
 TIMEOUT = timedelta(seconds=settings.CAMPAIGNS_CLAIM_TIMEOUT)
 
@@ -161,3 +161,19 @@ def test_a_person_erased_while_their_slice_is_prepared_is_not_sent_the_rest_of_t
         "no_address",
     )
     assert Run.objects.get(pk=run_id).state == Run.State.COMPLETE
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_slice_that_finds_the_relay_down_gives_back_only_what_is_still_its_own(redis, marketer, everyone):
+    make_profiles(3)
+    run_id = planned(marketer, everyone, make_email_configuration(port=free_port()))
+    start = timezone.now()
+    first, rows = claiming.claim_slice(run_id=run_id, limit=3, now=start)
+    # The first worker outlived its claim: its rows were released and another worker claimed them.
+    recovery.release_stale_claims(now=start + TIMEOUT + timedelta(seconds=1))
+    second, _ = claiming.claim_slice(run_id=run_id, limit=3, now=start + TIMEOUT + timedelta(seconds=1))
+
+    # The first finds the relay down and gives back what it never handed over: none of it is its own any more.
+    sending._give_back(first, [row.pk for row in rows])
+
+    assert set(Delivery.objects.filter(run_id=run_id).values_list("status", "claim_token")) == {("claimed", second)}

@@ -2,16 +2,20 @@
 release_claims_of_lost_workers) or presumed dead (past the claim timeout: release_stale_claims), and that a worker
 still alive keeps its messages."""
 
+import os
+import socket
+import threading
 import time
 from collections import Counter
 from datetime import timedelta
 
 import pytest
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 
 from campaigns.engine import claiming, outcomes, planning, recovery, scheduler, sending, workers
-from campaigns.models import Delivery, Run, SendWorker
+from campaigns.models import Campaign, Delivery, Run, SendWorker
 from campaigns.services.lifecycle import campaign_activate
 from channels.adapters.base import Outcome, SendResult
 from config.scheduler import scheduler_tick
@@ -206,6 +210,70 @@ def test_a_lost_workers_claims_are_released_at_the_next_tick_and_its_run_gets_ne
 
 
 @pytest.mark.django_db(transaction=True)
+def test_only_the_runs_a_lost_worker_held_messages_of_get_new_jobs(redis, smtp_server, marketer, everyone, monkeypatch):
+    make_profiles(6)
+    runs = []
+    for name in ("Held", "Other"):
+        campaign = make_campaign(marketer, make_email_configuration(port=smtp_server.port, name=name), everyone)
+        campaign_activate(campaign=campaign, actor=marketer)
+        [run_id] = scheduler.start_due_runs(now=timezone.now())
+        planning.plan_run(run_id=run_id)
+        runs.append(run_id)
+    held, other = runs
+    redis.flushdb()  # the dispatched send jobs died with their workers
+    now = timezone.now()
+    lost, live = lease("lost:1", now - LOST - timedelta(seconds=1)), lease("live:2", now)
+    claim_as(monkeypatch, lost, held, limit=2, now=now)
+    # The lost worker had sent a slice of the other run before, which a live worker is now sending.
+    sent_token, _ = claim_as(monkeypatch, lost, other, limit=2, now=now)
+    Delivery.objects.filter(claim_token=sent_token).update(status=Delivery.Status.SENT)
+    claim_as(monkeypatch, live, other, limit=2, now=now)
+    monkeypatch.undo()
+
+    assert recovery.release_claims_of_lost_workers(now=now) == 2
+
+    # The other run's workers are alive: its jobs were not lost, and it gets no more than its share.
+    assert send_jobs() == {held: settings.CAMPAIGNS_SEND_JOBS_PER_RUN}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_stalled_since_its_worker_was_lost_gets_its_share_of_jobs_once(
+    redis, smtp_server, marketer, everyone, monkeypatch
+):
+    run_id = planned(marketer, everyone, smtp_server.port, profiles=4)
+    redis.flushdb()  # the dispatched send jobs died with their worker
+    now = timezone.now()
+    # The worker was lost long enough ago for the run to look stalled too.
+    Run.objects.filter(pk=run_id).update(heartbeat_at=now - timedelta(seconds=2 * settings.CAMPAIGNS_STALL_SECONDS))
+    lost = lease("lost:1", now - LOST - timedelta(seconds=1))
+    claim_as(monkeypatch, lost, run_id, limit=2, now=now)
+    monkeypatch.undo()
+
+    scheduler_tick(now=now)  # releasing the lost worker's claims re-dispatches the run: the stall check adds nothing
+
+    assert send_jobs() == {run_id: settings.CAMPAIGNS_SEND_JOBS_PER_RUN}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_left_sending_by_a_pause_that_raced_its_planning_gets_no_jobs_when_a_lost_workers_claims_go(
+    redis, smtp_server, marketer, everyone, monkeypatch
+):
+    run_id = planned(marketer, everyone, smtp_server.port, profiles=4)
+    redis.flushdb()
+    now = timezone.now()
+    lost = lease("lost:1", now - LOST - timedelta(seconds=1))
+    claim_as(monkeypatch, lost, run_id, limit=2, now=now)
+    monkeypatch.undo()
+    # The pause committed while the planner still saw the campaign active: the run was left sending (test_send_jobs).
+    Campaign.objects.filter(runs__pk=run_id).update(status=Campaign.Status.PAUSED)
+
+    assert recovery.release_claims_of_lost_workers(now=now) == 2
+
+    assert Counter(Delivery.objects.filter(run_id=run_id).values_list("status", flat=True)) == {"pending": 4}
+    assert send_jobs() == Counter()  # resuming the campaign dispatches it
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_lost_transactional_workers_in_flight_messages_are_sent_again(
     redis, smtp_server, marketer, everyone, monkeypatch
 ):
@@ -264,3 +332,88 @@ def _wait_for(condition, what: str, seconds: float = 10) -> None:
     while not condition():
         assert time.monotonic() < deadline, f"not within {seconds} s: {what}"
         time.sleep(0.05)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_lease_taken_without_a_name_names_its_host_and_process_and_its_thread_never_holds_the_process_at_exit():
+    try:
+        workers.lease_start()
+        # What an operator looks for among the leases: this machine and this process.
+        assert list(SendWorker.objects.values_list("name", flat=True)) == [f"{socket.gethostname()}:{os.getpid()}"]
+        # The renewal thread (named for thread dumps) is a daemon: a worker stopping is not kept alive by it, and its
+        # lease is given back at exit (atexit runs only once every thread that is not a daemon has ended).
+        threads = [thread for thread in threading.enumerate() if thread.name == "send-worker-lease"]
+        assert threads and all(thread.daemon for thread in threads)
+    finally:
+        workers.lease_end()
+        workers._lease = None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_process_forked_from_a_worker_does_not_give_back_the_workers_lease():
+    workers.lease_end()  # no lease taken: nothing to give back
+    try:
+        workers.lease_start(name="worker:parent")
+        parent = workers.current()
+        workers._lease.pid = os.getpid() + 1  # as a child forked from the worker sees it: the lease is its parent's
+
+        assert workers.current() is None  # its claims name no lease
+        workers.lease_end()  # the child exits
+
+        assert SendWorker.objects.filter(pk=parent).exists()
+    finally:
+        if workers._lease is not None:
+            workers._lease.pid = os.getpid()
+        workers.lease_end()
+        workers._lease = None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_live_workers_lease_is_renewed_within_the_limit_and_stays_the_same_lease(settings):
+    settings.CAMPAIGNS_WORKER_LOST_SECONDS = 2  # renewed every 0.4 s
+    try:
+        workers.lease_start(name="worker:test")
+        first = workers.current()
+        taken = SendWorker.objects.get(pk=first).renewed_at
+        # Renewed before the scheduler would find it lost, and renewed, not replaced: a worker that took a new lease
+        # at each renewal would leave the old one to be found lost, and its claims released while it sends them.
+        _wait_for(lambda: SendWorker.objects.get(pk=first).renewed_at > taken, "the lease renewed", seconds=2)
+        _wait_for(lambda: SendWorker.objects.get(pk=first).renewed_at > taken + timedelta(seconds=0.4), "again", 2)
+        assert workers.current() == first
+        assert list(SendWorker.objects.values_list("pk", flat=True)) == [first]
+    finally:
+        workers.lease_end()
+        workers._lease = None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_lease_named_longer_than_its_column_is_taken_with_the_name_cut(settings):
+    name = "worker:" + "x" * 300
+    try:
+        workers.lease_start(name=name)
+        assert list(SendWorker.objects.values_list("name", flat=True)) == [name[:255]]
+    finally:
+        workers.lease_end()
+        workers._lease = None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_lease_thread_holds_no_database_connection_between_renewals(settings, monkeypatch):
+    settings.CAMPAIGNS_WORKER_LOST_SECONDS = 2  # renewed every 0.4 s
+    closed_by = []
+
+    class Connection:
+        """Django's connection (one a thread), recording which thread closes its own."""
+
+        def close(self):
+            closed_by.append(threading.current_thread().name)
+            connection.close()
+
+    monkeypatch.setattr(workers, "connection", Connection())
+    try:
+        workers.lease_start(name="worker:test")
+        _wait_for(lambda: "send-worker-lease" in closed_by, "the renewal thread's connection closed", seconds=2)
+        assert threading.main_thread().name not in closed_by  # the worker's own connection, which it goes on using
+    finally:
+        workers.lease_end()
+        workers._lease = None

@@ -12,8 +12,8 @@ from django.utils import timezone
 from rq.registry import ScheduledJobRegistry
 
 from audiences.models import Audience, Profile
-from campaigns.engine import sending
-from campaigns.models import Campaign, Delivery, Run
+from campaigns.engine import sending, workers
+from campaigns.models import Campaign, Delivery, Run, SendWorker
 from channels.adapters.base import Adapter, Outcome, SendResult
 from config.queues import CAMPAIGNS
 from config.scheduler import scheduler_tick
@@ -83,6 +83,36 @@ def test_a_provider_that_says_when_to_come_back_is_probed_then_not_sooner(redis,
     assert 5 < successor <= 7  # RQ keeps whole seconds: not the 8 of the probes
 
 
+@pytest.mark.parametrize(
+    ("headers", "outage", "wait"),
+    [
+        ({"Retry-After": "0.5"}, 3, 1),  # less than a second is a second, not the fourth probe's 8 s
+        ({"Retry-After": "1"}, 3, 1),
+        ({}, 5, 30),  # the last of the growing waits
+        ({}, 6, 30),  # past them: every 30 s
+    ],
+)
+@pytest.mark.django_db(transaction=True)
+def test_a_probe_waits_what_the_provider_asked_for_from_one_second_up_else_at_most_30_s(
+    redis, marketer, headers, outage, wait
+):
+    Profile.objects.create(attributes={"first_name": "Ann"})
+    provider = ProviderServer().start()
+    provider.script = lambda request: Reply(503, {"error": "busy"}, headers=headers)
+    try:
+        configuration = make_configuration(
+            "webhook", url=f"{provider.url}/in", signing_secret="webhook-signing-secret-1"
+        )
+        run_id = planned(marketer, Audience.objects.create(name="All", kind=Audience.Kind.ALL), configuration)
+        redis.flushdb()
+        sending.send_run(run_id=run_id, outage=outage)  # still down
+    finally:
+        provider.stop()
+
+    [successor] = successors(redis)
+    assert wait - 2 < successor <= wait  # RQ keeps whole seconds
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_job_that_finds_the_relay_down_probes_it_a_second_later_its_slice_keeping_the_backoff(
     redis, marketer, everyone
@@ -98,6 +128,25 @@ def test_a_job_that_finds_the_relay_down_probes_it_a_second_later_its_slice_keep
     assert all(row.due_at == row.first_attempt_at + timedelta(seconds=60) for row in rows)  # the backoff's first step
     [successor] = successors(redis)
     assert 0 < successor <= 1  # a probe of one message, a second later: not when the slice is due
+
+
+@pytest.mark.django_db(transaction=True)
+def test_what_a_slice_that_found_the_relay_down_never_tried_is_pending_as_if_never_claimed(
+    redis, marketer, everyone, monkeypatch
+):
+    make_profiles(8)
+    run_id = planned(marketer, everyone, make_email_configuration(port=free_port(), connections=1))
+    redis.flushdb()
+    lease = SendWorker.objects.create(name="worker:1", started_at=timezone.now(), renewed_at=timezone.now())
+    monkeypatch.setattr(workers, "current", lambda: lease.pk)  # the job runs in a worker holding a lease
+
+    sending.send_run(run_id=run_id)  # four handed over (four times the connections), refused; four never tried
+
+    untried = Delivery.objects.filter(run_id=run_id, attempts=0)
+    assert set(untried.values_list("status", "claim_token", "claimed_at", "claimed_by")) == {
+        ("pending", None, None, None)
+    }
+    assert untried.count() == 4
 
 
 @pytest.mark.django_db(transaction=True)

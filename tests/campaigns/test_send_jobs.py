@@ -187,6 +187,22 @@ def test_a_rate_limited_run_reaches_everyone_once_through_its_delayed_successors
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_probe_waiting_for_a_rate_limit_token_stays_a_probe(redis, smtp_server, marketer, everyone):
+    make_profiles(3)
+    configuration = make_email_configuration(port=smtp_server.port, rate_per_second=0.2)  # one message per 5 s
+    run_id = planned(marketer, everyone, configuration)
+    redis.flushdb()
+    sending.send_run(run_id=run_id)  # takes the bucket's token
+    redis.delete(*[key for key in redis.scan_iter("rq:*")])  # its successor is not this test's concern
+
+    sending.send_run(run_id=run_id, outage=2)  # the third probe of a relay that was down: no token yet
+
+    # Its successor is still a probe (one message, the growing waits going on), not a whole slice.
+    assert [job[:2] for job in successors(redis)] == [(run_id, 2)]
+    assert len(smtp_server.messages) == 1
+
+
+@pytest.mark.django_db(transaction=True)
 def test_each_configuration_sends_within_its_own_rate_limit_not_another_ones(redis, smtp_server, marketer, everyone):
     make_profiles(2)
     runs = [
@@ -246,6 +262,47 @@ def test_after_a_relay_outage_a_probe_with_growing_waits_resumes_the_run_within_
     assert statuses(run_id) == Counter({"sent": 8})
     assert Run.objects.get(pk=run_id).state == Run.State.COMPLETE
     assert successors(redis) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_provider_back_makes_its_own_runs_retries_due_not_another_configurations(
+    redis, smtp_server, marketer, everyone
+):
+    make_profiles(2)
+    back = planned(marketer, everyone, make_email_configuration(port=smtp_server.port, name="Back"))
+    other = planned(marketer, everyone, make_email_configuration(port=smtp_server.port, name="Another relay"))
+    redis.flushdb()  # this test drives one probe by hand
+    later = timezone.now() + timedelta(seconds=60)
+    # Every message of both runs waits for its retry, its relay having refused connections.
+    Delivery.objects.update(reason="connect_failed", attempts=1, due_at=later, next_attempt_at=later)
+
+    sending.send_run(run_id=back, outage=1)  # the probe finds its relay back: its run's retries go out at once
+
+    assert statuses(back) == Counter({"sent": 2})
+    # The other run's relay was not heard from: its retries keep their backoff.
+    waiting = Delivery.objects.filter(run_id=other)
+    assert set(waiting.values_list("status", "due_at", "next_attempt_at")) == {("pending", later, later)}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_retry_whose_adapter_gave_no_reason_keeps_its_backoff_when_the_provider_is_back(
+    redis, smtp_server, marketer, everyone
+):
+    make_profiles(2)
+    run_id = planned(marketer, everyone, make_email_configuration(port=smtp_server.port))
+    redis.flushdb()  # this test drives one probe by hand
+    later = timezone.now() + timedelta(seconds=60)
+    Delivery.objects.update(reason="connect_failed", attempts=1, due_at=later, next_attempt_at=later)
+    # An adapter that answered "try again" without a reason: nothing says the provider was the cause.
+    quiet = Delivery.objects.filter(run_id=run_id).order_by("id").last()
+    quiet_at = later + timedelta(seconds=1)
+    Delivery.objects.filter(pk=quiet.pk).update(reason="", due_at=quiet_at, next_attempt_at=quiet_at)
+
+    sending.send_run(run_id=run_id, outage=1)  # the probe (the soonest retry) finds the relay back
+
+    assert statuses(run_id) == Counter({"sent": 1, "pending": 1})
+    quiet.refresh_from_db()
+    assert (quiet.status, quiet.due_at, quiet.next_attempt_at) == ("pending", quiet_at, quiet_at)
 
 
 def successors(redis) -> list[tuple]:
