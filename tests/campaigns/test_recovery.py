@@ -5,7 +5,6 @@ still alive keeps its messages."""
 import os
 import socket
 import threading
-import time
 from collections import Counter
 from datetime import timedelta
 
@@ -22,6 +21,7 @@ from config.scheduler import scheduler_tick
 from tests.campaigns.queued import received, send_jobs
 from tests.campaigns.test_execution import make_campaign, make_profiles
 from tests.conftest import make_email_configuration, run_burst_worker
+from tests.processes import wait_for
 
 TIMEOUT = timedelta(seconds=settings.CAMPAIGNS_CLAIM_TIMEOUT)
 
@@ -314,10 +314,10 @@ def test_a_processs_lease_is_renewed_retaken_when_declared_lost_and_given_back_a
         first = workers.current()
         assert SendWorker.objects.filter(pk=first, name="worker:test").exists()
         renewed = SendWorker.objects.get(pk=first).renewed_at
-        _wait_for(lambda: SendWorker.objects.get(pk=first).renewed_at > renewed, "the lease renewed")
+        wait_for(lambda: SendWorker.objects.get(pk=first).renewed_at > renewed, 10, "the lease renewed", every=0.05)
 
         SendWorker.objects.filter(pk=first).delete()  # a tick found it lost (the process was frozen)
-        _wait_for(lambda: workers.current() != first, "a new lease taken")
+        wait_for(lambda: workers.current() != first, 10, "a new lease taken", every=0.05)
         assert SendWorker.objects.filter(pk=workers.current()).exists()
 
         workers.lease_end()
@@ -325,13 +325,6 @@ def test_a_processs_lease_is_renewed_retaken_when_declared_lost_and_given_back_a
     finally:
         workers.lease_end()
         workers._lease = None
-
-
-def _wait_for(condition, what: str, seconds: float = 10) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"not within {seconds} s: {what}"
-        time.sleep(0.05)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -377,8 +370,10 @@ def test_a_live_workers_lease_is_renewed_within_the_limit_and_stays_the_same_lea
         taken = SendWorker.objects.get(pk=first).renewed_at
         # Renewed before the scheduler would find it lost, and renewed, not replaced: a worker that took a new lease
         # at each renewal would leave the old one to be found lost, and its claims released while it sends them.
-        _wait_for(lambda: SendWorker.objects.get(pk=first).renewed_at > taken, "the lease renewed", seconds=2)
-        _wait_for(lambda: SendWorker.objects.get(pk=first).renewed_at > taken + timedelta(seconds=0.4), "again", 2)
+        wait_for(lambda: SendWorker.objects.get(pk=first).renewed_at > taken, 2, "the lease renewed", every=0.05)
+        wait_for(
+            lambda: SendWorker.objects.get(pk=first).renewed_at > taken + timedelta(seconds=0.4), 2, "again", every=0.05
+        )
         assert workers.current() == first
         assert list(SendWorker.objects.values_list("pk", flat=True)) == [first]
     finally:
@@ -412,7 +407,7 @@ def test_the_lease_thread_holds_no_database_connection_between_renewals(settings
     monkeypatch.setattr(workers, "connection", Connection())
     try:
         workers.lease_start(name="worker:test")
-        _wait_for(lambda: "send-worker-lease" in closed_by, "the renewal thread's connection closed", seconds=2)
+        wait_for(lambda: "send-worker-lease" in closed_by, 2, "the renewal thread's connection closed", every=0.05)
         assert threading.main_thread().name not in closed_by  # the worker's own connection, which it goes on using
     finally:
         workers.lease_end()
