@@ -9,6 +9,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+import django_rq
 from django.conf import settings
 from django.db import connection
 
@@ -29,7 +30,8 @@ def worker_pool(*queue_names: str, workers: int = 1, env: dict | None = None, te
     `test_database`, on the tests' settings, database and Redis: its jobs see what the test wrote."""
     environment = {**os.environ, "DEBUG": "1", "REDIS_URL": settings.RQ_QUEUES["maintenance"]["URL"]}
     if test_database:
-        redis_db = settings.RQ_QUEUES["maintenance"]["URL"].rsplit("/", 1)[1]
+        # The database number from the client, not the URL: the embedded Redis's is a socket's (`unix://...?db=6`).
+        redis_db = str(django_rq.get_connection("maintenance").connection_pool.connection_kwargs["db"])
         environment.update(DJANGO_SETTINGS_MODULE="tests.settings", DATABASE_URL=database_url(), TEST_REDIS_DB=redis_db)
     else:
         environment.update(DJANGO_SETTINGS_MODULE="config.settings", DATABASE_URL=os.environ.get("DATABASE_URL", ""))
