@@ -5,6 +5,7 @@ import ctypes
 import logging
 import os
 import signal
+import socket
 import sys
 
 from django.db import close_old_connections
@@ -31,7 +32,7 @@ class CampaignWorker(SimpleWorker):
             # scheduled jobs. Each gets SIGTERM instead, which RQ answers by stopping (a worker after its job).
             die_with_parent()
             # Claims name the worker's lease, so the scheduler releases them within seconds if it dies.
-            workers.lease_start(name=self.name)
+            workers.lease_start(name=f"{socket.gethostname()}:{os.getpid()} ({self.name})")
             os.register_at_fork(before=_remember_parent, after_in_child=lambda: die_with_parent(_parent))
         return super().work(burst, *args, **kwargs)
 
