@@ -263,12 +263,10 @@ def send_slice(*, run: Run, token: uuid.UUID, deliveries: list[Delivery]) -> flo
         retry_window=timedelta(seconds=window) if window else DEFAULT_RETRY_WINDOW,
         retry_unknown=campaign.category == Campaign.Category.TRANSACTIONAL,
     )
-    results = _send_and_record(
+    results, provider_down = _send_and_record(
         run_id=run.pk, adapter=adapter_for(configuration), token=token, messages=messages, record=record
     )
-    if results and all(
-        r.outcome == Outcome.TRANSIENT and classify(r.reason, r.outcome).provider_unavailable for r in results
-    ):
+    if provider_down:
         asked = [r.retry_after for r in results if r.retry_after is not None and math.isfinite(r.retry_after)]
         return max([0.0, *asked])
     return None
@@ -276,14 +274,15 @@ def send_slice(*, run: Run, token: uuid.UUID, deliveries: list[Delivery]) -> flo
 
 def _send_and_record(
     *, run_id: int, adapter, token: uuid.UUID, messages: list[OutboundMessage], record
-) -> list[SendResult]:
+) -> tuple[list[SendResult], bool]:
     """Hand the messages to the adapter a few at a time and record their outcomes as the provider answers: at
     most about four times the adapter's connections are in flight at any moment (handed over, not yet recorded),
     so a worker killed mid-slice leaves only those `unknown`, not the whole slice. Each step of half that many is
     one hand-over statement and one outcome statement.
 
     Once every answer so far says the provider is unavailable, nothing more is handed over: the rest of the slice,
-    never tried, goes back to pending. Returns the results recorded."""
+    never tried, goes back to pending. Returns the results recorded, and whether every one of them (at least one)
+    said the provider is unavailable."""
     window = 4 * max(adapter.in_flight, 1)
     step = window // 2
     waiting = collections.deque(messages)
@@ -301,7 +300,8 @@ def _send_and_record(
                     # Fewer when our claim was released (we outlived the claim timeout): only what is ours goes.
                     batch = [message for message in batch if message.delivery_id in ours]
                     outstanding.update(message.delivery_id for message in batch)
-                    stream.put(batch)
+                    if batch:
+                        stream.put(batch)
                     continue
                 for result in stream.take():
                     outstanding.discard(result.delivery_id)
@@ -322,8 +322,9 @@ def _send_and_record(
         ]
         unrecorded += lost
         answered += lost
+        provider_down = provider_down and not lost  # an indeterminate answer says nothing of the provider
     if unrecorded:
         record(results=unrecorded)
     if waiting:
         _give_back(token, [message.delivery_id for message in waiting])
-    return answered
+    return answered, provider_down
