@@ -20,7 +20,8 @@ class Profile(models.Model):
     email = models.CharField(max_length=254, blank=True, help_text="Primary email address.")
     phone = models.CharField(max_length=32, blank=True, help_text="Primary phone number, E.164.")
     attributes = models.JSONField(default=dict, blank=True)
-    timezone = models.CharField(max_length=64, default="UTC")
+    # An IANA zone; empty when unknown (campaigns sending in profiles' zones then use the campaign's).
+    timezone = models.CharField(max_length=64, blank=True, default="")
     locale = models.CharField(max_length=16, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -167,10 +167,13 @@ class RecipientOutcomeOut(Schema):
     status: str = Field(description="accepted, excluded or rejected")
     profileId: int | None
     reason: str = Field(
-        description="Why excluded (no_consent, suppressed, no_address) or rejected (unknown_recipient, "
-        "unknown_profile, duplicate_recipient, invalid_profile); empty when accepted."
+        description="Why excluded (no_consent, suppressed, no_address, frequency_cap, quiet_hours) or rejected "
+        "(unknown_recipient, unknown_profile, duplicate_recipient, invalid_profile); empty when accepted."
     )
     detail: str | None = None
+    sendAt: datetime | None = Field(
+        default=None, description="Accepted, held by the quiet hours of the channel: when it will be sent."
+    )
 
 
 class TriggerOut(Schema):

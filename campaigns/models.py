@@ -40,8 +40,14 @@ class Campaign(models.Model):
 
     class Schedule(models.TextChoices):
         ON_ACTIVATION = "on_activation", "When activated"
-        AT = "at", "At a date and time"
-        RECURRING = "recurring", "Recurring (cron)"
+        AT = "at", "Once, at a date and time"
+        DAILY = "daily", "Daily"
+        WEEKLY = "weekly", "Weekly, on chosen days"
+        MONTHLY = "monthly", "Monthly, on chosen days of the month"
+        RECURRING = "recurring", "Cron expression (advanced)"
+
+    # Occurrences repeat: the scheduler computes each next one (campaigns.schedules).
+    REPEATING_SCHEDULES = (Schedule.DAILY, Schedule.WEEKLY, Schedule.MONTHLY, Schedule.RECURRING)
 
     name = models.CharField(max_length=200)
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.SCHEDULED)
@@ -54,8 +60,18 @@ class Campaign(models.Model):
     schedule = models.CharField(max_length=16, choices=Schedule.choices, default=Schedule.ON_ACTIVATION)
     start_at = models.DateTimeField(null=True, blank=True)
     cron = models.CharField(max_length=100, blank=True)
+    # Daily, weekly and monthly schedules: the local time of each occurrence, on these weekdays (0 = Monday) or
+    # days of the month (1-31; -1 = the last day), in `timezone`.
+    send_time = models.TimeField(null=True, blank=True)
+    weekdays = models.JSONField(default=list, blank=True)
+    month_days = models.JSONField(default=list, blank=True)
     timezone = models.CharField(max_length=64, default="UTC", validators=[_valid_timezone])
     end_at = models.DateTimeField(null=True, blank=True)
+    # Scheduled campaigns: each profile gets an occurrence at its local time in its own zone (the campaign's when
+    # the profile has none), so a 09:00 newsletter arrives at 09:00 in Paris and in New York.
+    in_profile_timezone = models.BooleanField(
+        default=False, help_text="Deliver at the scheduled local time in each profile's own time zone."
+    )
     # API-triggered: the context fields a trigger call must (or may) carry, see campaigns.contracts.
     context_contract = models.JSONField(default=list, blank=True)
     # API-triggered: a call naming someone without a profile creates the profile instead of rejecting them.
@@ -194,6 +210,67 @@ class ApprovalPolicy(models.Model):
             and (not self.channels or campaign.channel_configuration.channel in self.channels)
             and (not self.tags or bool(set(self.tags) & set(campaign.tags)))
         )
+
+
+class FrequencyCap(models.Model):
+    """A business rule: at most `limit` marketing messages per profile within a rolling `period`, on one channel or
+    across channels. Counted from the ledger at planning and again when a message is claimed for sending
+    (campaigns.rules.frequency); transactional campaigns are exempt."""
+
+    class Period(models.TextChoices):
+        HOUR = "hour", "Hour"
+        DAY = "day", "Day"
+        WEEK = "week", "Week"
+        MONTH = "month", "Month"
+
+    name = models.CharField(max_length=200, unique=True)
+    is_active = models.BooleanField(default=True)
+    limit = models.PositiveSmallIntegerField(help_text="Messages allowed within the period (1 to 1000).")
+    period = models.CharField(max_length=8, choices=Period.choices)
+    channel = models.CharField(
+        max_length=16, choices=Channel.choices, blank=True, help_text="Empty: counted across every channel."
+    )
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    def get_absolute_url(self):
+        return reverse("campaigns:cap_edit", args=[self.pk])
+
+
+class QuietHours(models.Model):
+    """A business rule: no marketing message on `channel` between `start` and `end`, each profile's local time;
+    one window per channel. A message due inside it is delayed to its end or discarded with a reason
+    (campaigns.rules.quiet_hours); transactional campaigns are exempt."""
+
+    class Action(models.TextChoices):
+        DELAY = "delay", "Delay to the end of the window"
+        DISCARD = "discard", "Discard, with the reason quiet hours"
+
+    channel = models.CharField(max_length=16, choices=Channel.choices, unique=True)
+    is_active = models.BooleanField(default=True)
+    start = models.TimeField(help_text="Local time the window opens, e.g. 21:00.")
+    end = models.TimeField(help_text="Local time it closes, e.g. 08:00 (the next day when before the start).")
+    action = models.CharField(max_length=8, choices=Action.choices, default=Action.DELAY)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["channel"]
+        verbose_name_plural = "quiet hours"
+
+    def __str__(self):
+        return f"Quiet hours on {self.get_channel_display()}"
+
+    def get_absolute_url(self):
+        return reverse("campaigns:quiet_edit", args=[self.pk])
 
 
 class Run(models.Model):

@@ -1,9 +1,16 @@
 """When a campaign's occurrences fall, in the campaign's time zone."""
 
-from datetime import datetime
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from croniter import croniter
+
+
+def resolve_local(wall: datetime, zone: ZoneInfo) -> datetime:
+    """The UTC instant of a naive wall-clock time in `zone`. A wall time that clocks skip (spring forward) moves
+    forward by the gap (02:30 in Paris on that day is 03:30 CEST); one that repeats (fall back) is the first."""
+    # With fold=0, Python reads a skipped time with the offset before the change: the same as moving it forward.
+    return wall.replace(tzinfo=zone, fold=0).astimezone(UTC)
 
 
 def valid_cron(expression: str) -> bool:

@@ -7,10 +7,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from audiences.models import Channel, Profile, unknown_consent_allows_marketing
+from audiences.models import Channel, Profile
 from audiences.rules.tree import RuleError
 from audiences.selectors.audiences import audience_member_ids
-from campaigns.eligibility import consent_states, exclusion_reason, suppressed_addresses
+from campaigns import rules
 from campaigns.engine.dispatch import dispatch_send_jobs
 from campaigns.models import Campaign, Delivery, Run, TriggerRequest
 
@@ -61,41 +61,47 @@ def _plan_deliveries(run: Run, profile_ids: list[int], now: datetime) -> list[De
     campaign = run.campaign
     configuration = campaign.channel_configuration
     channel = configuration.channel
-    profiles = Profile.objects.filter(pk__in=profile_ids).only("pk", "email", "phone").order_by("pk")
+    profiles = Profile.objects.filter(pk__in=profile_ids).only("pk", "email", "phone", "timezone").order_by("pk")
     if channel == Channel.PUSH:
         profiles = profiles.prefetch_related("push_tokens")  # address_for reads them: one query per chunk
-    profiles = list(profiles)
-    consents = consent_states(profile_ids, channel)
-    addresses = {profile.pk: profile.address_for(channel) for profile in profiles}
-    suppressed = suppressed_addresses(addresses.values(), channel)
-    unknown_allows = unknown_consent_allows_marketing(channel)
+    candidates = [
+        rules.Candidate(
+            profile_id=profile.pk, address=profile.address_for(channel), due_at=now, timezone=profile.timezone
+        )
+        for profile in profiles
+    ]
+    batch = rules.Batch(
+        campaign=campaign, channel=channel, stage=rules.Stage.PLAN, now=now, local_occurrence=_local_occurrence(run)
+    )
+    rules.decide(batch, candidates)
     # An audience trigger's rows carry its call, whose context they render.
     trigger_request_id = None
     if run.kind == Run.Kind.AUDIENCE_TRIGGER:
         trigger_request_id = TriggerRequest.objects.filter(run=run).values_list("pk", flat=True).first()
-    rows = []
-    for profile in profiles:
-        address = addresses[profile.pk]
-        reason = exclusion_reason(
-            category=campaign.category,
+    return [
+        Delivery(
+            run=run,
+            version_id=run.version_id,
+            profile_id=candidate.profile_id,
             channel=channel,
-            address=address,
-            consent=consents.get(profile.pk),
-            suppressed=suppressed,
-            unknown_allows=unknown_allows,
+            channel_configuration=configuration,
+            trigger_request_id=trigger_request_id,
+            address=candidate.address,
+            due_at=candidate.due_at,
+            status=Delivery.Status.EXCLUDED if candidate.reason else Delivery.Status.PENDING,
+            reason=candidate.reason,
         )
-        rows.append(
-            Delivery(
-                run=run,
-                version_id=run.version_id,
-                profile_id=profile.pk,
-                channel=channel,
-                channel_configuration=configuration,
-                trigger_request_id=trigger_request_id,
-                address=address,
-                due_at=now,
-                status=Delivery.Status.EXCLUDED if reason else Delivery.Status.PENDING,
-                reason=reason,
-            )
-        )
-    return rows
+        for candidate in candidates
+    ]
+
+
+def _local_occurrence(run: Run) -> datetime | None:
+    """The local wall time each profile gets a run of a campaign delivered in profiles' zones at: the occurrence's,
+    which its key starts with (campaigns.schedules.occurrence_key); None for every other run."""
+    if run.kind != Run.Kind.SCHEDULED or not run.campaign.in_profile_timezone:
+        return None
+    try:
+        return datetime.fromisoformat(run.occurrence[:19])
+    except ValueError:
+        log.warning("run %s: occurrence %r is not a local time: sent at once", run.pk, run.occurrence)
+        return None

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from campaigns.eligibility import consent_inputs, exclusion_reason, suppressed_addresses
+from campaigns import rules
 from campaigns.engine.claiming import claim_slice
 from campaigns.engine.completion import run_finish_if_done
 from campaigns.engine.dispatch import queue_for
@@ -178,6 +178,43 @@ def _give_back(token: uuid.UUID, ids: list[int]) -> None:
     )
 
 
+def _recheck(campaign: Campaign, channel: str, token: uuid.UUID, deliveries: list[Delivery]) -> list[Delivery]:
+    """The delivery rules of the send stage (campaigns.rules) on a claimed slice: consent or suppression may have
+    changed since planning, and frequency caps count what other campaigns sent since. The exclusions are written in
+    the same transaction, which holds the caps' locks. Returns the messages still to send."""
+    candidates = [
+        rules.Candidate(
+            profile_id=delivery.profile_id,
+            address=delivery.address if delivery.profile is not None else "",  # erased since: nowhere to send
+            due_at=delivery.due_at,
+            delivery_id=delivery.pk,
+        )
+        for delivery in deliveries
+    ]
+    batch = rules.Batch(campaign=campaign, channel=channel, stage=rules.Stage.SEND, now=timezone.now())
+    with transaction.atomic():
+        rules.decide(batch, candidates)
+        excluded = []
+        for delivery, candidate in zip(deliveries, candidates, strict=True):
+            if candidate.reason:
+                delivery.status, delivery.reason = Delivery.Status.EXCLUDED, candidate.reason
+                excluded.append(delivery)
+        if excluded:
+            _write_still_claimed(token, excluded)
+    return [delivery for delivery, candidate in zip(deliveries, candidates, strict=True) if not candidate.reason]
+
+
+def _write_still_claimed(token: uuid.UUID, deliveries: list[Delivery]) -> None:
+    """Store the status, reason and detail of these messages of the slice, those still claimed by `token`."""
+    rawsql.update(
+        Delivery,
+        deliveries,
+        ["status", "reason", "detail"],
+        where="t.claim_token = %s AND t.status = %s",
+        params=[rawsql.value(Delivery, "claim_token", token), Delivery.Status.CLAIMED],
+    )
+
+
 def send_slice(*, run: Run, token: uuid.UUID, deliveries: list[Delivery]) -> float | None:
     """Re-check, render, hand over and record the outcomes of one claimed slice.
 
@@ -189,29 +226,13 @@ def send_slice(*, run: Run, token: uuid.UUID, deliveries: list[Delivery]) -> flo
     configuration = campaign.channel_configuration
     channel = configuration.channel
 
-    # Consent or suppression may have changed since planning.
-    consents, unknown_allows = consent_inputs(
-        campaign.category, [d.profile_id for d in deliveries if d.profile_id], channel
-    )
-    suppressed = suppressed_addresses([d.address for d in deliveries], channel)
+    sendable = _recheck(campaign, channel, token, deliveries)
     content = compiled_content(run.version)
     campaign_context = {"name": campaign.name}
-    calls = trigger_contexts({d.trigger_request_id for d in deliveries if d.trigger_request_id})
+    calls = trigger_contexts({d.trigger_request_id for d in sendable if d.trigger_request_id})
     marketing = campaign.category == Campaign.Category.MARKETING
-    messages, excluded, failed = [], [], []
-    for delivery in deliveries:
-        reason = exclusion_reason(
-            category=campaign.category,
-            channel=channel,
-            address=delivery.address,
-            consent=consents.get(delivery.profile_id),
-            suppressed=suppressed,
-            unknown_allows=unknown_allows,
-        )
-        if reason or delivery.profile is None:
-            delivery.status, delivery.reason = Delivery.Status.EXCLUDED, reason or Delivery.Reason.NO_ADDRESS
-            excluded.append(delivery)
-            continue
+    messages, failed = [], []
+    for delivery in sendable:
         unsubscribe = unsubscribe_url(profile_id=delivery.profile_id, channel=channel, delivery_id=delivery.pk)
         context = {
             "profile": delivery.profile.personalization(),
@@ -244,14 +265,8 @@ def send_slice(*, run: Run, token: uuid.UUID, deliveries: list[Delivery]) -> flo
                 campaign_id=campaign.pk,
             )
         )
-    if excluded or failed:
-        rawsql.update(
-            Delivery,
-            excluded + failed,
-            ["status", "reason", "detail"],
-            where="t.claim_token = %s AND t.status = %s",
-            params=[rawsql.value(Delivery, "claim_token", token), Delivery.Status.CLAIMED],
-        )
+    if failed:
+        _write_still_claimed(token, failed)
     if not messages:
         return None
 

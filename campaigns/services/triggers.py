@@ -22,8 +22,7 @@ from django.utils import timezone
 from audiences.models import Channel, Identity, IdentityNamespace, Profile
 from audiences.schemas import ProfileSchema, normalize_email, normalize_identity, normalize_phone
 from audiences.services.profiles import UpsertOutcome, profiles_upsert
-from campaigns import contracts
-from campaigns.eligibility import consent_inputs, exclusion_reason, suppressed_addresses
+from campaigns import contracts, rules
 from campaigns.engine.dispatch import queue_for, wake_run_on_commit
 from campaigns.models import Campaign, CampaignVersion, Delivery, Run, TriggerRequest
 from channels.models import ChannelConfiguration
@@ -381,8 +380,8 @@ def _profiles_by_identity(recipients) -> tuple[dict[tuple[str, str], int], dict[
     return found, profiles
 
 
-# What the call needs of a profile: its addresses (Profile.address_for).
-_PROFILE_FIELDS = ["id", "email", "phone"]
+# What the call needs of a profile: its addresses (Profile.address_for) and its zone (the delivery rules).
+_PROFILE_FIELDS = ["id", "email", "phone", "timezone"]
 
 
 def normalized_recipients(recipients: list[RecipientIn], *, channel: str) -> list[RecipientIn]:
@@ -485,29 +484,26 @@ def _unitary_run(campaign: Campaign, now: datetime) -> Run:
 
 
 def _deliveries(campaign, run, request, recipients, outcomes, profiles, now) -> list[Delivery]:
+    """The call's ledger rows, through the delivery rules (campaigns.rules): an excluded recipient's outcome says why,
+    and one whose message waits (quiet hours) says until when."""
     configuration = campaign.channel_configuration
     channel = configuration.channel
     kept = [o for o in outcomes if o["status"] != "rejected"]
-    addresses = {}
+    candidates = []
     for outcome in kept:
         recipient = recipients[outcome["index"]]
         profile = profiles[outcome["profileId"]]
-        addresses[outcome["index"]] = recipient.address or profile.address_for(channel)
-    consents, unknown_allows = consent_inputs(campaign.category, [o["profileId"] for o in kept], channel)
-    suppressed = suppressed_addresses(addresses.values(), channel)
-    rows = []
-    for outcome in kept:
-        address = addresses[outcome["index"]]
-        reason = exclusion_reason(
-            category=campaign.category,
-            channel=channel,
-            address=address,
-            consent=consents.get(outcome["profileId"]),
-            suppressed=suppressed,
-            unknown_allows=unknown_allows,
+        address = recipient.address or profile.address_for(channel)
+        candidates.append(
+            rules.Candidate(profile_id=profile.pk, address=address, due_at=now, timezone=profile.timezone)
         )
-        if reason:
-            outcome.update(status="excluded", reason=reason)
+    rules.decide(rules.Batch(campaign=campaign, channel=channel, stage=rules.Stage.PLAN, now=now), candidates)
+    rows = []
+    for outcome, candidate in zip(kept, candidates, strict=True):
+        if candidate.reason:
+            outcome.update(status="excluded", reason=candidate.reason)
+        elif candidate.due_at > now:
+            outcome["sendAt"] = candidate.due_at.isoformat()
         rows.append(
             Delivery(
                 run=run,
@@ -516,10 +512,10 @@ def _deliveries(campaign, run, request, recipients, outcomes, profiles, now) -> 
                 channel=channel,
                 channel_configuration=configuration,
                 trigger_request=request,
-                address=address,
-                due_at=now,
-                status=Delivery.Status.EXCLUDED if reason else Delivery.Status.PENDING,
-                reason=reason,
+                address=candidate.address,
+                due_at=candidate.due_at,
+                status=Delivery.Status.EXCLUDED if candidate.reason else Delivery.Status.PENDING,
+                reason=candidate.reason,
             )
         )
     return rows

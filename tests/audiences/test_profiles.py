@@ -24,8 +24,8 @@ from audiences.services.consent import channel_consent_setting_set, consent_set
 from audiences.services.namespaces import namespace_create, namespace_delete
 from audiences.services.privacy import profile_export, profile_export_recorded
 from audiences.services.push_tokens import push_token_hash, push_token_register, push_token_retire
-from campaigns.eligibility import exclusion_reason
 from campaigns.models import Campaign
+from campaigns.rules.consent import exclusion_reason
 from permissions.models import AuditEvent
 
 

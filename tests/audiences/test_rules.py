@@ -67,7 +67,12 @@ PEOPLE = {
         "attributes": {"plan": "free", "country": "FR", "age": 19, "signup": "2024-02-29", "tags": [], "contains": "x"},
         "consents": {"email": "unknown"},
     },
-    "dan": {"email": "dan@example.com", "created_at": datetime(2026, 3, 15, 12, 30, tzinfo=UTC), "attributes": {}},
+    "dan": {
+        "email": "dan@example.com",
+        "timezone": "America/New_York",
+        "created_at": datetime(2026, 3, 15, 12, 30, tzinfo=UTC),
+        "attributes": {},
+    },
     "eve": {
         "email": "eve@example.com",
         "created_at": datetime(2020, 6, 1, tzinfo=UTC),
@@ -89,6 +94,7 @@ def people(db):
             email=data["email"],
             phone=data.get("phone", ""),
             locale=data.get("locale", ""),
+            timezone=data.get("timezone", ""),
             attributes=data["attributes"],
         )
         Profile.objects.filter(pk=profile.pk).update(created_at=data["created_at"])
@@ -215,7 +221,8 @@ OPERATOR_CASES = [
     (attr("locale", "in", ["fr-FR", "de-DE"]), {"ann", "cat"}),
     (attr("locale", "not_in", ["fr-FR"]), {"cat"}),
     (attr("phone", "exists"), {"bob"}),
-    (attr("timezone", "equals", "UTC"), EVERYONE),
+    (attr("timezone", "equals", "America/New_York"), {"dan"}),
+    (attr("timezone", "exists"), {"dan"}),  # a profile whose zone is unknown has none
     # created_at, compared at the second
     (attr("created_at", "equals", "2026-03-10T08:00:00Z"), {"ann"}),
     (attr("created_at", "before", "2025-01-01T00:00:00Z"), {"eve"}),

@@ -3,11 +3,13 @@ refusal as application/problem+json with a pointer to the field."""
 
 import json
 import re
+from datetime import datetime, timedelta
 
 import pytest
+from django.utils import timezone
 
 from audiences.models import Audience, Consent, Identity, IdentityNamespace, Profile
-from campaigns.models import Campaign, Delivery, Run, TriggerRequest
+from campaigns.models import Campaign, Delivery, FrequencyCap, QuietHours, Run, TriggerRequest
 from campaigns.services import lifecycle
 from channels.models import Suppression
 from permissions.services.api_keys import api_key_create, api_key_revoke
@@ -118,7 +120,7 @@ def test_a_password_reset_reaches_the_person_with_the_context_rendered(
     assert response.status_code == 202, response.content
     answer = response.json()
     assert answer["recipients"] == [
-        {"index": 0, "status": "accepted", "profileId": ada_profile.pk, "reason": "", "detail": None}
+        {"index": 0, "status": "accepted", "profileId": ada_profile.pk, "reason": "", "detail": None, "sendAt": None}
     ]
     assert answer["counts"] == {"accepted": 1, "excluded": 0, "rejected": 0}
     run_burst_worker()
@@ -329,6 +331,7 @@ def test_unknown_recipients_are_rejected_by_index_unless_the_campaign_creates_pr
         "profileId": created.pk,
         "reason": "",
         "detail": None,
+        "sendAt": None,
     }
     run_burst_worker()
     assert received(relay) == {"ada@example.com": 1, "new@example.com": 1}
@@ -390,6 +393,29 @@ def test_marketing_triggers_respect_consent(client, personas, configuration, ada
 
     assert answer["recipients"][0]["status"] == "excluded"
     assert answer["recipients"][0]["reason"] == "no_consent"
+
+
+def test_marketing_triggers_follow_quiet_hours_and_caps_and_say_so(client, personas, configuration, ada_profile, redis):
+    campaign = _live(
+        _campaign(personas["ada"], configuration, category=Campaign.Category.MARKETING, name="Back in stock"),
+        personas["ada"],
+    )
+    secret = api_key_create(actor=personas["ada"], name="Shop", campaign_ids=[campaign.pk])[1]
+    now = timezone.now()  # the campaign's zone (UTC): a window from an hour ago to an hour from now
+    start, end = (now - timedelta(hours=1)).time().replace(microsecond=0), (now + timedelta(hours=1)).time()
+    QuietHours.objects.create(channel="email", start=start, end=end.replace(microsecond=0), created_by=personas["ada"])
+    FrequencyCap.objects.create(name="One a day", limit=1, period="day", created_by=personas["ada"])
+
+    held = _trigger(client, campaign, secret, recipients=[{"profileId": ada_profile.pk}]).json()
+    capped = _trigger(client, campaign, secret, request_id="r-2", recipients=[{"profileId": ada_profile.pk}]).json()
+
+    [outcome] = held["recipients"]
+    assert outcome["status"] == "accepted"
+    due = Delivery.objects.get(trigger_request__execution_id=held["executionId"]).due_at
+    assert datetime.fromisoformat(outcome["sendAt"]) == due  # the window's end, an hour from now
+    assert timedelta(minutes=59) < due - now < timedelta(minutes=61)
+    # The first message, held but planned, takes the day's only slot.
+    assert (capped["recipients"][0]["status"], capped["recipients"][0]["reason"]) == ("excluded", "frequency_cap")
 
 
 # --- Idempotency ---------------------------------------------------------------------------------------------

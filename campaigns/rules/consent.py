@@ -1,7 +1,8 @@
-"""Who may receive a message: consent and suppression, checked at planning and again just before sending."""
+"""The first delivery rule: who may receive a message at all (an address, not suppressed, consent for marketing)."""
 
 from audiences.models import Consent, unknown_consent_allows_marketing
 from campaigns.models import Campaign, Delivery
+from campaigns.rules.base import Batch, Candidate, Rule
 from channels.models import Suppression, normalize_address
 from config import rawsql
 
@@ -57,3 +58,25 @@ def exclusion_reason(
         if consent in (None, Consent.State.UNKNOWN) and not unknown_allows:
             return Delivery.Reason.NO_CONSENT
     return ""
+
+
+class ConsentAndSuppression(Rule):
+    """No address, a suppressed address, or (marketing only) no consent on the channel: excluded. Checked at planning
+    and again before sending, since consent and suppression may change in between."""
+
+    name = "Consent and suppression"
+
+    def decide(self, batch: Batch, candidates: list[Candidate]) -> None:
+        consents, unknown_allows = consent_inputs(
+            batch.campaign.category, [c.profile_id for c in candidates if c.profile_id], batch.channel
+        )
+        suppressed = suppressed_addresses([c.address for c in candidates], batch.channel)
+        for candidate in candidates:
+            candidate.reason = exclusion_reason(
+                category=batch.campaign.category,
+                channel=batch.channel,
+                address=candidate.address,
+                consent=consents.get(candidate.profile_id),
+                suppressed=suppressed,
+                unknown_allows=unknown_allows,
+            )

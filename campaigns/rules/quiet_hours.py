@@ -1,0 +1,46 @@
+"""Quiet hours: a window of each profile's local time in which no marketing message goes out on a channel."""
+
+from datetime import datetime, time, timedelta
+
+from campaigns.models import Delivery, QuietHours
+from campaigns.rules.base import Batch, Candidate, Rule, Stage
+from campaigns.schedules import resolve_local
+
+
+def in_window(at: time, start: time, end: time) -> bool:
+    """Whether local time `at` falls in [start, end); a window whose end comes before its start spans midnight."""
+    if start < end:
+        return start <= at < end
+    return at >= start or at < end
+
+
+def window_end(local: datetime, end: time) -> datetime:
+    """The naive local wall time at which the window holding `local` closes: today's `end`, or tomorrow's."""
+    day = local.date() if local.time() < end else local.date() + timedelta(days=1)
+    return datetime.combine(day, end)
+
+
+class QuietHoursRule(Rule):
+    """A marketing message due inside the channel's window, in the profile's zone, is delayed to the window's end or
+    discarded with the reason `quiet_hours`, as the window says. Applied when the message is planned, at the time it
+    is due (after delivery in the profile's zone has set it); transactional campaigns are exempt."""
+
+    name = "Quiet hours"
+    stages = (Stage.PLAN,)
+
+    def applies(self, batch: Batch) -> bool:
+        return batch.marketing
+
+    def decide(self, batch: Batch, candidates: list[Candidate]) -> None:
+        window = QuietHours.objects.filter(channel=batch.channel, is_active=True).first()
+        if window is None or window.start == window.end:
+            return
+        for candidate in candidates:
+            zone = batch.zone_of(candidate)
+            local = candidate.due_at.astimezone(zone).replace(tzinfo=None)
+            if not in_window(local.time(), window.start, window.end):
+                continue
+            if window.action == QuietHours.Action.DISCARD:
+                candidate.reason = Delivery.Reason.QUIET_HOURS
+            else:
+                candidate.due_at = resolve_local(window_end(local, window.end), zone)
