@@ -3,11 +3,11 @@
 import re
 from dataclasses import dataclass
 
-from django.db.models import Count
+from django.db.models import Count, F, Q
 
-from audiences.models import Profile
+from audiences.models import Channel, Profile
 from audiences.selectors.profiles import profiles_search
-from campaigns.models import Delivery, Run, TriggerRequest
+from campaigns.models import Campaign, Delivery, FrequencyCap, QuietHours, Run, TriggerRequest
 
 _SENT = {Delivery.Status.SENT, Delivery.Status.DELIVERED, Delivery.Status.OPENED, Delivery.Status.CLICKED}
 _FAILED = {Delivery.Status.FAILED, Delivery.Status.BOUNCED, Delivery.Status.COMPLAINED}
@@ -89,3 +89,68 @@ def preview_profiles(*, query: str, limit: int = PREVIEW_CANDIDATES) -> list[Pro
     if re.fullmatch(r"#?\d{1,18}", query):
         return list(Profile.objects.filter(pk=int(query.lstrip("#"))))
     return list(profiles_search(query)[:limit])
+
+
+# Delivery rules: frequency caps and quiet hours ----------------------------------------------------------------
+
+_PERIOD_WORDS = {
+    FrequencyCap.Period.HOUR: "an hour",
+    FrequencyCap.Period.DAY: "a day",
+    FrequencyCap.Period.WEEK: "a week",
+    FrequencyCap.Period.MONTH: "a month",
+}
+_MESSAGE_NOUNS = {
+    Channel.EMAIL: "email",
+    Channel.SMS: "SMS",
+    Channel.PUSH: "push notification",
+    Channel.WEBHOOK: "webhook call",
+    Channel.IN_APP: "in-app message",
+}
+
+
+def frequency_cap_words(cap: FrequencyCap) -> str:
+    """The cap in words: "At most 3 marketing messages a week per profile, across channels"."""
+    messages = "message" if cap.limit == 1 else "messages"
+    where = f"by {_MESSAGE_NOUNS[cap.channel]}" if cap.channel in _MESSAGE_NOUNS else "across channels"
+    return f"At most {cap.limit} marketing {messages} {_PERIOD_WORDS.get(cap.period, cap.period)} per profile, {where}"
+
+
+def quiet_hours_words(window: QuietHours) -> str:
+    """The window in words: "No marketing email between 21:00 and 08:00, profile's local time: delayed to 08:00"."""
+    start, end = window.start.strftime("%H:%M"), window.end.strftime("%H:%M")
+    then = f"delayed to {end}" if window.action == QuietHours.Action.DELAY else "discarded"
+    noun = _MESSAGE_NOUNS.get(window.channel, window.channel)
+    return f"No marketing {noun} between {start} and {end}, profile's local time: {then}"
+
+
+@dataclass(frozen=True)
+class DeliveryRules:
+    """Frequency caps and quiet-hours windows, each with its words."""
+
+    caps: list[tuple[FrequencyCap, str]]
+    quiet_hours: list[tuple[QuietHours, str]]
+    # A transactional campaign: neither caps nor quiet hours apply to it (suppression does).
+    exempt: bool = False
+
+
+def delivery_rules_all() -> DeliveryRules:
+    """Every cap and window, active or not, for the delivery rules page."""
+    return DeliveryRules(
+        caps=[(cap, frequency_cap_words(cap)) for cap in FrequencyCap.objects.all()],
+        quiet_hours=[(window, quiet_hours_words(window)) for window in QuietHours.objects.all()],
+    )
+
+
+def delivery_rules_applying(*, campaign: Campaign) -> DeliveryRules:
+    """The rules campaigns.rules applies to the campaign's marketing messages: the active caps of its channel or
+    across channels, and its channel's active window; none for a transactional campaign."""
+    if campaign.category != Campaign.Category.MARKETING:
+        return DeliveryRules(caps=[], quiet_hours=[], exempt=True)
+    channel = campaign.channel_configuration.channel
+    caps = FrequencyCap.objects.filter(Q(channel="") | Q(channel=channel), is_active=True)
+    # A window opening and closing at once holds nothing (campaigns.rules.quiet_hours skips it too).
+    windows = QuietHours.objects.filter(channel=channel, is_active=True).exclude(start=F("end"))
+    return DeliveryRules(
+        caps=[(cap, frequency_cap_words(cap)) for cap in caps],
+        quiet_hours=[(window, quiet_hours_words(window)) for window in windows],
+    )

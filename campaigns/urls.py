@@ -1,11 +1,12 @@
 from django.urls import path
 
-from campaigns.views import campaigns, policies, profiles
+from campaigns.views import campaigns, delivery_rules, policies, profiles
 
 app_name = "campaigns"
 urlpatterns = [
     path("", campaigns.campaign_list, name="list"),
     path("new/", campaigns.campaign_create, name="create"),
+    path("schedule-preview/", campaigns.schedule_preview, name="schedule_preview"),
     path("<int:pk>/", campaigns.campaign_detail, name="detail"),
     path("<int:pk>/status/", campaigns.campaign_status, name="status"),
     path("<int:pk>/versions/<int:number>/preview/", campaigns.version_preview, name="preview"),
@@ -22,5 +23,12 @@ urlpatterns = [
     path("approval-policies/new/", policies.policy_create, name="policy_create"),
     path("approval-policies/<int:pk>/", policies.policy_edit, name="policy_edit"),
     path("approval-policies/<int:pk>/delete/", policies.policy_delete, name="policy_delete"),
+    path("delivery-rules/", delivery_rules.delivery_rule_list, name="delivery_rules"),
+    path("delivery-rules/caps/new/", delivery_rules.cap_create, name="cap_create"),
+    path("delivery-rules/caps/<int:pk>/", delivery_rules.cap_edit, name="cap_edit"),
+    path("delivery-rules/caps/<int:pk>/delete/", delivery_rules.cap_delete, name="cap_delete"),
+    path("delivery-rules/quiet-hours/new/", delivery_rules.quiet_create, name="quiet_create"),
+    path("delivery-rules/quiet-hours/<int:pk>/", delivery_rules.quiet_edit, name="quiet_edit"),
+    path("delivery-rules/quiet-hours/<int:pk>/delete/", delivery_rules.quiet_delete, name="quiet_delete"),
     path("profiles/<int:profile_id>/messages/", profiles.profile_messages, name="profile_messages"),
 ]

@@ -6,6 +6,7 @@ wrong permission fails. A URL or API operation added without a row here fails to
 
 import json
 from dataclasses import dataclass
+from datetime import time
 
 import pytest
 from django.contrib.auth.models import Group
@@ -14,7 +15,7 @@ from django.core.files.storage import default_storage
 from django.urls import URLResolver, get_resolver, reverse
 
 from audiences.models import AttributeDefinition, Audience, IdentityNamespace, Profile, ProfileImport
-from campaigns.models import ApprovalPolicy, Campaign
+from campaigns.models import ApprovalPolicy, Campaign, FrequencyCap, QuietHours
 from campaigns.services import approval, lifecycle, triggers
 from channels.models import InboxMessage, Suppression
 from channels.unsubscribe import unsubscribe_token
@@ -65,6 +66,7 @@ PAGES = {
     "logout/": Rule(EVERYONE, method="POST", lands_on_login=True),
     "campaigns/": Rule(CAMPAIGN_ROLES),
     "campaigns/new/": Rule(EDITORS),
+    "campaigns/schedule-preview/": Rule(EDITORS),
     "campaigns/<int:pk>/": Rule(CAMPAIGN_ROLES, kwargs=C),
     "campaigns/<int:pk>/status/": Rule(CAMPAIGN_ROLES, kwargs=C),
     "campaigns/<int:pk>/versions/<int:number>/preview/": Rule(CAMPAIGN_ROLES, kwargs=(*C, "number:version")),
@@ -81,6 +83,13 @@ PAGES = {
     "campaigns/approval-policies/new/": Rule(ADMIN),
     "campaigns/approval-policies/<int:pk>/": Rule(ADMIN, kwargs=("pk:policy",)),
     "campaigns/approval-policies/<int:pk>/delete/": Rule(ADMIN, method="POST", kwargs=("pk:policy",)),
+    "campaigns/delivery-rules/": Rule(ADMIN),
+    "campaigns/delivery-rules/caps/new/": Rule(ADMIN),
+    "campaigns/delivery-rules/caps/<int:pk>/": Rule(ADMIN, kwargs=("pk:cap",)),
+    "campaigns/delivery-rules/caps/<int:pk>/delete/": Rule(ADMIN, method="POST", kwargs=("pk:cap",)),
+    "campaigns/delivery-rules/quiet-hours/new/": Rule(ADMIN),
+    "campaigns/delivery-rules/quiet-hours/<int:pk>/": Rule(ADMIN, kwargs=("pk:quiet_hours",)),
+    "campaigns/delivery-rules/quiet-hours/<int:pk>/delete/": Rule(ADMIN, method="POST", kwargs=("pk:quiet_hours",)),
     "settings/api-keys/": Rule(ADMIN),
     "settings/api-keys/new/": Rule(ADMIN),
     "settings/api-keys/<int:pk>/": Rule(ADMIN, kwargs=("pk:api_key",)),
@@ -235,6 +244,8 @@ def world(personas, django_user_model):
         "target": target.pk,
         "role": role.pk,
         "policy": policy.pk,
+        "cap": FrequencyCap.objects.create(name="Weekly", limit=3, period="week", created_by=ada).pk,
+        "quiet_hours": QuietHours.objects.create(channel="email", start=time(21), end=time(8), created_by=ada).pk,
         "api_key": api_key.pk,
         "invitation": invitation,
         "notifications": notifications,

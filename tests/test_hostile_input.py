@@ -32,7 +32,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from audiences.models import AttributeDefinition, Audience, IdentityNamespace, Profile, ProfileImport
-from campaigns.models import ApprovalPolicy, Campaign
+from campaigns.models import ApprovalPolicy, Campaign, FrequencyCap, QuietHours
 from campaigns.services import approval, lifecycle
 from channels.feedback import feedback_signature
 from channels.inbound_sms import twilio_signature
@@ -347,6 +347,8 @@ def world(personas, django_user_model, settings, tmp_path, redis, rsa_pem):
         "profile": profile.pk,
         "erasable": erasable.pk,
         "policy": policy.pk,
+        "cap": FrequencyCap.objects.create(name="Weekly", limit=3, period="week", created_by=ada).pk,
+        "quiet_hours": QuietHours.objects.create(channel="email", start="21:00", end="08:00", created_by=ada).pk,
         "api_key": api_key.pk,
         "target": target.pk,
         "role": role.pk,
@@ -434,6 +436,29 @@ FAR_RULES = tuple(
         | {"rule[r.0][subject]": "attribute:last_order", "rule[r.0][op]": "after", "rule[r.0][value]": moment},
     )
 )
+# Frequency caps: limits no column keeps or past the rule's 1 to 1000, unknown choices, NUL bytes, a name too long.
+CAP_CASES = (
+    {"limit": "9" * 400},
+    {"limit": "1e999"},
+    {"limit": "32768"},
+    {"limit": "1001"},
+    {"limit": "0"},
+    {"limit": "-1"},
+    {"period": "fortnight", "channel": "fax"},
+    {"name": "Weekly\x00"},
+    {"name": "x" * 201},
+)
+# Quiet hours: times no clock shows, a window ending when it starts, NUL bytes, unknown choices.
+QUIET_CASES = (
+    {"start": "25:00", "end": "24:60"},
+    {"start": "21:00", "end": "21:00"},
+    {"start": "21:00:00", "end": "21:00:00.000001"},
+    {"start": "\x00", "end": "08:00\x00"},
+    {"start": "9" * 400},
+    {"channel": "fax", "action": "explode"},
+)
+CAP = "/campaigns/delivery-rules/caps/{cap}/"
+QUIET = "/campaigns/delivery-rules/quiet-hours/{quiet_hours}/"
 # Per area, in the order posted: what deletes or disables comes after the forms that use it.
 FORMS: dict[str, list[Form]] = {
     "campaigns/new/": [Form("/campaigns/new/", examples=10, cases=FAR_DATES)],
@@ -450,6 +475,14 @@ FORMS: dict[str, list[Form]] = {
     "campaigns/approval-policies/new/": [Form("/campaigns/approval-policies/new/")],
     "campaigns/approval-policies/<int:pk>/": [Form("/campaigns/approval-policies/{policy}/")],
     "campaigns/approval-policies/<int:pk>/delete/": [Form("/campaigns/approval-policies/{policy}/delete/", examples=2)],
+    "campaigns/delivery-rules/caps/new/": [Form("/campaigns/delivery-rules/caps/new/", cases=CAP_CASES)],
+    "campaigns/delivery-rules/caps/<int:pk>/": [Form(CAP, cases=CAP_CASES)],
+    "campaigns/delivery-rules/caps/<int:pk>/delete/": [Form(CAP + "delete/", examples=2)],
+    "campaigns/delivery-rules/quiet-hours/new/": [
+        Form("/campaigns/delivery-rules/quiet-hours/new/", cases=QUIET_CASES)
+    ],
+    "campaigns/delivery-rules/quiet-hours/<int:pk>/": [Form(QUIET, cases=QUIET_CASES)],
+    "campaigns/delivery-rules/quiet-hours/<int:pk>/delete/": [Form(QUIET + "delete/", examples=2)],
     "settings/api-keys/new/": [Form("/settings/api-keys/new/")],
     "settings/api-keys/<int:pk>/revoke/": [
         Form("/settings/api-keys/{api_key}/revoke/", "/settings/api-keys/{api_key}/", examples=2)
@@ -539,6 +572,7 @@ READS = {
     "campaigns/<int:pk>/review/": "/campaigns/{in_review}/review/",
     "campaigns/<int:pk>/status/": "/campaigns/{campaign}/status/",
     "campaigns/approval-policies/": "/campaigns/approval-policies/",
+    "campaigns/delivery-rules/": "/campaigns/delivery-rules/",
     "channels/": "/channels/",
     "channels/<int:pk>/": "/channels/{configuration}/",
     "channels/suppression/": "/channels/suppression/",
@@ -721,6 +755,38 @@ def post_hostile_forms(client, world: dict, server_errors, form: Form) -> None:
     settings(HYPOTHESIS, max_examples=scaled(form.examples))(given(**strategies)(post_hostile_form))()
 
 
+# Each hostile case over a rule that would otherwise be saved: the page's own values, or a valid new rule.
+NEW_CAP = {"name": "Daily", "limit": "2"}
+NEW_QUIET = {"channel": "sms", "start": "22:00", "end": "07:00"}
+DELIVERY_RULE_FORMS = [
+    *(("/campaigns/delivery-rules/caps/new/", NEW_CAP | case) for case in CAP_CASES),
+    *((CAP, case) for case in CAP_CASES),
+    *(("/campaigns/delivery-rules/quiet-hours/new/", NEW_QUIET | case) for case in QUIET_CASES),
+    *((QUIET, case) for case in QUIET_CASES),
+]
+
+
+def _delivery_rules_stored() -> list:
+    return [
+        *FrequencyCap.objects.values_list("name", "limit", "period", "channel", "is_active", "updated_at"),
+        *QuietHours.objects.values_list("channel", "start", "end", "action", "is_active", "updated_at"),
+    ]
+
+
+@pytest.mark.parametrize(("url", "case"), DELIVERY_RULE_FORMS)
+def test_a_hostile_delivery_rule_is_refused_with_form_errors_and_nothing_changes(ada, world, server_errors, url, case):
+    url = url.format(**world)
+    values, options = form_fields(ada, Form(url), world)
+    stored = _delivery_rules_stored()
+
+    response = send(ada, "POST", url, urlencoded((values | {n: o[0] for n, o in options.items()} | case).items()))
+
+    server_errors.check(response, f"POST {url} {case!r:.300}")
+    assert response.status_code == 200
+    assert b'class="field-errors"' in response.content
+    assert _delivery_rules_stored() == stored
+
+
 @settings(HYPOTHESIS, max_examples=scaled(3))
 @given(pairs=st.lists(st.tuples(hostile_name, hostile_text), min_size=1, max_size=4))
 @example(pairs=[(name, value) for value in KILLERS[:-3] for name in ("q", "page", "next")])
@@ -742,6 +808,7 @@ LIST_PAGES = [
     "/audiences/imports/",
     "/campaigns/",
     "/campaigns/approval-policies/",
+    "/campaigns/delivery-rules/",
     "/settings/api-keys/",
     "/settings/users/",
     "/settings/roles/",
@@ -763,6 +830,8 @@ DETAIL_PAGES = {
         "/campaigns/{pk}/versions/1/preview/",
     ],
     ApprovalPolicy: ["/campaigns/approval-policies/{pk}/"],
+    FrequencyCap: ["/campaigns/delivery-rules/caps/{pk}/", "/campaigns/delivery-rules/caps/{pk}/delete/"],
+    QuietHours: ["/campaigns/delivery-rules/quiet-hours/{pk}/", "/campaigns/delivery-rules/quiet-hours/{pk}/delete/"],
     Group: ["/settings/roles/{pk}/edit/"],
     ChannelConfiguration: ["/channels/{pk}/", "/channels/{pk}/edit/"],
 }

@@ -14,7 +14,7 @@ from campaigns.engine.recovery import (
     release_stale_claims,
 )
 from campaigns.models import Campaign, Run
-from campaigns.schedules import next_occurrence, occurrence_key
+from campaigns.schedules import next_run_start, occurrence_key, occurrence_of_run_start, runs_repeated_hour
 from config.queues import enqueue_on_commit
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,9 @@ def start_due_runs(*, now: datetime, limit: int = 50) -> list[int]:
     """Create the Run of every due occurrence and advance each campaign's next_run_at.
 
     Several schedulers may run: SKIP LOCKED spreads the campaigns between them, and the run's unique
-    (campaign, occurrence) key is the last guard against starting one occurrence twice.
+    (campaign, occurrence) key is the last guard against starting one occurrence twice. next_run_at is the
+    occurrence itself, or for a campaign delivered in each profile's time zone, the early start it is derived from
+    (campaigns.schedules.run_start).
     """
     started = []
     with transaction.atomic():
@@ -47,27 +49,27 @@ def start_due_runs(*, now: datetime, limit: int = 50) -> list[int]:
         )
         for campaign in due:
             occurrence_at = campaign.next_run_at
+            if campaign.schedule != Campaign.Schedule.ON_ACTIVATION:
+                occurrence_at = occurrence_of_run_start(campaign, campaign.next_run_at)
             try:
                 with transaction.atomic():
                     run = Run.objects.create(
                         campaign=campaign,
                         version=campaign.live_version,
                         kind=Run.Kind.SCHEDULED,
-                        occurrence=occurrence_key(occurrence_at, campaign.timezone),
+                        occurrence=occurrence_key(
+                            occurrence_at, campaign.timezone, repeated_hour=runs_repeated_hour(campaign)
+                        ),
                         heartbeat_at=now,
                     )
             except IntegrityError:
                 # Another scheduler started this occurrence already (or the clock repeated it).
                 run = None
             campaign.next_run_at = None
-            if campaign.schedule == Campaign.Schedule.RECURRING:
-                # Occurrences missed while no scheduler ran are skipped, not sent in a burst.
-                campaign.next_run_at = next_occurrence(
-                    cron=campaign.cron,
-                    timezone=campaign.timezone,
-                    after=max(occurrence_at, now),
-                    end_at=campaign.end_at,
-                )
+            if campaign.schedule in Campaign.REPEATING_SCHEDULES:
+                # After the occurrence, not its early start; occurrences missed while no scheduler ran are
+                # skipped, not sent in a burst.
+                campaign.next_run_at = next_run_start(campaign, after=max(occurrence_at, now))
             campaign.save(update_fields=["next_run_at", "updated_at"])
             if run is not None:
                 started.append(run.pk)

@@ -12,7 +12,7 @@ from django.core.validators import RegexValidator
 from django.utils import timezone
 
 from audiences.models import Audience
-from campaigns import contracts
+from campaigns import contracts, schedules
 from campaigns.models import Campaign
 from campaigns.services.lifecycle import configuration_purpose
 from channels.models import ChannelConfiguration
@@ -110,8 +110,9 @@ class ContentForm(LifecycleErrorsMixin, forms.Form):
         return data
 
 
-class CampaignForm(ContentForm):
-    name = forms.CharField(max_length=200)
+class ScheduleForm(forms.Form):
+    """A scheduled campaign's schedule, on the create form and in its live preview (the next occurrences)."""
+
     # Not required: a client that does not send it creates a scheduled campaign, as before kinds were asked.
     kind = forms.ChoiceField(
         choices=Campaign.Kind.choices,
@@ -121,6 +122,109 @@ class CampaignForm(ContentForm):
         help_text="Scheduled: sent to an audience on activation, at a date or on a recurrence. API-triggered: "
         "sent when a program calls the trigger API, to the people it names or to the audience.",
     )
+    schedule = forms.ChoiceField(
+        label="When to send",
+        choices=Campaign.Schedule.choices,
+        initial=Campaign.Schedule.ON_ACTIVATION,
+        widget=forms.RadioSelect,
+    )
+    send_time = forms.TimeField(
+        label="At",
+        required=False,
+        widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
+        help_text="The local time of each occurrence, in the chosen time zone.",
+    )
+    weekdays = forms.TypedMultipleChoiceField(
+        label="On",
+        choices=[(str(number), name) for number, name in enumerate(schedules.WEEKDAY_NAMES)],
+        coerce=int,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+    month_days = forms.TypedMultipleChoiceField(
+        label="On days of the month",
+        choices=[(str(day), str(day)) for day in range(1, 32)] + [(str(schedules.LAST_DAY), "Last day")],
+        coerce=int,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="A month without the day (the 31st in April) is skipped; “Last day” is every month's last.",
+    )
+    start_at = LocalDateTimeField(
+        label="Start",
+        required=False,
+        help_text="The send time, or when a recurrence begins; in the chosen time zone.",
+    )
+    cron = forms.CharField(
+        max_length=100,
+        required=False,
+        widget=forms.TextInput(attrs={"placeholder": "0 9 * * 1", "spellcheck": "false", "class": "code"}),
+        help_text="minute hour day-of-month month day-of-week; '0 9 * * 1' is Mondays at 09:00.",
+    )
+    timezone = forms.ChoiceField(
+        label="Time zone", choices=_timezone_choices, initial="UTC", help_text="Times, start and end are read here."
+    )
+    end_at = LocalDateTimeField(label="End", required=False, help_text="No occurrence starts after this.")
+    in_profile_timezone = forms.BooleanField(
+        label="Deliver at this time in each profile's own time zone",
+        required=False,
+        help_text="Each profile gets each occurrence at its local time in its own zone (the campaign's zone for "
+        "profiles without one): the run starts when the time is first reached anywhere.",
+    )
+
+    def clean_kind(self) -> str:
+        return self.cleaned_data["kind"] or Campaign.Kind.SCHEDULED
+
+    def clean(self):
+        data = super().clean()
+        # Fields hidden by a switch (of kind or schedule) are not emptied in the page: drop them here.
+        schedule = data.get("schedule")
+        if data.get("kind") == Campaign.Kind.API_TRIGGERED:
+            # Sent when called: start and end are the window in which calls are accepted.
+            schedule = data["schedule"] = Campaign.Schedule.ON_ACTIVATION
+            data["in_profile_timezone"] = False
+        else:
+            if schedule not in Campaign.REPEATING_SCHEDULES:
+                data["end_at"] = None
+            if schedule == Campaign.Schedule.ON_ACTIVATION:
+                data["start_at"], data["in_profile_timezone"] = None, False
+        if schedule != Campaign.Schedule.RECURRING:
+            data["cron"] = ""
+        if schedule not in (Campaign.Schedule.DAILY, Campaign.Schedule.WEEKLY, Campaign.Schedule.MONTHLY):
+            data["send_time"] = None
+        if schedule != Campaign.Schedule.WEEKLY:
+            data["weekdays"] = []
+        if schedule != Campaign.Schedule.MONTHLY:
+            data["month_days"] = []
+        zone = zoneinfo.ZoneInfo(data.get("timezone") or "UTC")
+        for field in ("start_at", "end_at"):
+            if data.get(field) is not None:
+                data[field] = timezone.make_aware(data[field], zone)
+        return data
+
+    def schedule_fields(self) -> dict:
+        """The cleaned schedule as campaigns.services.lifecycle.campaign_create takes it."""
+        data = self.cleaned_data
+        return {
+            "kind": data["kind"],
+            "schedule": data["schedule"],
+            "start_at": data["start_at"],
+            "cron": data["cron"],
+            "timezone_name": data["timezone"],
+            "end_at": data["end_at"],
+            "send_time": data["send_time"],
+            "weekdays": sorted(set(data["weekdays"])),
+            "month_days": sorted(set(data["month_days"])),
+            "in_profile_timezone": data["in_profile_timezone"],
+        }
+
+    def unsaved_campaign(self) -> Campaign:
+        """A campaign holding only this schedule, for campaigns.schedules to read (never saved)."""
+        fields = self.schedule_fields()
+        return Campaign(timezone=fields.pop("timezone_name"), **fields)
+
+
+class CampaignForm(ContentForm, ScheduleForm):
+    name = forms.CharField(max_length=200)
     audience = forms.ModelChoiceField(
         queryset=Audience.objects.all(),
         required=False,
@@ -140,27 +244,6 @@ class CampaignForm(ContentForm):
         widget=forms.RadioSelect,
         help_text="Marketing respects consent; transactional is for messages a person needs (receipts, resets).",
     )
-    schedule = forms.ChoiceField(
-        label="When to send",
-        choices=Campaign.Schedule.choices,
-        initial=Campaign.Schedule.ON_ACTIVATION,
-        widget=forms.RadioSelect,
-    )
-    start_at = LocalDateTimeField(
-        label="Start",
-        required=False,
-        help_text="The send time, or when a recurrence begins; in the chosen time zone.",
-    )
-    cron = forms.CharField(
-        max_length=100,
-        required=False,
-        widget=forms.TextInput(attrs={"placeholder": "0 9 * * 1", "spellcheck": "false", "class": "code"}),
-        help_text="minute hour day-of-month month day-of-week; '0 9 * * 1' is Mondays at 09:00.",
-    )
-    timezone = forms.ChoiceField(
-        label="Time zone", choices=_timezone_choices, initial="UTC", help_text="Start, end and cron are read here."
-    )
-    end_at = LocalDateTimeField(label="End", required=False, help_text="No occurrence starts after this.")
     create_profiles = forms.BooleanField(
         label="Create profiles for unknown recipients",
         required=False,
@@ -169,29 +252,13 @@ class CampaignForm(ContentForm):
     )
     tags = forms.CharField(required=False, max_length=500, help_text="Comma separated, e.g. newsletter, spring")
 
-    def clean_kind(self) -> str:
-        return self.cleaned_data["kind"] or Campaign.Kind.SCHEDULED
-
     def clean_tags(self) -> list[str]:
         return split_tags(self.cleaned_data["tags"])
 
     def clean(self):
         data = super().clean()
-        # Fields hidden by a switch (of kind or schedule) are not emptied in the page: drop them here.
-        if data.get("kind") == Campaign.Kind.API_TRIGGERED:
-            # Sent when called: start and end are the window in which calls are accepted.
-            data["schedule"], data["cron"] = Campaign.Schedule.ON_ACTIVATION, ""
-        else:
+        if data.get("kind") != Campaign.Kind.API_TRIGGERED:
             data["create_profiles"] = False
-            schedule = data.get("schedule")
-            if schedule != Campaign.Schedule.RECURRING:
-                data["cron"], data["end_at"] = "", None
-            if schedule == Campaign.Schedule.ON_ACTIVATION:
-                data["start_at"] = None
-        zone = zoneinfo.ZoneInfo(data.get("timezone") or "UTC")
-        for field in ("start_at", "end_at"):
-            if data.get(field) is not None:
-                data[field] = timezone.make_aware(data[field], zone)
         return data
 
 

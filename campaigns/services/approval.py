@@ -23,6 +23,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from campaigns.models import ApprovalPolicy, Campaign, CampaignVersion, ReviewDecision
+from campaigns.schedules import schedule_errors
 from permissions.services.audit import audit_record
 from permissions.services.notifications import notification_send
 
@@ -172,7 +173,8 @@ def _locked_campaign(campaign: Campaign) -> Campaign:
 @transaction.atomic
 def campaign_submit_for_review(*, campaign: Campaign, actor) -> CampaignVersion:
     """Submit the campaign's latest version for review: it is locked until an approver approves it or requests
-    changes, and the approvers are notified. Refused when no one could approve it."""
+    changes, and the approvers are notified. Refused when no one could approve it, and for a draft whose schedule
+    has nothing left to send (a time that has passed): no approver could activate it."""
     campaign = _locked_campaign(campaign)
     version = campaign.latest_version()
     if campaign.status not in (Campaign.Status.DRAFT, Campaign.Status.PAUSED):
@@ -185,6 +187,8 @@ def campaign_submit_for_review(*, campaign: Campaign, actor) -> CampaignVersion:
         raise ValidationError(f"Version {version.number} is already approved.")
     if campaign.live_version_id == version.pk:
         raise ValidationError(f"Version {version.number} is already live: edit the content to make a new version.")
+    if campaign.status == Campaign.Status.DRAFT and (errors := schedule_errors(campaign, now=timezone.now())):
+        raise ValidationError(errors)
     before = _state(campaign, version)
     version.review_state = CampaignVersion.ReviewState.IN_REVIEW
     version.submitted_by = actor

@@ -5,7 +5,7 @@ campaign_update_content, so every caller gets them.
 """
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -15,7 +15,7 @@ from audiences.models import Audience
 from campaigns import contracts
 from campaigns.models import Campaign, CampaignVersion, Run
 from campaigns.personalization import ContentError, check_content
-from campaigns.schedules import next_occurrence, valid_cron
+from campaigns.schedules import next_run_start, schedule_errors
 from campaigns.services import approval
 from channels.models import ChannelConfiguration
 from permissions.services.audit import audit_record
@@ -39,28 +39,6 @@ def _content_errors(content: Content) -> dict[str, str]:
 def _check_content(content: Content) -> None:
     if errors := _content_errors(content):
         raise ValidationError(errors)
-
-
-# Years of a start or an end, in the campaign's time zone. Near year 9999 the date in UTC, or the next occurrence,
-# overflowed Python's dates (a server error); far from both ends, no time zone or cron reaches them.
-SCHEDULE_YEARS = (1970, 2999)
-
-
-def _schedule_errors(*, schedule: str, start_at: datetime | None, cron: str, end_at: datetime | None) -> dict:
-    errors = {}
-    first, last = SCHEDULE_YEARS
-    for field, value in (("start_at", start_at), ("end_at", end_at)):
-        if value is not None and not first <= value.year <= last:
-            errors[field] = f"Enter a date and time between {first} and {last}."
-    if errors:
-        return errors
-    if schedule == Campaign.Schedule.AT and start_at is None:
-        errors["start_at"] = "A date and time is required for a campaign sent at a date and time."
-    if schedule == Campaign.Schedule.RECURRING and not valid_cron(cron):
-        errors["cron"] = f"{cron!r} is not a cron expression (e.g. '0 9 * * 1' for Mondays at 09:00)."
-    if end_at and start_at and end_at <= start_at:
-        errors["end_at"] = "The end must come after the start."
-    return errors
 
 
 def configuration_purpose(configuration: ChannelConfiguration) -> str:
@@ -92,15 +70,20 @@ def campaign_create(
     cron: str = "",
     timezone_name: str = "UTC",
     end_at: datetime | None = None,
+    send_time: time | None = None,
+    weekdays: list[int] | None = None,
+    month_days: list[int] | None = None,
+    in_profile_timezone: bool = False,
     tags: list[str] | None = None,
     create_profiles: bool = False,
+    now: datetime | None = None,
 ) -> Campaign:
     """Create a draft campaign with its first version. Raises ValidationError naming every bad field.
 
-    A scheduled campaign needs an audience; an API-triggered one needs one only for audience triggers.
+    A scheduled campaign needs an audience; an API-triggered one needs one only for audience triggers. A scheduled
+    campaign with nothing left to send (a time or an end that has passed) is refused (campaigns.schedules).
     """
     errors = _content_errors(content)
-    errors |= _schedule_errors(schedule=schedule, start_at=start_at, cron=cron, end_at=end_at)
     if not channel_configuration.is_active:
         errors["channel_configuration"] = "This channel configuration is inactive."
     elif purpose_error := _purpose_error(channel_configuration, category):
@@ -109,6 +92,8 @@ def campaign_create(
         errors["audience"] = "A scheduled campaign needs an audience."
     if create_profiles and kind != Campaign.Kind.API_TRIGGERED:
         errors["create_profiles"] = "Only an API-triggered campaign creates profiles for unknown recipients."
+    if in_profile_timezone and (kind != Campaign.Kind.SCHEDULED or schedule == Campaign.Schedule.ON_ACTIVATION):
+        errors["in_profile_timezone"] = "Only a campaign sent at a date and time or on a recurrence has a local time."
     campaign = Campaign(
         name=name,
         kind=kind,
@@ -122,8 +107,14 @@ def campaign_create(
         cron=cron,
         timezone=timezone_name,
         end_at=end_at,
+        send_time=send_time,
+        weekdays=weekdays or [],
+        month_days=month_days or [],
+        in_profile_timezone=in_profile_timezone,
         create_profiles=create_profiles,
     )
+    for field, message in schedule_errors(campaign, now=now or timezone.now()).items():
+        errors.setdefault(field, message)
     try:
         campaign.full_clean(exclude=["owner", "live_version"])
     except ValidationError as invalid:
@@ -262,13 +253,10 @@ def campaign_activate(*, campaign: Campaign, actor, now: datetime | None = None)
         elif campaign.schedule == Campaign.Schedule.AT:
             if campaign.start_at < now:
                 raise ValidationError({"start_at": "This date and time has passed: choose a later one."})
-            campaign.next_run_at = campaign.start_at
+            campaign.next_run_at = next_run_start(campaign, after=campaign.start_at - timedelta(microseconds=1))
         else:
-            # An occurrence falling exactly at start_at counts.
-            after = max(now, campaign.start_at - timedelta(seconds=1)) if campaign.start_at else now
-            campaign.next_run_at = next_occurrence(
-                cron=campaign.cron, timezone=campaign.timezone, after=after, end_at=campaign.end_at
-            )
+            # In profile time zones the run starts early (campaigns.schedules.run_start).
+            campaign.next_run_at = next_run_start(campaign, after=now)
             if campaign.next_run_at is None:
                 raise ValidationError({"end_at": "No occurrence falls before the end date."})
     campaign.live_version = latest

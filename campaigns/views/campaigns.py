@@ -9,6 +9,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.utils.html import format_html
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.csp import csp_override
@@ -16,13 +17,14 @@ from django.views.decorators.http import require_GET, require_POST
 
 from audiences.models import Profile
 from audiences.selectors.audiences import audience_size
-from campaigns import api_examples, contracts, previews, selectors
+from campaigns import api_examples, contracts, previews, schedules, selectors
 from campaigns.forms.campaigns import (
     CampaignForm,
     ContentForm,
     ContractFormSet,
     PreviewProfileForm,
     ReviewDecisionForm,
+    ScheduleForm,
 )
 from campaigns.models import Campaign, CampaignVersion, Delivery, ReviewDecision, Run
 from campaigns.services import approval, lifecycle
@@ -51,13 +53,8 @@ def campaign_create(request):
                 channel_configuration=data["channel_configuration"],
                 audience=data["audience"],
                 content=lifecycle.Content(data["subject"], data["html_body"], data["text_body"]),
-                kind=data["kind"],
                 category=data["category"],
-                schedule=data["schedule"],
-                start_at=data["start_at"],
-                cron=data["cron"],
-                timezone_name=data["timezone"],
-                end_at=data["end_at"],
+                **form.schedule_fields(),
                 tags=data["tags"],
                 create_profiles=data["create_profiles"],
             )
@@ -67,6 +64,40 @@ def campaign_create(request):
             messages.success(request, _created_message(campaign))
             return redirect(campaign)
     return render(request, "campaigns/create.html", {"form": form})
+
+
+@permission_required("campaigns.add_campaign")
+@require_GET
+def schedule_preview(request):
+    """The create form's schedule card: the next occurrences of the schedule as typed, unsaved (an htmx partial,
+    refreshed as the inputs change), or what to fix first."""
+    form = ScheduleForm(request.GET)
+    if not form.is_valid():
+        problems = [
+            f"{form.fields[name].label or name.replace('_', ' ').capitalize()}: {' '.join(errors)}"
+            for name, errors in form.errors.items()
+        ]
+        return render(request, "campaigns/_occurrences.html", {"problems": problems})
+    campaign = form.unsaved_campaign()
+    if campaign.kind != Campaign.Kind.SCHEDULED:
+        return render(request, "campaigns/_occurrences.html", {"triggered": True})
+    return render(request, "campaigns/_occurrences.html", _schedule_context(campaign, check=True))
+
+
+def _schedule_context(campaign, *, check: bool = False) -> dict:
+    """The schedule in words, and while it is not active, its next occurrences and whether they come more often
+    than hourly; with `check`, what stops the schedule from being saved now."""
+    now = timezone.now()
+    problems = list(schedules.schedule_errors(campaign, now=now).values()) if check else []
+    show_upcoming = not problems and campaign.status != Campaign.Status.ACTIVE
+    return {
+        "schedule_campaign": campaign,
+        "schedule_words": schedules.describe(campaign),
+        "problems": problems,
+        "occurrences": schedules.upcoming_occurrences(campaign, after=now) if show_upcoming else None,
+        "more_often_than_hourly": schedules.more_often_than_hourly(campaign),
+        "zone": campaign.timezone if schedules.zone_of(campaign) else "UTC",
+    }
 
 
 def _created_message(campaign) -> str:
@@ -124,6 +155,8 @@ def _render_detail(request, campaign, *, contract_formset=None):
         "actions": _allowed_actions(request.user, campaign, version, policies),
         **_status_context(campaign),
         **_preview_context(request, version),
+        **_schedule_context(campaign, check=campaign.status == Campaign.Status.DRAFT),
+        "delivery_rules": selectors.delivery_rules_applying(campaign=campaign),
     }
     if campaign.kind == Campaign.Kind.API_TRIGGERED:
         context |= _trigger_context(request, campaign, contract_formset)
@@ -289,6 +322,8 @@ def _render_review(request, campaign, form=None):
         "diff": approval.content_diff(old=previous, new=version) if previous else None,
         "decisions": version.decisions.select_related("decided_by"),
         **_preview_context(request, version, may_pick=False),
+        **_schedule_context(campaign, check=campaign.status == Campaign.Status.DRAFT),
+        "delivery_rules": selectors.delivery_rules_applying(campaign=campaign),
     }
     return render(request, "campaigns/review.html", context)
 

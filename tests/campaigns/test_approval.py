@@ -384,6 +384,26 @@ def test_a_refused_activation_records_no_approval(personas, audience, configurat
     assert not AuditEvent.objects.filter(action="campaign.approved").exists()
 
 
+@time_machine.travel(NOW, tick=False)
+def test_a_draft_whose_time_has_passed_cannot_be_submitted(personas, audience, configuration, policy):
+    campaign = lifecycle.campaign_create(
+        actor=personas["manny"],
+        name="At one",
+        channel_configuration=configuration,
+        audience=audience,
+        content=CONTENT,
+        schedule=Campaign.Schedule.AT,
+        start_at=NOW + timedelta(hours=1),
+    )
+
+    with time_machine.travel(NOW + timedelta(hours=2), tick=False), pytest.raises(ValidationError) as raised:
+        approval.campaign_submit_for_review(campaign=campaign, actor=personas["manny"])
+
+    assert raised.value.message_dict == {"start_at": ["This date and time has passed: choose a later one."]}
+    assert _state(campaign) == (Campaign.Status.DRAFT, CampaignVersion.ReviewState.DRAFT)
+    assert not Notification.objects.exists()
+
+
 # Requesting changes
 
 

@@ -78,6 +78,7 @@ def daily_for_two_days(marketer, everyone, port: int) -> tuple[Campaign, datetim
         timezone_name="Europe/Paris",
         start_at=first,
         end_at=first + timedelta(days=1, hours=12),
+        now=first - timedelta(days=1),  # created before its end, which has passed now
     )
     campaign_activate(campaign=campaign, actor=marketer, now=first - timedelta(days=1))
     return campaign, first

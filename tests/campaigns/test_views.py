@@ -96,6 +96,7 @@ def test_manager_creates_a_campaign_through_the_form(client, personas, audience,
     assert b"Campaign created as a draft" in response.content
 
 
+@time_machine.travel(NOW, tick=False)
 def test_start_is_read_in_the_chosen_time_zone(client, personas, audience, configuration):
     data = _form(audience, configuration, schedule="at", start_at="2026-07-01T09:30", timezone="Europe/Paris")
 
@@ -104,6 +105,125 @@ def test_start_is_read_in_the_chosen_time_zone(client, personas, audience, confi
     campaign = Campaign.objects.get()
     assert campaign.start_at == datetime(2026, 7, 1, 7, 30, tzinfo=UTC)
     assert campaign.timezone == "Europe/Paris"
+
+
+@time_machine.travel(NOW, tick=False)
+def test_a_weekly_schedule_is_created_from_its_inputs(client, personas, audience, configuration):
+    data = _form(
+        audience,
+        configuration,
+        schedule="weekly",
+        send_time="09:00",
+        weekdays=["3", "0"],
+        month_days=["31"],  # of another schedule: ignored
+        timezone="Europe/Paris",
+        end_at="2026-06-30T00:00",
+        in_profile_timezone="on",
+    )
+
+    _login(client, personas["manny"]).post(reverse("campaigns:create"), data)
+
+    campaign = Campaign.objects.get()
+    assert (campaign.schedule, campaign.send_time.isoformat(), campaign.weekdays) == ("weekly", "09:00:00", [0, 3])
+    assert campaign.month_days == []
+    assert campaign.in_profile_timezone is True
+    assert campaign.end_at == datetime(2026, 6, 29, 22, 0, tzinfo=UTC)
+
+
+@time_machine.travel(NOW, tick=False)
+@pytest.mark.parametrize(
+    ("overrides", "field", "message"),
+    [
+        ({"schedule": "at", "start_at": "2026-03-02T12:59", "timezone": "Europe/Paris"}, "start_at", "has passed"),
+        ({"schedule": "daily", "send_time": "09:00", "end_at": "2026-03-01T00:00"}, "end_at", "has passed"),
+        ({"schedule": "weekly", "send_time": "09:00"}, "weekdays", "at least one day"),
+        ({"schedule": "daily"}, "send_time", "time of day"),
+    ],
+)
+def test_a_schedule_with_nothing_to_send_is_refused_at_creation(
+    client, personas, audience, configuration, overrides, field, message
+):
+    response = _login(client, personas["manny"]).post(
+        reverse("campaigns:create"), _form(audience, configuration, **overrides)
+    )
+
+    assert response.status_code == 200
+    assert message in response.context["form"].errors[field][0]
+    assert not Campaign.objects.exists()
+
+
+@time_machine.travel(NOW, tick=False)
+def test_the_form_lists_the_next_five_occurrences_of_the_schedule_as_typed(client, personas):
+    query = {"schedule": "weekly", "send_time": "09:00", "weekdays": ["0", "3"], "timezone": "Europe/Paris"}
+
+    response = _login(client, personas["manny"]).get(reverse("campaigns:schedule_preview"), query)
+
+    assert response.status_code == 200
+    text = response.content.decode()
+    # Monday 2 March 2026, 13:00 in Paris: the first is Thursday.
+    assert "Weekly on Monday and Thursday at 09:00 Europe/Paris" in text
+    assert text.count("<li><time") == 5
+    assert "Thu 2026-03-05 09:00 CET" in text and "Mon 2026-03-16 09:00 CET" in text
+    assert "more often than hourly" not in text
+
+
+@time_machine.travel(NOW, tick=False)
+def test_the_form_warns_of_a_schedule_more_frequent_than_hourly(client, personas):
+    query = {"schedule": "recurring", "cron": "*/10 9 * * *", "timezone": "UTC"}
+
+    response = _login(client, personas["manny"]).get(reverse("campaigns:schedule_preview"), query)
+
+    assert "more often than hourly" in response.content.decode()
+    assert response.content.decode().count("<li><time") == 5
+
+
+@time_machine.travel(NOW, tick=False)
+@pytest.mark.parametrize(
+    ("query", "says"),
+    [
+        ({"schedule": "at", "start_at": "99999-01-01T00:00"}, "Start: Enter a date and time"),
+        ({"schedule": "at", "start_at": "9999-12-31T23:59", "timezone": "Etc/GMT+12"}, "between 1970 and 2999"),
+        ({"schedule": "daily", "send_time": "25:99"}, "At: Enter a valid time"),
+        ({"schedule": "daily", "send_time": "09:00", "timezone": "Mars/Olympus"}, "Time zone: Select a valid"),
+        ({"schedule": "weekly", "send_time": "09:00", "weekdays": ["9", "x"]}, "On: Select a valid choice"),
+        ({"schedule": "recurring", "cron": "0 0 30 2 *", "timezone": "UTC"}, "no occurrence in the next five years"),
+        ({"schedule": "at", "start_at": "2026-03-01T09:00", "timezone": "UTC"}, "has passed"),
+        ("schedule=%00&start_at=%ED%A0%80&timezone=UTC", "When to send: Select a valid choice"),
+        ("schedule=daily&send_time=%00&timezone=" + "A" * 5000, "Time zone: Select a valid choice"),
+    ],
+)
+def test_a_hostile_preview_query_gets_a_message_not_an_error(client, personas, query, says):
+    url = reverse("campaigns:schedule_preview")
+    if isinstance(query, str):
+        url, query = f"{url}?{query}", None
+    response = _login(client, personas["manny"]).get(url, query)
+
+    assert response.status_code == 200
+    assert says in response.content.decode()
+
+
+def test_the_detail_page_shows_the_schedule_in_words_and_its_next_occurrences(
+    personas, client, audience, configuration
+):
+    campaign = lifecycle.campaign_create(
+        actor=personas["manny"],
+        name="Digest",
+        channel_configuration=configuration,
+        audience=audience,
+        content=lifecycle.Content("Digest", "<p>Digest</p>", "Digest"),
+        schedule=Campaign.Schedule.MONTHLY,
+        send_time=datetime(2026, 1, 1, 8, 0).time(),
+        month_days=[-1],
+        timezone_name="America/New_York",
+        now=NOW,
+    )
+
+    with time_machine.travel(NOW, tick=False):
+        text = _login(client, personas["vera"]).get(campaign.get_absolute_url()).content.decode()
+
+    assert "Monthly on the last day at 08:00 America/New_York" in text
+    assert "Tue 2026-03-31 08:00 EDT" in text and "Sun 2026-05-31 08:00 EDT" in text
+    assert text.count("<li><time") == 5
 
 
 def test_fields_of_another_schedule_are_ignored(client, personas, audience, configuration):
