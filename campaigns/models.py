@@ -383,6 +383,7 @@ class Delivery(models.Model):
         NO_ADDRESS = "no_address", "No address"
         FREQUENCY_CAP = "frequency_cap", "Frequency cap"
         QUIET_HOURS = "quiet_hours", "Quiet hours"
+        LOCAL_TIME_PASSED = "local_time_passed", "Local time passed"
         TEMPLATE_ERROR = "template_error", "Template error"
         RETRIES_EXHAUSTED = "retries_exhausted", "Retries exhausted"
         WORKER_LOST = "worker_lost", "Worker lost mid-send"

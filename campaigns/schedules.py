@@ -7,6 +7,7 @@ time, except for a cron whose hour field is every hour, which runs at every real
 
 import calendar
 import heapq
+import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -32,8 +33,17 @@ LAST_DAY = -1
 
 
 def valid_cron(expression: str) -> bool:
-    """Five fields (minute hour day-of-month month day-of-week) that croniter reads."""
-    return len(expression.split()) == 5 and croniter.is_valid(expression)
+    """Five fields (minute hour day-of-month month day-of-week) that croniter reads, without its random (`R`) and
+    hashed (`H`) values: each reading would give another time, so the preview, the scheduler and a second scheduler
+    would disagree on when the campaign runs."""
+    fields = expression.split()
+    if len(fields) != 5 or any(_RANDOM_OR_HASHED.search(field.upper()) for field in fields):
+        return False
+    return croniter.is_valid(expression)
+
+
+# `R`, `H`, `H(0-29)`, `H/15` as a value of a field; not the R of MAR or the H of THU.
+_RANDOM_OR_HASHED = re.compile(r"(^|[,/-])[RH](\(|/|,|$)")
 
 
 def resolve_local(wall: datetime, zone: ZoneInfo) -> datetime:

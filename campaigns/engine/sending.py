@@ -179,29 +179,42 @@ def _give_back(token: uuid.UUID, ids: list[int]) -> None:
 
 
 def _recheck(campaign: Campaign, channel: str, token: uuid.UUID, deliveries: list[Delivery]) -> list[Delivery]:
-    """The delivery rules of the send stage (campaigns.rules) on a claimed slice: consent or suppression may have
-    changed since planning, and frequency caps count what other campaigns sent since. The exclusions are written in
-    the same transaction, which holds the caps' locks. Returns the messages still to send."""
+    """The delivery rules of the send stage (campaigns.rules) on a claimed slice, as of now: consent or suppression may
+    have changed since planning, the channel's quiet hours may have begun, and frequency caps count what other
+    campaigns sent since. The exclusions, and the messages quiet hours hold (pending again, due when the window
+    closes), are written in the same transaction, which holds the caps' locks. Returns the messages still to send."""
+    now = timezone.now()
     candidates = [
         rules.Candidate(
             profile_id=delivery.profile_id,
             address=delivery.address if delivery.profile is not None else "",  # erased since: nowhere to send
-            due_at=delivery.due_at,
+            due_at=now,
+            timezone=delivery.profile.timezone if delivery.profile is not None else "",
             delivery_id=delivery.pk,
         )
         for delivery in deliveries
     ]
-    batch = rules.Batch(campaign=campaign, channel=channel, stage=rules.Stage.SEND, now=timezone.now())
+    batch = rules.Batch(campaign=campaign, channel=channel, stage=rules.Stage.SEND, now=now)
     with transaction.atomic():
         rules.decide(batch, candidates)
-        excluded = []
+        excluded, held = [], collections.defaultdict(list)
         for delivery, candidate in zip(deliveries, candidates, strict=True):
             if candidate.reason:
                 delivery.status, delivery.reason = Delivery.Status.EXCLUDED, candidate.reason
                 excluded.append(delivery)
+            elif candidate.due_at > now:
+                held[candidate.due_at].append(delivery.pk)
         if excluded:
             _write_still_claimed(token, excluded)
-    return [delivery for delivery, candidate in zip(deliveries, candidates, strict=True) if not candidate.reason]
+        for due_at, ids in held.items():
+            Delivery.objects.filter(claim_token=token, status=Delivery.Status.CLAIMED, id__in=ids).update(
+                status=Delivery.Status.PENDING, due_at=due_at, claim_token=None, claimed_at=None, claimed_by=None
+            )
+    return [
+        delivery
+        for delivery, candidate in zip(deliveries, candidates, strict=True)
+        if not candidate.reason and candidate.due_at <= now
+    ]
 
 
 def _write_still_claimed(token: uuid.UUID, deliveries: list[Delivery]) -> None:

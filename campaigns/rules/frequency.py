@@ -32,8 +32,11 @@ HANDED_OVER = (
 # ... and, at planning, the messages other campaigns have planned: the first planned takes the slot.
 PLANNED_OR_HANDED_OVER = (Delivery.Status.PENDING, *HANDED_OVER)
 
-# pg_advisory_xact_lock keys of profiles: a namespace in the high bits, the profile id below.
+# pg_advisory_xact_lock keys: a namespace in the high bits, a bucket of profile ids below. A transaction holds at
+# most LOCK_BUCKETS of them whatever the slice's size (PostgreSQL's lock table is shared and small: by default 64
+# locks a connection), and a slice shares some with another only to wait while it decides.
 _LOCK_BASE = 0x4643 << 48
+LOCK_BUCKETS = 256
 
 _CHUNK = 500
 
@@ -66,8 +69,8 @@ class FrequencyCapRule(Rule):
         own = [c.delivery_id for c in candidates if c.delivery_id]
         history = _history(people, since, HANDED_OVER if sending else PLANNED_OR_HANDED_OVER, own)
         for candidate in sorted(candidates, key=lambda c: c.due_at):
-            if not candidate.profile_id:
-                continue
+            if not candidate.profile_id or (sending and candidate.due_at > batch.now):
+                continue  # no profile to count for; or held by quiet hours: counted when it is sent
             at = batch.now if sending else candidate.due_at
             seen = history[candidate.profile_id]
             # When sending, what another worker claimed a moment after this one read the clock counts too.
@@ -112,8 +115,8 @@ def _history(people: list[int], since: datetime, statuses, own: list[int]) -> di
 
 
 def _lock_profiles(people: list[int]) -> None:
-    """Hold, until the caller's transaction ends, the right to decide about these profiles' caps. In ascending order,
-    so two workers locking overlapping sets never wait on each other in a cycle."""
+    """Hold, until the caller's transaction ends, the right to decide about these profiles' caps (their buckets). In
+    ascending order, so two workers locking overlapping sets never wait on each other in a cycle."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("the send-time frequency cap check must run in the transaction that writes its decision")
     if connection.vendor != "postgresql":
@@ -121,5 +124,5 @@ def _lock_profiles(people: list[int]) -> None:
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT pg_advisory_xact_lock(k) FROM (SELECT unnest(%s::bigint[]) AS k ORDER BY k) AS keys",
-            [[_LOCK_BASE + pk for pk in people]],
+            [sorted({_LOCK_BASE + pk % LOCK_BUCKETS for pk in people})],
         )

@@ -3,7 +3,7 @@
 from datetime import datetime, time, timedelta
 
 from campaigns.models import Delivery, QuietHours
-from campaigns.rules.base import Batch, Candidate, Rule, Stage
+from campaigns.rules.base import Batch, Candidate, Rule
 from campaigns.schedules import resolve_local
 
 
@@ -23,10 +23,11 @@ def window_end(local: datetime, end: time) -> datetime:
 class QuietHoursRule(Rule):
     """A marketing message due inside the channel's window, in the profile's zone, is delayed to the window's end or
     discarded with the reason `quiet_hours`, as the window says. Applied when the message is planned, at the time it
-    is due (after delivery in the profile's zone has set it); transactional campaigns are exempt."""
+    is due (after delivery in the profile's zone has set it), and again when a worker is about to send it, at that
+    moment: a run still sending when the window opens, a backlog resumed at night or a retry stops there.
+    Transactional campaigns are exempt."""
 
     name = "Quiet hours"
-    stages = (Stage.PLAN,)
 
     def applies(self, batch: Batch) -> bool:
         return batch.marketing

@@ -4,6 +4,7 @@ frequency cap holding across two campaigns planning and sending at once in real 
 import itertools
 from collections import Counter
 from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import django_rq
 import pytest
@@ -143,10 +144,12 @@ def test_local_time_across_the_daylight_saving_changes(marketing):
 
 
 @pytest.mark.django_db
-def test_local_time_already_past_in_a_zone_is_sent_at_once(marketing):
-    [tokyo] = people = [candidate(zone="Asia/Tokyo")]
-    LocalTime().decide(batch(marketing, now=NOW, occurrence=datetime(2026, 6, 10, 9, 0)), people)
-    assert tokyo.due_at == NOW  # 09:00 in Tokyo was 00:00 UTC: gone
+def test_a_local_time_just_passed_is_sent_at_once_and_one_long_past_is_excluded(marketing):
+    tokyo, moscow, london = people = [candidate(zone=zone) for zone in ("Asia/Tokyo", "Europe/Moscow", "Europe/London")]
+    now = utc(2026, 6, 10, 6, 30)  # 15:30 in Tokyo, 09:30 in Moscow, 07:30 in London
+    LocalTime().decide(batch(marketing, now=now, occurrence=datetime(2026, 6, 10, 9, 0)), people)
+    assert (tokyo.reason, moscow.reason, london.reason) == ("local_time_passed", "", "")
+    assert (moscow.due_at, london.due_at) == (now, utc(2026, 6, 10, 8, 0))  # 30 minutes late: at once
 
 
 @pytest.mark.django_db
@@ -337,6 +340,44 @@ def test_planning_a_run_in_profiles_zones_writes_each_ones_local_time(redis, mar
         nowhere.email: utc(2099, 3, 29, 1, 30),  # the campaign's zone
     }
     assert Run.objects.get(pk=run.pk).state == Run.State.SENDING
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("action", ["delay", "discard"])
+def test_quiet_hours_that_began_after_planning_hold_or_discard_the_claimed_slice(
+    redis, marketer, everyone, smtp_server, action
+):
+    """Planned before the window opened (a large run still sending at 21:00, a backlog resumed at night): the check
+    when the slice is claimed puts the messages back, due when the window closes, or discards them."""
+    paris, new_york = (
+        Profile.objects.create(email="p@example.com", timezone="Europe/Paris"),
+        Profile.objects.create(email="n@example.com", timezone="America/New_York"),
+    )
+    configuration = make_email_configuration(port=smtp_server.port, name="Sink")
+    campaign = make_campaign(marketer, configuration, everyone)
+    campaign_activate(campaign=campaign, actor=marketer)
+    [run_id] = scheduler.start_due_runs(now=timezone.now())
+    planning.plan_run(run_id=run_id)
+    # A window holding Paris's present moment and not New York's (six hours behind).
+    paris_now = timezone.now().astimezone(ZoneInfo("Europe/Paris"))
+    start, end = (paris_now - timedelta(hours=1)).time(), (paris_now + timedelta(hours=2)).time()
+    QuietHours.objects.create(channel="email", start=start, end=end, action=action, created_by=marketer)
+
+    run = Run.objects.select_related("campaign__channel_configuration", "version").get(pk=run_id)
+    token, deliveries = claiming.claim_slice(run_id=run_id, limit=10, now=timezone.now())
+    sending.send_slice(run=run, token=token, deliveries=deliveries)
+
+    rows = {d.profile_id: d for d in Delivery.objects.filter(run_id=run_id)}
+    assert [rcpt for message in smtp_server.messages for rcpt in message["rcpt_tos"]] == [new_york.email]
+    assert rows[new_york.pk].status == "sent"
+    held = rows[paris.pk]
+    if action == "discard":
+        assert (held.status, held.reason) == ("excluded", "quiet_hours")
+    else:
+        assert (held.status, held.claim_token) == ("pending", None)
+        closes = held.due_at.astimezone(ZoneInfo("Europe/Paris"))
+        assert closes.time().replace(microsecond=0) == end.replace(microsecond=0)
+        assert timedelta(hours=1) < held.due_at - timezone.now() <= timedelta(hours=2)
 
 
 @pytest.mark.django_db(transaction=True)

@@ -280,3 +280,20 @@ def test_a_time_that_has_passed_is_refused():
 )
 def test_an_incomplete_schedule_names_its_field(fields, field):
     assert field in schedule_errors(campaign(timezone="UTC", **fields), now=None)
+
+
+@pytest.mark.parametrize(
+    ("cron", "valid"),
+    [
+        ("R 9 * * *", False),  # croniter's random minute: another time at each reading
+        ("H 9 * * *", False),  # and its hashed one
+        ("H(0-29) 9 * * *", False),
+        ("*/15 H * * *", False),
+        ("0,R 9 * * *", False),
+        ("0 9 * * THU", True),  # the H of THU, the R of MAR and FRI are names, not values
+        ("0 9 * MAR FRI", True),
+        ("0 9 * * MON-FRI", True),
+    ],
+)
+def test_a_cron_whose_times_would_change_at_each_reading_is_refused(cron, valid):
+    assert schedules.valid_cron(cron) is valid
