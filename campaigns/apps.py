@@ -10,6 +10,7 @@ class CampaignsConfig(AppConfig):
             privacy,  # noqa: F401
             uses,
         )
+        from campaigns.rules import business  # noqa: F401 - forgets the business rules a save changes
         from campaigns.services import feedback  # noqa: F401
 
         # Answer the hooks of the apps below: what uses an audience or a configuration, a profile's messages.

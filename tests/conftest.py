@@ -52,6 +52,16 @@ def smtp_server():
 
 
 @pytest.fixture(autouse=True)
+def _fresh_business_rules():
+    """A process keeps the business rules a few seconds (campaigns.rules.business), a test's rolled-back caps too."""
+    from campaigns.rules import business
+
+    business.forget()
+    yield
+    business.forget()
+
+
+@pytest.fixture(autouse=True)
 def _close_adapters():
     """Adapters live for a worker's lifetime; a test's worker ends with the test."""
     yield

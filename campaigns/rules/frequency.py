@@ -9,6 +9,7 @@ from django.db.models.functions import Coalesce
 
 from campaigns.models import Campaign, Delivery, FrequencyCap
 from campaigns.rules.base import Batch, Candidate, Rule, Stage
+from campaigns.rules.business import business_rules
 
 PERIODS = {
     FrequencyCap.Period.HOUR: timedelta(hours=1),
@@ -57,7 +58,7 @@ class FrequencyCapRule(Rule):
         return batch.marketing
 
     def decide(self, batch: Batch, candidates: list[Candidate]) -> None:
-        caps = [cap for cap in active_caps() if cap.channel in ("", batch.channel)]
+        caps = [cap for cap in business_rules().caps if cap.channel in ("", batch.channel)]
         people = sorted({c.profile_id for c in candidates if c.profile_id})
         if not caps or not people:
             return
@@ -78,10 +79,6 @@ class FrequencyCapRule(Rule):
                 candidate.reason = Delivery.Reason.FREQUENCY_CAP
             else:
                 seen.append((batch.channel, at))
-
-
-def active_caps() -> list[FrequencyCap]:
-    return list(FrequencyCap.objects.filter(is_active=True))
 
 
 def _count(seen: list[tuple[str, datetime]], cap: FrequencyCap, at: datetime, *, upto: datetime | None) -> int:

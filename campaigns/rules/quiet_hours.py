@@ -4,6 +4,7 @@ from datetime import datetime, time, timedelta
 
 from campaigns.models import Delivery, QuietHours
 from campaigns.rules.base import Batch, Candidate, Rule
+from campaigns.rules.business import business_rules
 from campaigns.schedules import resolve_local
 
 
@@ -33,7 +34,7 @@ class QuietHoursRule(Rule):
         return batch.marketing
 
     def decide(self, batch: Batch, candidates: list[Candidate]) -> None:
-        window = QuietHours.objects.filter(channel=batch.channel, is_active=True).first()
+        window = business_rules().quiet_hours.get(batch.channel)
         if window is None or window.start == window.end:
             return
         for candidate in candidates:
