@@ -47,8 +47,8 @@ class FrequencyCapRule(Rule):
     period before the time it is due, counting the marketing messages of every campaign in the ledger.
 
     At planning, messages other campaigns have planned count too. When a worker claims a message it counts again,
-    what is handed over or claimed, holding a lock per profile (PostgreSQL advisory locks, SQLite's one writer) until
-    its decision is written: of two campaigns sending to a profile at once, one only passes its last slot.
+    what is handed over or claimed, holding a lock on each profile's bucket (PostgreSQL advisory locks, SQLite's one
+    writer) until its decision is written: of two campaigns sending to a profile at once, one only passes its last slot.
     Transactional campaigns are exempt.
     """
 
