@@ -3,11 +3,12 @@
 import re
 from dataclasses import dataclass
 
-from django.db.models import Count, F, Q
+from django.db.models import Count
 
 from audiences.models import Channel, Profile
 from audiences.selectors.profiles import profiles_search
 from campaigns.models import Campaign, Delivery, FrequencyCap, QuietHours, Run, TriggerRequest
+from campaigns.rules import frequency, quiet_hours
 
 _SENT = {Delivery.Status.SENT, Delivery.Status.DELIVERED, Delivery.Status.OPENED, Delivery.Status.CLICKED}
 _FAILED = {Delivery.Status.FAILED, Delivery.Status.BOUNCED, Delivery.Status.COMPLAINED}
@@ -142,15 +143,13 @@ def delivery_rules_all() -> DeliveryRules:
 
 
 def delivery_rules_applying(*, campaign: Campaign) -> DeliveryRules:
-    """The rules campaigns.rules applies to the campaign's marketing messages: the active caps of its channel or
-    across channels, and its channel's active window; none for a transactional campaign."""
+    """The rules campaigns.rules applies to the campaign's marketing messages, as the rules themselves pick them: the
+    active caps of its channel or across channels, and its channel's window; none for a transactional campaign."""
     if campaign.category != Campaign.Category.MARKETING:
         return DeliveryRules(caps=[], quiet_hours=[], exempt=True)
     channel = campaign.channel_configuration.channel
-    caps = FrequencyCap.objects.filter(Q(channel="") | Q(channel=channel), is_active=True)
-    # A window opening and closing at once holds nothing (campaigns.rules.quiet_hours skips it too).
-    windows = QuietHours.objects.filter(channel=channel, is_active=True).exclude(start=F("end"))
+    window = quiet_hours.window_for(channel)
     return DeliveryRules(
-        caps=[(cap, frequency_cap_words(cap)) for cap in caps],
-        quiet_hours=[(window, quiet_hours_words(window)) for window in windows],
+        caps=[(cap, frequency_cap_words(cap)) for cap in frequency.caps_for(channel)],
+        quiet_hours=[(window, quiet_hours_words(window))] if window else [],
     )

@@ -58,7 +58,7 @@ class FrequencyCapRule(Rule):
         return batch.marketing
 
     def decide(self, batch: Batch, candidates: list[Candidate]) -> None:
-        caps = [cap for cap in business_rules().caps if cap.channel in ("", batch.channel)]
+        caps = caps_for(batch.channel)
         people = sorted({c.profile_id for c in candidates if c.profile_id})
         if not caps or not people:
             return
@@ -79,6 +79,11 @@ class FrequencyCapRule(Rule):
                 candidate.reason = Delivery.Reason.FREQUENCY_CAP
             else:
                 seen.append((batch.channel, at))
+
+
+def caps_for(channel: str) -> list[FrequencyCap]:
+    """The active caps that count messages on `channel`: its own, and those across channels."""
+    return [cap for cap in business_rules().caps if cap.channel in ("", channel)]
 
 
 def _count(seen: list[tuple[str, datetime]], cap: FrequencyCap, at: datetime, *, upto: datetime | None) -> int:

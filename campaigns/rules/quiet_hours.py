@@ -21,6 +21,12 @@ def window_end(local: datetime, end: time) -> datetime:
     return datetime.combine(day, end)
 
 
+def window_for(channel: str) -> QuietHours | None:
+    """The channel's active window, if it has one that holds anything (one opening and closing at once does not)."""
+    window = business_rules().quiet_hours.get(channel)
+    return None if window is None or window.start == window.end else window
+
+
 class QuietHoursRule(Rule):
     """A marketing message due inside the channel's window, in the profile's zone, is delayed to the window's end or
     discarded with the reason `quiet_hours`, as the window says. Applied when the message is planned, at the time it
@@ -34,8 +40,8 @@ class QuietHoursRule(Rule):
         return batch.marketing
 
     def decide(self, batch: Batch, candidates: list[Candidate]) -> None:
-        window = business_rules().quiet_hours.get(batch.channel)
-        if window is None or window.start == window.end:
+        window = window_for(batch.channel)
+        if window is None:
             return
         for candidate in candidates:
             zone = batch.zone_of(candidate)
