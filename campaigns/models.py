@@ -1,3 +1,4 @@
+import copy
 import uuid
 import zoneinfo
 
@@ -18,7 +19,76 @@ def _valid_timezone(name: str) -> None:
         raise ValidationError(f"{name!r} is not a known time zone (e.g. Europe/Paris)") from None
 
 
-class Campaign(models.Model):
+class CampaignSettings(models.Model):
+    """What a version of a campaign sets besides its content: name, description, tags, audience, channel
+    configuration and schedule. Each CampaignVersion holds its own; the Campaign holds the settings in effect (its
+    live version's, or a draft's latest until it first goes live), which is what the scheduler, the engine and the
+    lists read. campaigns.services.lifecycle copies a version's settings onto the campaign when it goes live."""
+
+    class Schedule(models.TextChoices):
+        ON_ACTIVATION = "on_activation", "When activated"
+        AT = "at", "Once, at a date and time"
+        DAILY = "daily", "Daily"
+        WEEKLY = "weekly", "Weekly, on chosen days"
+        MONTHLY = "monthly", "Monthly, on chosen days of the month"
+        RECURRING = "recurring", "Cron expression (advanced)"
+
+    # Occurrences repeat: the scheduler computes each next one (campaigns.schedules).
+    REPEATING_SCHEDULES = (Schedule.DAILY, Schedule.WEEKLY, Schedule.MONTHLY, Schedule.RECURRING)
+
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True, max_length=2000)
+    channel_configuration = models.ForeignKey(ChannelConfiguration, on_delete=models.PROTECT, related_name="+")
+    audience = models.ForeignKey(Audience, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    tags = models.JSONField(default=list, blank=True)
+    schedule = models.CharField(max_length=16, choices=Schedule.choices, default=Schedule.ON_ACTIVATION)
+    start_at = models.DateTimeField(null=True, blank=True)
+    cron = models.CharField(max_length=100, blank=True)
+    # Daily, weekly and monthly schedules: the local time of each occurrence, on these weekdays (0 = Monday) or
+    # days of the month (1-31; -1 = the last day), in `timezone`.
+    send_time = models.TimeField(null=True, blank=True)
+    weekdays = models.JSONField(default=list, blank=True)
+    month_days = models.JSONField(default=list, blank=True)
+    timezone = models.CharField(max_length=64, default="UTC", validators=[_valid_timezone])
+    end_at = models.DateTimeField(null=True, blank=True)
+    # Scheduled campaigns: each profile gets an occurrence at its local time in its own zone (the campaign's when
+    # the profile has none), so a 09:00 newsletter arrives at 09:00 in Paris and in New York.
+    in_profile_timezone = models.BooleanField(
+        default=False, help_text="Deliver at the scheduled local time in each profile's own time zone."
+    )
+
+    # The versioned settings, as the model fields named; the schedule's part is SCHEDULE_FIELDS.
+    SETTINGS_FIELDS = (
+        "name",
+        "description",
+        "tags",
+        "audience",
+        "channel_configuration",
+        "schedule",
+        "start_at",
+        "cron",
+        "send_time",
+        "weekdays",
+        "month_days",
+        "timezone",
+        "end_at",
+        "in_profile_timezone",
+    )
+    SCHEDULE_FIELDS = SETTINGS_FIELDS[5:]
+
+    class Meta:
+        abstract = True
+
+    def settings_values(self) -> dict:
+        """The settings as keyword arguments (foreign keys as objects)."""
+        return {name: getattr(self, name) for name in self.SETTINGS_FIELDS}
+
+    def copy_settings_to(self, other: "CampaignSettings") -> None:
+        for name in self.SETTINGS_FIELDS:
+            setattr(other, name, getattr(self, name))
+
+
+class Campaign(CampaignSettings):
     class Kind(models.TextChoices):
         SCHEDULED = "scheduled", "Scheduled"
         API_TRIGGERED = "api_triggered", "API-triggered"
@@ -38,46 +108,18 @@ class Campaign(models.Model):
     LIVE_STATUSES = (Status.ACTIVE, Status.PAUSED)
     FINISHED_STATUSES = (Status.STOPPED, Status.COMPLETED)
 
-    class Schedule(models.TextChoices):
-        ON_ACTIVATION = "on_activation", "When activated"
-        AT = "at", "Once, at a date and time"
-        DAILY = "daily", "Daily"
-        WEEKLY = "weekly", "Weekly, on chosen days"
-        MONTHLY = "monthly", "Monthly, on chosen days of the month"
-        RECURRING = "recurring", "Cron expression (advanced)"
-
-    # Occurrences repeat: the scheduler computes each next one (campaigns.schedules).
-    REPEATING_SCHEDULES = (Schedule.DAILY, Schedule.WEEKLY, Schedule.MONTHLY, Schedule.RECURRING)
-
-    name = models.CharField(max_length=200)
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.SCHEDULED)
     category = models.CharField(max_length=16, choices=Category.choices, default=Category.MARKETING)
-    channel_configuration = models.ForeignKey(ChannelConfiguration, on_delete=models.PROTECT, related_name="+")
-    audience = models.ForeignKey(Audience, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    tags = models.JSONField(default=list, blank=True)
-    schedule = models.CharField(max_length=16, choices=Schedule.choices, default=Schedule.ON_ACTIVATION)
-    start_at = models.DateTimeField(null=True, blank=True)
-    cron = models.CharField(max_length=100, blank=True)
-    # Daily, weekly and monthly schedules: the local time of each occurrence, on these weekdays (0 = Monday) or
-    # days of the month (1-31; -1 = the last day), in `timezone`.
-    send_time = models.TimeField(null=True, blank=True)
-    weekdays = models.JSONField(default=list, blank=True)
-    month_days = models.JSONField(default=list, blank=True)
-    timezone = models.CharField(max_length=64, default="UTC", validators=[_valid_timezone])
-    end_at = models.DateTimeField(null=True, blank=True)
-    # Scheduled campaigns: each profile gets an occurrence at its local time in its own zone (the campaign's when
-    # the profile has none), so a 09:00 newsletter arrives at 09:00 in Paris and in New York.
-    in_profile_timezone = models.BooleanField(
-        default=False, help_text="Deliver at the scheduled local time in each profile's own time zone."
-    )
     # API-triggered: the context fields a trigger call must (or may) carry, see campaigns.contracts.
     context_contract = models.JSONField(default=list, blank=True)
     # API-triggered: a call naming someone without a profile creates the profile instead of rejecting them.
     create_profiles = models.BooleanField(
         default=False, help_text="A trigger for someone without a profile creates one (else they are rejected)."
     )
+    # Archived campaigns leave the default list; anything but a draft may be archived (a live one is stopped).
+    archived_at = models.DateTimeField(null=True, blank=True)
     # When the scheduler should next start a run; None when nothing is due.
     next_run_at = models.DateTimeField(null=True, blank=True)
     live_version = models.ForeignKey(
@@ -106,9 +148,16 @@ class Campaign(models.Model):
     def latest_version(self):
         return self.versions.order_by("-number").first()
 
+    def with_settings_of(self, version: "CampaignVersion") -> "Campaign":
+        """This campaign as it would be with `version`'s settings, never saved: what the schedule checks and the
+        approval rules read for a version that is not live yet."""
+        proposed = copy.copy(self)
+        version.copy_settings_to(proposed)
+        return proposed
 
-class CampaignVersion(models.Model):
-    """Content as edited and, once activated, as sent. Runs point at the version they send.
+
+class CampaignVersion(CampaignSettings):
+    """Content and settings as edited and, once activated, as sent. Runs point at the version they send.
 
     A version in review is locked; an approval belongs to the version approved (see campaigns.services.approval).
     """

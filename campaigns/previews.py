@@ -6,8 +6,10 @@ Rendering is the send path's (campaigns.personalization): the same Liquid enviro
 
 from dataclasses import dataclass, field
 
+from liquid.exceptions import LiquidError
+
 from audiences.models import Profile
-from campaigns import contracts
+from campaigns import contracts, unsubscribe
 from campaigns.models import Campaign, CampaignVersion
 from campaigns.personalization import CompiledContent, ContentError, RenderedContent, personalization_fields
 
@@ -33,6 +35,41 @@ class Preview:
     def error_part(self) -> str:
         return PART_LABELS.get(self.error.field, self.error.field) if self.error else ""
 
+    @property
+    def error_line(self) -> int | None:
+        """The line of the part where rendering failed (1 for the first), when Liquid says."""
+        return error_position(self.error)[0] if self.error else None
+
+    @property
+    def error_source(self) -> str:
+        """That line as written, to show next to the error."""
+        return error_position(self.error)[1] if self.error else ""
+
+    @property
+    def error_text(self) -> str:
+        """The error in words: "HTML body does not render: unknown filter 'x', at line 3"."""
+        if not self.error:
+            return ""
+        at = f", at line {self.error_line}" if self.error_line else ""
+        return f"{self.error_part} does not render: {self.error.message}{at}"
+
+
+def error_position(error: ContentError) -> tuple[int | None, str]:
+    """The line number and text where `error` arose in its part, or (None, "") when Liquid did not say (an
+    unclosed tag found at the end of the part, data a filter could not take). campaigns.personalization raises
+    ContentError while handling Liquid's error, which Python keeps as its `__context__`."""
+    cause = error.__context__
+    if not isinstance(cause, LiquidError):
+        return None, ""
+    try:
+        position = cause.context()
+    except ValueError:  # a position past the end of the source
+        return None, ""
+    if position is None:
+        return None, ""
+    line, _column, _previous, current, _next = position
+    return line, current.strip()[:200]
+
 
 def render_context(*, campaign: Campaign, profile: Profile | None, context: dict) -> dict:
     """What the templates see, as campaigns.engine.sending gives it to a delivery."""
@@ -57,6 +94,7 @@ def version_preview(*, version: CampaignVersion, profile: Profile | None = None)
         )
     except ContentError as error:
         return Preview(profile, context, error=error, undeclared=undeclared)
+    rendered = unsubscribe.with_footer(version=version, rendered=rendered, unsubscribe_url=UNSUBSCRIBE_PLACEHOLDER)
     return Preview(profile, context, rendered=rendered, undeclared=undeclared)
 
 

@@ -345,3 +345,41 @@ def describe(campaign) -> str:
     if campaign.end_at:
         words += f" until {moment(campaign.end_at)}"
     return words.strip()
+
+
+def local_day_occurrences(
+    campaign, *, first_day: date, days: int, after: datetime, shown: int, counted: int
+) -> dict[date, tuple[list[datetime], int]]:
+    """The occurrences after `after` whose wall date in the campaign's zone falls on one of the `days` days from
+    `first_day`: by day, the first `shown` (UTC instants) and how many more follow that day, counting no further
+    than `counted` a day (so a cron every minute costs `counted` steps a day, not 1,440)."""
+    zone = zone_of(campaign)
+    found: dict[date, tuple[list[datetime], int]] = {}
+    if zone is None:
+        return found
+    first, last = SCHEDULE_YEARS
+    end_day = first_day + timedelta(days=days)
+    day = first_day
+    while day < end_day and first <= day.year and end_day.year <= last:
+        start = max(after, resolve_local(datetime.combine(day, time()), zone) - timedelta(microseconds=1))
+        listed: list[datetime] = []
+        more = 0
+        next_day = None
+        for instant in occurrences(campaign, after=start):
+            local_day = instant.astimezone(zone).date()
+            if local_day != day:
+                next_day = local_day
+                break
+            if len(listed) < shown:
+                listed.append(instant)
+            else:
+                more += 1
+                if len(listed) + more >= counted:
+                    next_day = day + timedelta(days=1)
+                    break
+        if listed:
+            found[day] = (listed, more)
+        if next_day is None:
+            break  # nothing more in the horizon
+        day = max(next_day, day + timedelta(days=1))
+    return found

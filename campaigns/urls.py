@@ -1,10 +1,11 @@
 from django.urls import path
 
-from campaigns.views import campaigns, delivery_rules, policies, profiles
+from campaigns.views import calendar, campaigns, delivery_rules, lists, policies, profiles, proofs
 
 app_name = "campaigns"
 urlpatterns = [
-    path("", campaigns.campaign_list, name="list"),
+    path("", lists.campaign_list, name="list"),
+    path("calendar/", calendar.campaign_calendar, name="calendar"),
     path("new/", campaigns.campaign_create, name="create"),
     path("schedule-preview/", campaigns.schedule_preview, name="schedule_preview"),
     path("<int:pk>/", campaigns.campaign_detail, name="detail"),
@@ -12,6 +13,7 @@ urlpatterns = [
     path("<int:pk>/versions/<int:number>/preview/", campaigns.version_preview, name="preview"),
     path("<int:pk>/edit/", campaigns.campaign_edit, name="edit"),
     path("<int:pk>/contract/", campaigns.campaign_contract, name="contract"),
+    path("<int:pk>/proofs/", proofs.campaign_proof, name="proof"),
     path("<int:pk>/submit/", campaigns.campaign_submit, name="submit"),
     path("<int:pk>/review/", campaigns.campaign_review, name="review"),
     path("<int:pk>/review/approve/", campaigns.campaign_approve, name="approve"),
@@ -19,6 +21,11 @@ urlpatterns = [
     path("<int:pk>/activate/", campaigns.campaign_activate, name="activate"),
     path("<int:pk>/pause/", campaigns.campaign_pause, name="pause"),
     path("<int:pk>/stop/", campaigns.campaign_stop, name="stop"),
+    path("<int:pk>/versions/", campaigns.version_history, name="versions"),
+    path("<int:pk>/duplicate/", campaigns.campaign_duplicate, name="duplicate"),
+    path("<int:pk>/delete/", campaigns.campaign_delete, name="delete"),
+    path("<int:pk>/archive/", campaigns.campaign_archive, name="archive"),
+    path("<int:pk>/unarchive/", campaigns.campaign_unarchive, name="unarchive"),
     path("approval-policies/", policies.policy_list, name="policy_list"),
     path("approval-policies/new/", policies.policy_create, name="policy_create"),
     path("approval-policies/<int:pk>/", policies.policy_edit, name="policy_edit"),

@@ -24,15 +24,24 @@ def campaign_use(campaign: Campaign, *, in_review: bool) -> Use:
 
 
 def _uses(field: str, ids: list[int]) -> dict[int, list[Use]]:
+    """The campaigns using each of `ids`: with their settings in effect or through any of their versions (a version
+    keeps what it sent, or what it would send once activated)."""
+    users = {
+        (campaign_id, used)
+        for campaign_id, used in Campaign.objects.filter(**{f"{field}__in": ids}).values_list("pk", field)
+    }
+    users |= set(CampaignVersion.objects.filter(**{f"{field}__in": ids}).values_list("campaign_id", field))
     in_review = CampaignVersion.objects.filter(
         campaign=OuterRef("pk"), review_state=CampaignVersion.ReviewState.IN_REVIEW
     )
-    campaigns = (
-        Campaign.objects.filter(**{f"{field}__in": ids}).annotate(in_review=Exists(in_review)).order_by("name", "pk")
+    campaigns = Campaign.objects.filter(pk__in={campaign_id for campaign_id, _ in users}).annotate(
+        in_review=Exists(in_review)
     )
+    by_id = {campaign.pk: campaign for campaign in campaigns}
     uses: dict[int, list[Use]] = {}
-    for campaign in campaigns:
-        uses.setdefault(getattr(campaign, field), []).append(campaign_use(campaign, in_review=campaign.in_review))
+    for campaign_id, used in sorted(users, key=lambda pair: (by_id[pair[0]].name, pair[0])):
+        campaign = by_id[campaign_id]
+        uses.setdefault(used, []).append(campaign_use(campaign, in_review=campaign.in_review))
     return uses
 
 

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
 
+from channels.adapters.email_footer import footer_problem
 from channels.adapters.http import ALLOW_SETTING, host_refusal
 
 _ADDRESS = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -93,6 +94,21 @@ class EmailSettings(_Settings):
     list_unsubscribe: bool = Field(
         default=True, description="Add List-Unsubscribe and one-click unsubscribe headers (RFC 8058) to marketing mail."
     )
+    footer_html: str = Field(
+        default="",
+        max_length=10_000,
+        description="Appended to the HTML part of marketing mail, before </body>: Liquid that must contain "
+        "{{ unsubscribe_url }}, the recipient's unsubscribe link. Empty: each marketing campaign's content shows "
+        "the link itself.",
+        json_schema_extra={"multiline": True},
+    )
+    footer_text: str = Field(
+        default="",
+        max_length=5_000,
+        description="Appended to the text part of marketing mail: Liquid that must contain {{ unsubscribe_url }}. "
+        "Empty: each marketing campaign's text shows the link itself.",
+        json_schema_extra={"multiline": True},
+    )
     track_opens: bool = Field(default=False, description="Stored; open tracking is not implemented yet.")
     track_clicks: bool = Field(default=False, description="Stored; click tracking is not implemented yet.")
     dkim_domain: str = Field(default="", max_length=253, description="DKIM signing domain (d=); empty: no signing.")
@@ -110,6 +126,13 @@ class EmailSettings(_Settings):
             raise ValueError("is not an email address")
         if not value and info.field_name == "from_email":
             raise ValueError("is required")
+        return value
+
+    @field_validator("footer_html", "footer_text")
+    @classmethod
+    def _footer(cls, value: str) -> str:
+        if value and (problem := footer_problem(value)):
+            raise ValueError(problem)
         return value
 
     @field_validator("bounce_domain", "dkim_domain")

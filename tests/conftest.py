@@ -70,6 +70,14 @@ def _close_adapters():
     close_all()
 
 
+# Marketing email must show an unsubscribe link (campaigns.unsubscribe): the tests' relays append one, so content
+# written for a test need not. `footer_html=""` and `footer_text=""` make a relay without.
+TEST_FOOTERS = {
+    "footer_html": '<p><a href="{{ unsubscribe_url }}">Unsubscribe</a></p>',
+    "footer_text": "Unsubscribe: {{ unsubscribe_url }}",
+}
+
+
 def make_email_configuration(*, port: int, name: str = "Test relay", **overrides):
     from channels.models import ChannelConfiguration
     from channels.schemas import EmailSettings
@@ -81,6 +89,7 @@ def make_email_configuration(*, port: int, name: str = "Test relay", **overrides
         "port": port,
         "security": "none",
         "connections": 2,
+        **TEST_FOOTERS,
         **overrides,
     }
     configuration = ChannelConfiguration(name=name, channel="email")

@@ -15,7 +15,7 @@ from django.core.files.storage import default_storage
 from django.urls import URLResolver, get_resolver, reverse
 
 from audiences.models import AttributeDefinition, Audience, IdentityNamespace, Profile, ProfileImport
-from campaigns.models import ApprovalPolicy, Campaign, FrequencyCap, QuietHours
+from campaigns.models import ApprovalPolicy, Campaign, CampaignVersion, FrequencyCap, QuietHours
 from campaigns.services import approval, lifecycle, triggers
 from channels.models import InboxMessage, Suppression
 from channels.unsubscribe import unsubscribe_token
@@ -65,6 +65,7 @@ PAGES = {
     "login/": Rule(EVERYONE),
     "logout/": Rule(EVERYONE, method="POST", lands_on_login=True),
     "campaigns/": Rule(CAMPAIGN_ROLES),
+    "campaigns/calendar/": Rule(CAMPAIGN_ROLES),
     "campaigns/new/": Rule(EDITORS),
     "campaigns/schedule-preview/": Rule(EDITORS),
     "campaigns/<int:pk>/": Rule(CAMPAIGN_ROLES, kwargs=C),
@@ -72,6 +73,8 @@ PAGES = {
     "campaigns/<int:pk>/versions/<int:number>/preview/": Rule(CAMPAIGN_ROLES, kwargs=(*C, "number:version")),
     "campaigns/<int:pk>/edit/": Rule(EDITORS, kwargs=C),
     "campaigns/<int:pk>/contract/": Rule(EDITORS, method="POST", kwargs=C),
+    # Proofs: holders of campaigns.send_proof (administrators, approvers, managers).
+    "campaigns/<int:pk>/proofs/": Rule(EDITORS, method="POST", kwargs=C),
     "campaigns/<int:pk>/submit/": Rule(EDITORS, method="POST", kwargs=C),
     "campaigns/<int:pk>/review/": Rule(PUBLISHERS, kwargs=C),
     "campaigns/<int:pk>/review/approve/": Rule(PUBLISHERS, method="POST", kwargs=C),
@@ -79,6 +82,12 @@ PAGES = {
     "campaigns/<int:pk>/activate/": Rule(PUBLISHERS, method="POST", kwargs=C),
     "campaigns/<int:pk>/pause/": Rule(PUBLISHERS, method="POST", kwargs=C),
     "campaigns/<int:pk>/stop/": Rule(PUBLISHERS, method="POST", kwargs=C),
+    "campaigns/<int:pk>/versions/": Rule(CAMPAIGN_ROLES, kwargs=C),
+    "campaigns/<int:pk>/duplicate/": Rule(EDITORS, method="POST", kwargs=C),
+    # Deleting: holders of campaigns.delete_campaign (administrators); the page confirms first.
+    "campaigns/<int:pk>/delete/": Rule(ADMIN, kwargs=C),
+    "campaigns/<int:pk>/archive/": Rule(EDITORS, method="POST", kwargs=C),
+    "campaigns/<int:pk>/unarchive/": Rule(EDITORS, method="POST", kwargs=C),
     "campaigns/approval-policies/": Rule(ADMIN),
     "campaigns/approval-policies/new/": Rule(ADMIN),
     "campaigns/approval-policies/<int:pk>/": Rule(ADMIN, kwargs=("pk:policy",)),
@@ -387,6 +396,7 @@ def api_world(world, personas):
     can trigger it; a call made to it."""
     ada = personas["ada"]
     Campaign.objects.filter(pk=world["triggered"]).update(audience_id=world["audience"])
+    CampaignVersion.objects.filter(campaign_id=world["triggered"]).update(audience_id=world["audience"])
     triggered = Campaign.objects.get(pk=world["triggered"])
     ApprovalPolicy.objects.get(pk=world["policy"]).approver_users.add(personas["april"])
     approval.campaign_submit_for_review(campaign=triggered, actor=ada)

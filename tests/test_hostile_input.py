@@ -404,8 +404,8 @@ CAMPAIGN_FIELDS["channel_configuration"] = "{configuration}"
 FAR_DATES = tuple(
     CAMPAIGN_FIELDS | schedule
     for schedule in (
-        {"schedule": "at", "start_at": "9999-12-31T23:59", "timezone": "Etc/GMT+12"},
-        {"schedule": "at", "start_at": "0001-01-01T00:00", "timezone": "Etc/GMT-14"},
+        {"schedule": "at", "start_at": "9999-12-31T23:59", "timezone": "Pacific/Pago_Pago"},
+        {"schedule": "at", "start_at": "0001-01-01T00:00", "timezone": "Pacific/Kiritimati"},
         {
             "schedule": "recurring",
             "cron": "59 23 31 12 *",
@@ -425,6 +425,16 @@ CONTRACTS = tuple(
         ("string", '"\\ud800"'),
     )
 ) + ({"contract-TOTAL_FORMS": "9" * 400, "contract-INITIAL_FORMS": "-1"},)
+# Proofs (to the discard port: refused at once): addresses past the limit, none, one no relay takes, a profile or a
+# version that does not exist or no column keeps.
+PROOFS = (
+    {"addresses": ", ".join(f"p{n}@example.com" for n in range(11))},
+    {"addresses": " ,;\n"},
+    {"addresses": "ok@example.com\nnot an address\nx@[127.0.0.1]"},
+    {"addresses": "ok@example.com", "profile": "9" * 400},
+    {"addresses": "ok@example.com", "profile": "999999"},
+    {"addresses": "ok@example.com", "version": "-1"},
+)
 JSON_EDITOR = (("rule_mode", "json"), ("rule_json", json.dumps(RULE)))
 FAR_RULES = tuple(
     case
@@ -466,12 +476,20 @@ FORMS: dict[str, list[Form]] = {
     "campaigns/<int:pk>/contract/": [
         Form("/campaigns/{triggered}/contract/", "/campaigns/{triggered}/", cases=CONTRACTS)
     ],
+    "campaigns/<int:pk>/proofs/": [
+        Form("/campaigns/{campaign}/proofs/", CAMPAIGN, cases=PROOFS),
+        Form("/campaigns/{campaign}/proofs/", CAMPAIGN, htmx=True, examples=3),
+    ],
     "campaigns/<int:pk>/submit/": [Form("/campaigns/{campaign}/submit/", CAMPAIGN, examples=2)],
     "campaigns/<int:pk>/review/request-changes/": [Form("/campaigns/{in_review}/review/request-changes/", REVIEW)],
     "campaigns/<int:pk>/review/approve/": [Form("/campaigns/{in_review}/review/approve/", REVIEW)],
     "campaigns/<int:pk>/activate/": [Form("/campaigns/{campaign}/activate/", CAMPAIGN, examples=2)],
     "campaigns/<int:pk>/pause/": [Form("/campaigns/{campaign}/pause/", CAMPAIGN, examples=2)],
     "campaigns/<int:pk>/stop/": [Form("/campaigns/{campaign}/stop/", CAMPAIGN, examples=2)],
+    "campaigns/<int:pk>/duplicate/": [Form("/campaigns/{campaign}/duplicate/", CAMPAIGN, examples=2)],
+    "campaigns/<int:pk>/archive/": [Form("/campaigns/{campaign}/archive/", CAMPAIGN, examples=2)],
+    "campaigns/<int:pk>/unarchive/": [Form("/campaigns/{campaign}/unarchive/", CAMPAIGN, examples=2)],
+    "campaigns/<int:pk>/delete/": [Form("/campaigns/{in_review}/delete/", examples=2)],
     "campaigns/approval-policies/new/": [Form("/campaigns/approval-policies/new/")],
     "campaigns/approval-policies/<int:pk>/": [Form("/campaigns/approval-policies/{policy}/")],
     "campaigns/approval-policies/<int:pk>/delete/": [Form("/campaigns/approval-policies/{policy}/delete/", examples=2)],
@@ -568,6 +586,7 @@ READS = {
     "audiences/profiles/<int:pk>/": "/audiences/profiles/{profile}/",
     "audiences/profiles/<int:pk>/export/": "/audiences/profiles/{profile}/export/",
     "campaigns/": "/campaigns/",
+    "campaigns/calendar/": "/campaigns/calendar/",
     "campaigns/<int:pk>/": "/campaigns/{campaign}/",
     "campaigns/<int:pk>/review/": "/campaigns/{in_review}/review/",
     "campaigns/<int:pk>/status/": "/campaigns/{campaign}/status/",
@@ -807,6 +826,7 @@ LIST_PAGES = [
     "/audiences/identity-namespaces/",
     "/audiences/imports/",
     "/campaigns/",
+    "/campaigns/calendar/",
     "/campaigns/approval-policies/",
     "/campaigns/delivery-rules/",
     "/settings/api-keys/",
@@ -867,7 +887,8 @@ QUERY_PAGES = {
     "/channels/suppression/": ["q", "channel", "reason", "page"],
     "/channels/suppression/export/": ["q", "channel", "reason"],
     "/channels/new/": ["channel"],
-    "/campaigns/": ["page"],
+    "/campaigns/": ["q", "status", "kind", "category", "channel", "tag", "owner", "sort", "page"],
+    "/campaigns/calendar/": ["start"],
     "/audiences/": ["page"],
     "/audiences/imports/": ["page"],
     "/settings/api-keys/": ["page"],

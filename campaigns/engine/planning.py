@@ -26,12 +26,16 @@ def plan_run(*, run_id: int) -> None:
     chunk = settings.CAMPAIGNS_PLAN_CHUNK
     while True:
         with transaction.atomic():
-            run = Run.objects.select_for_update(of=("self",)).select_related("campaign", "version").get(pk=run_id)
+            run = (
+                Run.objects.select_for_update(of=("self",))
+                .select_related("campaign", "version__audience", "version__channel_configuration")
+                .get(pk=run_id)
+            )
             if run.state != Run.State.PLANNING:
                 return
             campaign = run.campaign
             try:
-                member_ids = audience_member_ids(campaign.audience, after_id=run.planning_cursor, limit=chunk)
+                member_ids = audience_member_ids(run.version.audience, after_id=run.planning_cursor, limit=chunk)
             except RuleError as invalid:
                 # The audience's rule stopped validating (an attribute undeclared since, an audience deleted):
                 # the run fails with the reason instead of retrying forever.
@@ -59,7 +63,8 @@ def plan_run(*, run_id: int) -> None:
 
 def _plan_deliveries(run: Run, profile_ids: list[int], now: datetime) -> list[Delivery]:
     campaign = run.campaign
-    configuration = campaign.channel_configuration
+    # The run's version's settings, not the campaign's: a newer version activated meanwhile is for later runs.
+    configuration = run.version.channel_configuration
     channel = configuration.channel
     profiles = Profile.objects.filter(pk__in=profile_ids).only("pk", "email", "phone", "timezone").order_by("pk")
     if channel == Channel.PUSH:
@@ -98,7 +103,7 @@ def _plan_deliveries(run: Run, profile_ids: list[int], now: datetime) -> list[De
 def _local_occurrence(run: Run) -> datetime | None:
     """The local wall time each profile gets a run of a campaign delivered in profiles' zones at: the occurrence's,
     which its key starts with (campaigns.schedules.occurrence_key); None for every other run."""
-    if run.kind != Run.Kind.SCHEDULED or not run.campaign.in_profile_timezone:
+    if run.kind != Run.Kind.SCHEDULED or not run.version.in_profile_timezone:
         return None
     try:
         return datetime.fromisoformat(run.occurrence[:19])

@@ -47,9 +47,10 @@ def send_run(*, run_id: int, now_func=timezone.now, outage: int = 0) -> None:
     retry; when the provider takes it, the retries that waited for the provider are due at once and the job goes on
     with whole slices.
     """
-    run = Run.objects.select_related("campaign__channel_configuration", "version").get(pk=run_id)
+    run = Run.objects.select_related("campaign", "version__channel_configuration").get(pk=run_id)
     campaign = run.campaign
-    configuration = campaign.channel_configuration
+    # The run's version's configuration: a newer version activated meanwhile is for later runs.
+    configuration = run.version.channel_configuration
     rate = getattr(configuration.get_settings(), "rate_per_second", None)
     limiter = RateLimiter(queues.connection(queue_for(campaign))) if rate else None
     deadline = time.monotonic() + settings.CAMPAIGNS_JOB_SECONDS
@@ -236,12 +237,12 @@ def send_slice(*, run: Run, token: uuid.UUID, deliveries: list[Delivery]) -> flo
     say).
     """
     campaign = run.campaign
-    configuration = campaign.channel_configuration
+    configuration = run.version.channel_configuration
     channel = configuration.channel
 
     sendable = _recheck(campaign, channel, token, deliveries)
     content = compiled_content(run.version)
-    campaign_context = {"name": campaign.name}
+    campaign_context = {"name": run.version.name}
     calls = trigger_contexts({d.trigger_request_id for d in sendable if d.trigger_request_id})
     marketing = campaign.category == Campaign.Category.MARKETING
     messages, failed = [], []

@@ -4,26 +4,22 @@ import json
 import re
 import zoneinfo
 from datetime import datetime
-from functools import lru_cache
 
 from django import forms
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
+from django.db.models import Q
 from django.utils import timezone
 
 from audiences.models import Audience
 from campaigns import contracts, schedules
 from campaigns.models import Campaign
+from campaigns.services import lifecycle
 from campaigns.services.lifecycle import configuration_purpose
 from channels.models import ChannelConfiguration
 from config import untrusted
-from config.forms import add_service_errors
+from config.forms import TimeZoneField, add_service_errors
 from config.untrusted import MAX_INT
-
-
-@lru_cache(maxsize=1)
-def _timezone_choices() -> list[tuple[str, str]]:
-    return [(name, name.replace("_", " ")) for name in sorted(zoneinfo.available_timezones())]
 
 
 class LocalDateTimeField(forms.DateTimeField):
@@ -160,8 +156,10 @@ class ScheduleForm(forms.Form):
         widget=forms.TextInput(attrs={"placeholder": "0 9 * * 1", "spellcheck": "false", "class": "code"}),
         help_text="minute hour day-of-month month day-of-week; '0 9 * * 1' is Mondays at 09:00.",
     )
-    timezone = forms.ChoiceField(
-        label="Time zone", choices=_timezone_choices, initial="UTC", help_text="Times, start and end are read here."
+    timezone = TimeZoneField(
+        label="Time zone",
+        initial="UTC",
+        help_text="Times, start and end are read here. Type a city or region to search: Europe/Paris, Asia/Tokyo.",
     )
     end_at = LocalDateTimeField(label="End", required=False, help_text="No occurrence starts after this.")
     in_profile_timezone = forms.BooleanField(
@@ -224,7 +222,15 @@ class ScheduleForm(forms.Form):
 
 
 class CampaignForm(ContentForm, ScheduleForm):
+    """A campaign's settings and its first version's content (CampaignEditForm: a new version's)."""
+
     name = forms.CharField(max_length=200)
+    description = forms.CharField(
+        required=False,
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="What the campaign is for, for your colleagues; never sent.",
+    )
     audience = forms.ModelChoiceField(
         queryset=Audience.objects.all(),
         required=False,
@@ -259,7 +265,90 @@ class CampaignForm(ContentForm, ScheduleForm):
         data = super().clean()
         if data.get("kind") != Campaign.Kind.API_TRIGGERED:
             data["create_profiles"] = False
+        self._add_rule_errors(data)
         return data
+
+    def _add_rule_errors(self, data) -> None:
+        """The rules campaigns.services.lifecycle checks on save, shown with the form's own errors at once (not
+        after a second submit) on the fields that have none yet; the service checks them again."""
+        campaign = Campaign(
+            kind=data.get("kind") or Campaign.Kind.SCHEDULED,
+            category=data.get("category") or Campaign.Category.MARKETING,
+            **{name: value for name, value in self.settings().items() if value is not None},
+        )
+        if self.instance_status in (None, Campaign.Status.DRAFT) or self.schedule_changed(campaign):
+            now = timezone.now()
+        else:
+            now = None
+        errors = lifecycle.settings_errors(campaign, now=now)
+        errors |= lifecycle.content_errors(
+            lifecycle.Content(data.get("subject", ""), data.get("html_body", ""), data.get("text_body", ""))
+        )
+        for field, message in errors.items():
+            if field in self.fields and field not in self.errors and field in data:
+                self.add_error(field, message)
+
+    instance_status = None  # CampaignEditForm: the campaign's status
+
+    def schedule_changed(self, campaign) -> bool:
+        return True
+
+    def settings(self) -> dict:
+        """The cleaned versioned settings, as CampaignSettings names them (campaigns.services.lifecycle)."""
+        data = self.cleaned_data
+        return {
+            "name": data.get("name", ""),
+            "description": data.get("description", ""),
+            "tags": data.get("tags") or [],
+            "audience": data.get("audience"),
+            "channel_configuration": data.get("channel_configuration"),
+            "schedule": data.get("schedule") or Campaign.Schedule.ON_ACTIVATION,
+            "start_at": data.get("start_at"),
+            "cron": data.get("cron") or "",
+            "send_time": data.get("send_time"),
+            "weekdays": sorted(set(data.get("weekdays") or [])),
+            "month_days": sorted(set(data.get("month_days") or [])),
+            "timezone": data.get("timezone") or "UTC",
+            "end_at": data.get("end_at"),
+            "in_profile_timezone": bool(data.get("in_profile_timezone")),
+        }
+
+
+class CampaignEditForm(CampaignForm):
+    """Every versioned setting and the content of a campaign, edited into a draft version. The kind and category
+    are the campaign's for good; shown, not editable."""
+
+    def __init__(self, *args, campaign: Campaign, version, **kwargs):
+        initial = {
+            **{name: getattr(version, name) for name in Campaign.SETTINGS_FIELDS},
+            "tags": ", ".join(version.tags),
+            "audience": version.audience_id,
+            "channel_configuration": version.channel_configuration_id,
+            "kind": campaign.kind,
+            "category": campaign.category,
+            "subject": version.subject,
+            "html_body": version.html_body,
+            "text_body": version.text_body,
+        }
+        zone = zoneinfo.ZoneInfo(version.timezone) if schedules.zone_of(version) else zoneinfo.ZoneInfo("UTC")
+        for name in ("start_at", "end_at"):
+            if initial[name] is not None:
+                initial[name] = initial[name].astimezone(zone).replace(tzinfo=None)
+        initial["weekdays"] = [str(day) for day in version.weekdays]
+        initial["month_days"] = [str(day) for day in version.month_days]
+        super().__init__(*args, initial=initial, **kwargs)
+        self.campaign = campaign
+        self.instance_status = campaign.status
+        for name in ("kind", "category"):
+            self.fields[name].disabled = True
+        del self.fields["create_profiles"]
+        # A configuration made inactive since stays listed while the campaign uses it (saving then says why not).
+        self.fields["channel_configuration"].queryset = ChannelConfiguration.objects.filter(
+            Q(is_active=True) | Q(pk=version.channel_configuration_id)
+        ).order_by("channel", "name")
+
+    def schedule_changed(self, campaign) -> bool:
+        return any(getattr(self.campaign, name) != getattr(campaign, name) for name in Campaign.SCHEDULE_FIELDS)
 
 
 def split_tags(value: str) -> list[str]:

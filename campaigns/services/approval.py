@@ -24,8 +24,9 @@ from django.utils import timezone
 
 from campaigns.models import ApprovalPolicy, Campaign, CampaignVersion, ReviewDecision
 from campaigns.schedules import schedule_errors
+from campaigns.unsubscribe import visible_unsubscribe_errors
 from permissions.services.audit import audit_record
-from permissions.services.notifications import notification_send
+from permissions.services.notifications import notification_send, notifications_resolve
 
 APPROVE_PERMISSION = "campaigns.approve_campaign"
 
@@ -101,9 +102,14 @@ def approval_policy_delete(*, actor, policy: ApprovalPolicy) -> None:
 
 
 def matching_policies(campaign: Campaign) -> list[ApprovalPolicy]:
-    """The active policies that match the campaign: if any, it needs an approval to go live."""
+    """The active policies that match the campaign, with its settings in effect or with its latest version's (a
+    version that changes tags or channel cannot leave a policy by doing so): if any, it needs an approval to go
+    live."""
     policies = ApprovalPolicy.objects.filter(is_active=True).prefetch_related("approver_groups", "approver_users")
-    return [policy for policy in policies if policy.matches(campaign)]
+    shapes = [campaign]
+    if campaign.pk is not None and (latest := campaign.latest_version()) is not None:
+        shapes.append(campaign.with_settings_of(latest))
+    return [policy for policy in policies if any(policy.matches(shape) for shape in shapes)]
 
 
 def approval_required(campaign: Campaign) -> bool:
@@ -177,17 +183,24 @@ def campaign_submit_for_review(*, campaign: Campaign, actor) -> CampaignVersion:
     has nothing left to send (a time that has passed): no approver could activate it."""
     campaign = _locked_campaign(campaign)
     version = campaign.latest_version()
-    if campaign.status not in (Campaign.Status.DRAFT, Campaign.Status.PAUSED):
-        raise ValidationError(
-            f"A campaign that is {campaign.get_status_display().lower()} cannot be submitted for review."
-        )
+    if campaign.status in Campaign.FINISHED_STATUSES or campaign.archived_at is not None:
+        state = "archived" if campaign.archived_at is not None else campaign.get_status_display().lower()
+        raise ValidationError(f"A campaign that is {state} cannot be submitted for review.")
     if version.review_state == CampaignVersion.ReviewState.IN_REVIEW:
         raise ValidationError(f"Version {version.number} is already in review.")
     if version.review_state == CampaignVersion.ReviewState.APPROVED:
         raise ValidationError(f"Version {version.number} is already approved.")
     if campaign.live_version_id == version.pk:
         raise ValidationError(f"Version {version.number} is already live: edit the content to make a new version.")
-    if campaign.status == Campaign.Status.DRAFT and (errors := schedule_errors(campaign, now=timezone.now())):
+    # The version's schedule is checked against the clock where it is new: a draft's, or a live campaign's changed
+    # one (a live campaign's own start date may have passed already).
+    proposed = campaign.with_settings_of(version)
+    if campaign.status == Campaign.Status.DRAFT or any(
+        getattr(campaign, name) != getattr(proposed, name) for name in Campaign.SCHEDULE_FIELDS
+    ):
+        if errors := schedule_errors(proposed, now=timezone.now()):
+            raise ValidationError(errors)
+    if errors := visible_unsubscribe_errors(campaign=campaign, version=version):
         raise ValidationError(errors)
     before = _state(campaign, version)
     version.review_state = CampaignVersion.ReviewState.IN_REVIEW
@@ -256,6 +269,8 @@ def campaign_approve(
         before=before,
         after={**_state(campaign, version), "comment": comment},
     )
+    # The review requests are settled: they no longer count on any approver's bell.
+    notifications_resolve(url=reverse("campaigns:review", args=[campaign.pk]))
     what = "approved and activated" if activating else "approved"
     _notify(
         users=[version.submitted_by],
@@ -292,6 +307,7 @@ def campaign_request_changes(
         before=before,
         after={**_state(campaign, version), "comment": comment},
     )
+    notifications_resolve(url=reverse("campaigns:review", args=[campaign.pk]))
     _notify(
         users=[version.submitted_by],
         actor=actor,
@@ -331,6 +347,37 @@ def last_approved_version(version: CampaignVersion) -> CampaignVersion | None:
         .order_by("-number")
         .first()
     )
+
+
+def _setting_words(version: CampaignVersion, name: str) -> str:
+    value = getattr(version, name)
+    if name == "tags":
+        return ", ".join(value) or "none"
+    if name in ("weekdays", "month_days"):
+        return ", ".join(str(day) for day in value) or "none"
+    if name in ("start_at", "end_at"):
+        return value.isoformat(sep=" ", timespec="minutes") if value else "none"
+    if name == "send_time":
+        return value.strftime("%H:%M") if value else "none"
+    if name == "schedule":
+        return version.get_schedule_display()
+    if value is None or value == "":
+        return "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def version_diff(*, old: CampaignVersion, new: CampaignVersion) -> list[FieldDiff]:
+    """What changed between two versions: each setting that differs (before and after), then a unified diff of each
+    content field that changed."""
+    diffs = []
+    for name in CampaignVersion.SETTINGS_FIELDS:
+        before, after = _setting_words(old, name), _setting_words(new, name)
+        if before != after:
+            label = CampaignVersion._meta.get_field(name).verbose_name.capitalize()
+            diffs.append(FieldDiff(label, [DiffLine("removed", f"-{before}"), DiffLine("added", f"+{after}")]))
+    return diffs + content_diff(old=old, new=new)
 
 
 def content_diff(*, old: CampaignVersion, new: CampaignVersion) -> list[FieldDiff]:

@@ -8,15 +8,16 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
 
 from audiences.models import Audience
 from campaigns import contracts
-from campaigns.models import Campaign, CampaignVersion, Run
+from campaigns.models import Campaign, CampaignSettings, CampaignVersion, Run
 from campaigns.personalization import ContentError, check_content
 from campaigns.schedules import next_run_start, schedule_errors
 from campaigns.services import approval
+from campaigns.unsubscribe import visible_unsubscribe_errors
 from channels.models import ChannelConfiguration
 from permissions.services.audit import audit_record
 
@@ -28,7 +29,7 @@ class Content:
     text_body: str
 
 
-def _content_errors(content: Content) -> dict[str, str]:
+def content_errors(content: Content) -> dict[str, str]:
     try:
         check_content(subject=content.subject, html_body=content.html_body, text_body=content.text_body)
     except ContentError as exc:
@@ -37,7 +38,7 @@ def _content_errors(content: Content) -> dict[str, str]:
 
 
 def _check_content(content: Content) -> None:
-    if errors := _content_errors(content):
+    if errors := content_errors(content):
         raise ValidationError(errors)
 
 
@@ -53,6 +54,29 @@ def _purpose_error(configuration: ChannelConfiguration, category: str) -> str:
     if purpose not in ("both", category):
         return f"This configuration is for {purpose} messages only; the campaign is {category}."
     return ""
+
+
+def settings_errors(campaign: Campaign, *, now: datetime | None = None) -> dict[str, str]:
+    """What is wrong with a campaign's settings (its own, or a version's through Campaign.with_settings_of) for
+    its kind and category, by field: the configuration, the audience, the schedule. With `now`, a schedule with
+    nothing left to send is refused too. The campaign forms show these beside their own errors, all at once;
+    campaign_create and campaign_update raise them."""
+    errors = {}
+    configuration = campaign.channel_configuration if campaign.channel_configuration_id else None
+    if configuration is not None:
+        if not configuration.is_active:
+            errors["channel_configuration"] = "This channel configuration is inactive."
+        elif purpose_error := _purpose_error(configuration, campaign.category):
+            errors["channel_configuration"] = purpose_error
+    if campaign.kind == Campaign.Kind.SCHEDULED and campaign.audience_id is None:
+        errors["audience"] = "A scheduled campaign needs an audience."
+    if campaign.in_profile_timezone and (
+        campaign.kind != Campaign.Kind.SCHEDULED or campaign.schedule == Campaign.Schedule.ON_ACTIVATION
+    ):
+        errors["in_profile_timezone"] = "Only a campaign sent at a date and time or on a recurrence has a local time."
+    for field, message in schedule_errors(campaign, now=now).items():
+        errors.setdefault(field, message)
+    return errors
 
 
 @transaction.atomic
@@ -75,6 +99,7 @@ def campaign_create(
     month_days: list[int] | None = None,
     in_profile_timezone: bool = False,
     tags: list[str] | None = None,
+    description: str = "",
     create_profiles: bool = False,
     now: datetime | None = None,
 ) -> Campaign:
@@ -83,19 +108,12 @@ def campaign_create(
     A scheduled campaign needs an audience; an API-triggered one needs one only for audience triggers. A scheduled
     campaign with nothing left to send (a time or an end that has passed) is refused (campaigns.schedules).
     """
-    errors = _content_errors(content)
-    if not channel_configuration.is_active:
-        errors["channel_configuration"] = "This channel configuration is inactive."
-    elif purpose_error := _purpose_error(channel_configuration, category):
-        errors["channel_configuration"] = purpose_error
-    if kind == Campaign.Kind.SCHEDULED and audience is None:
-        errors["audience"] = "A scheduled campaign needs an audience."
+    errors = content_errors(content)
     if create_profiles and kind != Campaign.Kind.API_TRIGGERED:
         errors["create_profiles"] = "Only an API-triggered campaign creates profiles for unknown recipients."
-    if in_profile_timezone and (kind != Campaign.Kind.SCHEDULED or schedule == Campaign.Schedule.ON_ACTIVATION):
-        errors["in_profile_timezone"] = "Only a campaign sent at a date and time or on a recurrence has a local time."
     campaign = Campaign(
         name=name,
+        description=description,
         kind=kind,
         category=category,
         channel_configuration=channel_configuration,
@@ -113,7 +131,7 @@ def campaign_create(
         in_profile_timezone=in_profile_timezone,
         create_profiles=create_profiles,
     )
-    for field, message in schedule_errors(campaign, now=now or timezone.now()).items():
+    for field, message in settings_errors(campaign, now=now or timezone.now()).items():
         errors.setdefault(field, message)
     try:
         campaign.full_clean(exclude=["owner", "live_version"])
@@ -123,9 +141,9 @@ def campaign_create(
     if errors:
         raise ValidationError(errors)
     campaign.save()
-    version = CampaignVersion.objects.create(
-        campaign=campaign, number=1, created_by=actor, edited_by=actor, **content.__dict__
-    )
+    version = CampaignVersion(campaign=campaign, number=1, created_by=actor, edited_by=actor, **content.__dict__)
+    campaign.copy_settings_to(version)
+    version.save()
     audit_record(actor=actor, action="campaign.created", obj=campaign, after=_state(campaign, version))
     return campaign
 
@@ -162,43 +180,116 @@ def _state(campaign: Campaign, version: CampaignVersion | None = None) -> dict:
     return {"status": campaign.status, "version": version.number, "review_state": version.review_state}
 
 
-@transaction.atomic
-def campaign_update_content(*, campaign: Campaign, actor, content: Content) -> CampaignVersion:
-    """Edit a campaign's content. A version in review is locked. A version that is live, that a run has sent or
-    that was approved is never changed: edits make a new version, which needs its own approval."""
-    _check_content(content)
-    campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
-    if campaign.status not in (Campaign.Status.DRAFT, Campaign.Status.PAUSED):
-        raise ValidationError(f"A campaign that is {campaign.get_status_display().lower()} cannot be edited.")
-    latest = campaign.latest_version()
+def _audit_value(value):
+    if isinstance(value, datetime | time):
+        return value.isoformat()
+    if isinstance(value, models.Model):
+        return f"#{value.pk} {value}"
+    return value
+
+
+def settings_changes(before: CampaignSettings, after: CampaignSettings) -> dict[str, tuple]:
+    """The settings that differ between two campaigns or versions: {field: (before, after)}."""
+    return {
+        name: (getattr(before, name), getattr(after, name))
+        for name in CampaignSettings.SETTINGS_FIELDS
+        if getattr(before, name) != getattr(after, name)
+    }
+
+
+def _check_editable(campaign: Campaign, latest: CampaignVersion) -> None:
+    if campaign.archived_at is not None:
+        raise ValidationError("An archived campaign cannot be edited: unarchive it, or duplicate it.")
+    if campaign.status in Campaign.FINISHED_STATUSES:
+        raise ValidationError(
+            f"A campaign that is {campaign.get_status_display().lower()} cannot be edited: duplicate it instead."
+        )
     if latest.review_state == CampaignVersion.ReviewState.IN_REVIEW:
         raise ValidationError(
             f"Version {latest.number} is in review and cannot be edited until an approver approves it or "
             "requests changes."
         )
+
+
+def _schedule_changed(campaign: Campaign, proposed: Campaign) -> bool:
+    return any(getattr(campaign, name) != getattr(proposed, name) for name in CampaignSettings.SCHEDULE_FIELDS)
+
+
+def edit_makes_new_version(campaign: Campaign, version: CampaignVersion) -> bool:
+    """Whether an edit of `version` goes to a new version: a version that went live, that a run sent or that was
+    approved is never changed."""
+    return (
+        version.review_state == CampaignVersion.ReviewState.APPROVED
+        or campaign.live_version_id == version.pk
+        or version.runs.exists()
+    )
+
+
+@transaction.atomic
+def campaign_update(
+    *, campaign: Campaign, actor, content: Content, settings: dict | None = None, now: datetime | None = None
+) -> CampaignVersion:
+    """Edit a campaign: its content and, with `settings`, its versioned settings (every name of
+    CampaignSettings.SETTINGS_FIELDS). Raises ValidationError naming every bad field.
+
+    The edit goes to the latest version while it is a draft that never went live, ran or was approved; else to a
+    new version, which needs its own approval where a policy asks for one. A live campaign keeps sending its live
+    version until the new one is activated (campaign_activate); a draft campaign takes the new settings at once.
+    A version in review is locked; a stopped, completed or archived campaign is duplicated instead.
+    """
+    campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
+    latest = campaign.latest_version()
+    _check_editable(campaign, latest)
+    if settings is not None and set(settings) != set(CampaignSettings.SETTINGS_FIELDS):
+        raise TypeError(f"settings must name exactly {CampaignSettings.SETTINGS_FIELDS}")
+    proposed = campaign.with_settings_of(latest)
+    for name, value in (settings or {}).items():
+        setattr(proposed, name, value)
+    errors = content_errors(content)
+    # A schedule is checked against the clock where it changes (a live campaign's date may have passed already).
+    checked_now = (now or timezone.now()) if campaign.status == Campaign.Status.DRAFT else None
+    if _schedule_changed(campaign, proposed):
+        checked_now = now or timezone.now()
+    for field, message in settings_errors(proposed, now=checked_now).items():
+        errors.setdefault(field, message)
+    try:
+        proposed.full_clean(exclude=[f.name for f in Campaign._meta.fields if f.name not in proposed.SETTINGS_FIELDS])
+    except ValidationError as invalid:
+        for field, messages in invalid.message_dict.items():
+            errors.setdefault(field, " ".join(messages))
+    if errors:
+        raise ValidationError(errors)
     before = _state(campaign, latest)
-    if (
-        latest.review_state == CampaignVersion.ReviewState.APPROVED
-        or campaign.live_version_id == latest.pk
-        or latest.runs.exists()
-    ):
-        version = CampaignVersion.objects.create(
-            campaign=campaign, number=latest.number + 1, created_by=actor, edited_by=actor, **content.__dict__
-        )
+    changes = settings_changes(latest, proposed)
+    if edit_makes_new_version(campaign, latest):
+        version = CampaignVersion(campaign=campaign, number=latest.number + 1, created_by=actor)
     else:
         version = latest
-        for field, value in content.__dict__.items():
-            setattr(version, field, value)
-        version.edited_by = actor
-        version.save()
+    for field, value in content.__dict__.items():
+        setattr(version, field, value)
+    proposed.copy_settings_to(version)
+    version.edited_by = actor
+    version.save()
+    if campaign.status == Campaign.Status.DRAFT:
+        proposed.copy_settings_to(campaign)
+        campaign.save()
     audit_record(
         actor=actor,
-        action="campaign.content_updated",
+        action="campaign.updated",
         obj=campaign,
-        before={**before, "subject": latest.subject},
-        after={**_state(campaign, version), "subject": version.subject},
+        before={**before, "subject": latest.subject, **{name: _audit_value(old) for name, (old, _) in changes.items()}},
+        after={
+            **_state(campaign, version),
+            "subject": version.subject,
+            **{name: _audit_value(new) for name, (_, new) in changes.items()},
+        },
     )
     return version
+
+
+def campaign_update_content(*, campaign: Campaign, actor, content: Content) -> CampaignVersion:
+    """Edit a campaign's content only: campaign_update with the latest version's settings."""
+    return campaign_update(campaign=campaign, actor=actor, content=content)
 
 
 def _check_publishable(campaign: Campaign, version: CampaignVersion) -> None:
@@ -217,51 +308,73 @@ def _check_publishable(campaign: Campaign, version: CampaignVersion) -> None:
         )
 
 
+def _first_run_at(campaign: Campaign, now: datetime) -> datetime | None:
+    """When the scheduler starts the first run of a scheduled campaign going live now (or whose schedule changed
+    while live). Raises ValidationError when its schedule has nothing left to send."""
+    if campaign.kind != Campaign.Kind.SCHEDULED:
+        return None
+    if campaign.schedule == Campaign.Schedule.ON_ACTIVATION:
+        return now
+    if campaign.schedule == Campaign.Schedule.AT:
+        if campaign.start_at < now:
+            raise ValidationError({"start_at": "This date and time has passed: choose a later one."})
+        return next_run_start(campaign, after=campaign.start_at - timedelta(microseconds=1))
+    # In profile time zones the run starts early (campaigns.schedules.run_start).
+    next_run_at = next_run_start(campaign, after=now)
+    if next_run_at is None:
+        raise ValidationError({"end_at": "No occurrence falls before the end date."})
+    return next_run_at
+
+
 @transaction.atomic
 def campaign_activate(*, campaign: Campaign, actor, now: datetime | None = None) -> Campaign:
-    """Make the latest version live and let the scheduler start its occurrences.
+    """Make the latest version live: a draft goes live, a paused campaign resumes, and an active campaign with a
+    newer version (approved where a policy asks) switches to it. The version's settings become the campaign's.
 
-    On activation means the scheduler starts a run on its next pass (within seconds).
+    On activation means the scheduler starts a run on its next pass (within seconds). A live campaign whose new
+    version changes the schedule starts again from the new one; runs under way finish with the version they began.
     """
     now = now or timezone.now()
     campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
-    if campaign.status not in (Campaign.Status.DRAFT, Campaign.Status.PAUSED):
+    latest = campaign.latest_version()
+    if campaign.archived_at is not None:
+        raise ValidationError("An archived campaign cannot be activated: unarchive it first.")
+    publishing = campaign.status == Campaign.Status.ACTIVE and campaign.live_version_id != latest.pk
+    if campaign.status not in (Campaign.Status.DRAFT, Campaign.Status.PAUSED) and not publishing:
         raise ValidationError(f"A campaign that is {campaign.get_status_display().lower()} cannot be activated.")
-    if not campaign.channel_configuration.is_active:
+    proposed = campaign.with_settings_of(latest)
+    if not proposed.channel_configuration.is_active:
         raise ValidationError({"channel_configuration": "This channel configuration is inactive."})
-    if purpose_error := _purpose_error(campaign.channel_configuration, campaign.category):
+    if purpose_error := _purpose_error(proposed.channel_configuration, campaign.category):
         # The configuration's purpose may have changed since the campaign was created.
         raise ValidationError({"channel_configuration": purpose_error})
-    latest = campaign.latest_version()
     before = _state(campaign, latest)
     if campaign.status == Campaign.Status.DRAFT or campaign.live_version_id != latest.pk:
         _check_publishable(campaign, latest)
-    if campaign.status == Campaign.Status.PAUSED:
-        # A version edited (and approved, where needed) during the pause is what later occurrences send;
-        # paused runs keep the version they were sending.
+        if errors := visible_unsubscribe_errors(campaign=campaign, version=latest):
+            raise ValidationError(errors)
+    schedule_changed = _schedule_changed(campaign, proposed)
+    latest.copy_settings_to(campaign)
+    if campaign.status != Campaign.Status.DRAFT:
+        # Resuming, or switching an active campaign to its new version: what later occurrences send. Runs under way
+        # keep the version they were sending.
+        if schedule_changed:
+            campaign.next_run_at = _first_run_at(campaign, now)
+        action = "campaign.resumed" if campaign.status == Campaign.Status.PAUSED else "campaign.version_activated"
+        resuming = campaign.status == Campaign.Status.PAUSED
         campaign.live_version = latest
         campaign.status = Campaign.Status.ACTIVE
-        campaign.save(update_fields=["live_version", "status", "updated_at"])
-        Run.objects.filter(campaign=campaign, state=Run.State.PAUSED).update(state=Run.State.SENDING, heartbeat_at=None)
-        audit_record(
-            actor=actor, action="campaign.resumed", obj=campaign, before=before, after=_state(campaign, latest)
-        )
+        campaign.save()
+        if resuming:
+            Run.objects.filter(campaign=campaign, state=Run.State.PAUSED).update(
+                state=Run.State.SENDING, heartbeat_at=None
+            )
+        audit_record(actor=actor, action=action, obj=campaign, before=before, after=_state(campaign, latest))
         return campaign
-    if campaign.kind == Campaign.Kind.SCHEDULED:
-        if campaign.schedule == Campaign.Schedule.ON_ACTIVATION:
-            campaign.next_run_at = now
-        elif campaign.schedule == Campaign.Schedule.AT:
-            if campaign.start_at < now:
-                raise ValidationError({"start_at": "This date and time has passed: choose a later one."})
-            campaign.next_run_at = next_run_start(campaign, after=campaign.start_at - timedelta(microseconds=1))
-        else:
-            # In profile time zones the run starts early (campaigns.schedules.run_start).
-            campaign.next_run_at = next_run_start(campaign, after=now)
-            if campaign.next_run_at is None:
-                raise ValidationError({"end_at": "No occurrence falls before the end date."})
+    campaign.next_run_at = _first_run_at(campaign, now)
     campaign.live_version = latest
     campaign.status = Campaign.Status.ACTIVE
-    campaign.save(update_fields=["live_version", "status", "next_run_at", "updated_at"])
+    campaign.save()
     audit_record(actor=actor, action="campaign.activated", obj=campaign, before=before, after=_state(campaign, latest))
     return campaign
 
@@ -296,6 +409,12 @@ def campaign_stop(*, campaign: Campaign, actor) -> Campaign:
     if campaign.status not in Campaign.LIVE_STATUSES:
         raise ValidationError("Only an active or paused campaign can be stopped.")
     before = _state(campaign)
+    _stop(campaign)
+    audit_record(actor=actor, action="campaign.stopped", obj=campaign, before=before, after=_state(campaign))
+    return campaign
+
+
+def _stop(campaign: Campaign) -> None:
     campaign.status = Campaign.Status.STOPPED
     campaign.next_run_at = None
     campaign.save(update_fields=["status", "next_run_at", "updated_at"])
@@ -305,5 +424,98 @@ def campaign_stop(*, campaign: Campaign, actor) -> Campaign:
     Run.objects.filter(campaign=campaign, state__in=[*Run.ACTIVE_STATES, Run.State.PAUSED]).update(
         state=Run.State.STOPPED, finished_at=now, heartbeat_at=now
     )
-    audit_record(actor=actor, action="campaign.stopped", obj=campaign, before=before, after=_state(campaign))
+
+
+COPY_PREFIX = "Copy of "
+
+
+@transaction.atomic
+def campaign_duplicate(*, campaign: Campaign, actor) -> Campaign:
+    """A new draft owned by `actor` with the latest version's settings and content, and the campaign's kind,
+    category and context contract: any campaign may be duplicated, archived ones included. The copy's schedule
+    is checked when it is submitted or activated, so a date that has passed is fixed on the copy's edit page."""
+    source = campaign.latest_version()
+    duplicate = Campaign(
+        kind=campaign.kind,
+        category=campaign.category,
+        owner=actor,
+        context_contract=campaign.context_contract,
+        create_profiles=campaign.create_profiles,
+    )
+    source.copy_settings_to(duplicate)
+    max_length = Campaign._meta.get_field("name").max_length
+    duplicate.name = (COPY_PREFIX + source.name)[:max_length]
+    duplicate.save()
+    version = CampaignVersion(
+        campaign=duplicate,
+        number=1,
+        created_by=actor,
+        edited_by=actor,
+        subject=source.subject,
+        html_body=source.html_body,
+        text_body=source.text_body,
+    )
+    duplicate.copy_settings_to(version)
+    version.save()
+    audit_record(
+        actor=actor,
+        action="campaign.duplicated",
+        obj=duplicate,
+        after={**_state(duplicate, version), "from_campaign": campaign.pk, "from_version": source.number},
+    )
+    return duplicate
+
+
+def deletable(campaign: Campaign) -> bool:
+    """Only a draft that never went live may be deleted."""
+    return campaign.status == Campaign.Status.DRAFT and not campaign.live_version_id and not campaign.runs.exists()
+
+
+@transaction.atomic
+def campaign_delete(*, campaign: Campaign, actor) -> None:
+    """Delete a draft that never went live, with its versions and their reviews. Anything that went live keeps its
+    record (runs, messages, decisions): archive it instead."""
+    campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
+    if not deletable(campaign):
+        raise ValidationError("Only a draft that never went live can be deleted: archive this campaign instead.")
+    audit_record(
+        actor=actor, action="campaign.deleted", obj=campaign, before={**_state(campaign), "name": campaign.name}
+    )
+    campaign.delete()
+
+
+@transaction.atomic
+def campaign_archive(*, campaign: Campaign, actor, now: datetime | None = None) -> Campaign:
+    """Archive a campaign: it leaves the default list and can no longer be edited or activated. A live campaign is
+    stopped first (its future occurrences cancelled, as campaign_stop does; callers check the actor may stop it).
+    A draft is deleted or kept, not archived."""
+    campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
+    if campaign.status == Campaign.Status.DRAFT:
+        raise ValidationError("A draft is not archived: delete it, or keep it as a draft.")
+    if campaign.archived_at is not None:
+        raise ValidationError("This campaign is already archived.")
+    before = {**_state(campaign), "archived": False}
+    if campaign.status in Campaign.LIVE_STATUSES:
+        _stop(campaign)
+    campaign.archived_at = now or timezone.now()
+    campaign.save(update_fields=["archived_at", "updated_at"])
+    audit_record(
+        actor=actor,
+        action="campaign.archived",
+        obj=campaign,
+        before=before,
+        after={**_state(campaign), "archived": True},
+    )
+    return campaign
+
+
+@transaction.atomic
+def campaign_unarchive(*, campaign: Campaign, actor) -> Campaign:
+    """Bring an archived campaign back to the default list, in the state it was archived in (stopped or completed)."""
+    campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
+    if campaign.archived_at is None:
+        raise ValidationError("This campaign is not archived.")
+    campaign.archived_at = None
+    campaign.save(update_fields=["archived_at", "updated_at"])
+    audit_record(actor=actor, action="campaign.unarchived", obj=campaign, after={**_state(campaign), "archived": False})
     return campaign

@@ -6,7 +6,6 @@ import json
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -19,8 +18,8 @@ from audiences.models import Profile
 from audiences.selectors.audiences import audience_size
 from campaigns import api_examples, contracts, previews, schedules, selectors
 from campaigns.forms.campaigns import (
+    CampaignEditForm,
     CampaignForm,
-    ContentForm,
     ContractFormSet,
     PreviewProfileForm,
     ReviewDecisionForm,
@@ -28,17 +27,12 @@ from campaigns.forms.campaigns import (
 )
 from campaigns.models import Campaign, CampaignVersion, Delivery, ReviewDecision, Run
 from campaigns.services import approval, lifecycle
+from campaigns.views.proofs import proof_context
 from permissions.access import permission_required
 
 RUNS_SHOWN = 20
 DECISIONS_SHOWN = 20
-
-
-@permission_required("campaigns.view_campaign")
-def campaign_list(request):
-    campaigns = Campaign.objects.select_related("channel_configuration", "audience", "owner")
-    page = Paginator(campaigns, 50).get_page(request.GET.get("page"))
-    return render(request, "campaigns/list.html", {"page": page, "campaigns": page.object_list})
+VERSIONS_SHOWN = 50
 
 
 @permission_required("campaigns.add_campaign")
@@ -56,6 +50,7 @@ def campaign_create(request):
                 category=data["category"],
                 **form.schedule_fields(),
                 tags=data["tags"],
+                description=data["description"],
                 create_profiles=data["create_profiles"],
             )
         except ValidationError as error:
@@ -157,10 +152,19 @@ def _render_detail(request, campaign, *, contract_formset=None):
         **_preview_context(request, version),
         **_schedule_context(campaign, check=campaign.status == Campaign.Status.DRAFT),
         "delivery_rules": selectors.delivery_rules_applying(campaign=campaign),
+        **proof_context(request, campaign),
+        "pending_changes": _pending_changes(campaign, version),
     }
     if campaign.kind == Campaign.Kind.API_TRIGGERED:
         context |= _trigger_context(request, campaign, contract_formset)
     return render(request, "campaigns/detail.html", context)
+
+
+def _pending_changes(campaign, version) -> list[str]:
+    """What a live campaign's newer version changes (the labels of version_diff), while it is not live."""
+    if not campaign.live_version_id or campaign.live_version_id == version.pk:
+        return []
+    return [diff.label for diff in approval.version_diff(old=campaign.live_version, new=version)]
 
 
 def _trigger_context(request, campaign, contract_formset) -> dict:
@@ -209,28 +213,110 @@ def _preview_context(request, version, *, may_pick: bool = True) -> dict:
 
 @permission_required("campaigns.change_campaign")
 def campaign_edit(request, pk):
-    campaign = get_object_or_404(Campaign, pk=pk)
+    """Every setting and the content, edited into a draft version: a live campaign goes on sending its live
+    version until this one is activated."""
+    campaign = get_object_or_404(Campaign.objects.select_related("channel_configuration", "audience"), pk=pk)
     version = _latest_version(campaign)
-    initial = {"subject": version.subject, "html_body": version.html_body, "text_body": version.text_body}
-    form = ContentForm(request.POST or None, initial=initial)
+    form = CampaignEditForm(request.POST or None, campaign=campaign, version=version)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            edited = lifecycle.campaign_update_content(
+            edited = lifecycle.campaign_update(
                 campaign=campaign,
                 actor=request.user,
                 content=lifecycle.Content(data["subject"], data["html_body"], data["text_body"]),
+                settings=form.settings(),
             )
         except ValidationError as error:
             form.add_lifecycle_errors(error)
         else:
-            if edited.pk != version.pk:
-                messages.success(request, f"Saved as version {edited.number}: version {version.number} is unchanged.")
-            else:
-                messages.success(request, f"Version {edited.number} saved.")
+            messages.success(request, _saved_message(campaign, version, edited))
             return redirect(campaign)
-    context = {"campaign": campaign, "version": version, "form": form, "locked": _locked_reason(campaign, version)}
+    context = {
+        "campaign": campaign,
+        "version": version,
+        "form": form,
+        "locked": _locked_reason(campaign, version),
+        "new_version": lifecycle.edit_makes_new_version(campaign, version),
+        "needs_approval": approval.approval_required(campaign),
+    }
     return render(request, "campaigns/edit.html", context)
+
+
+def _saved_message(campaign, previous, edited) -> str:
+    saved = f"Saved as version {edited.number}" if edited.pk != previous.pk else f"Version {edited.number} saved"
+    if campaign.status in Campaign.LIVE_STATUSES:
+        live = campaign.live_version.number if campaign.live_version_id else previous.number
+        return f"{saved}. Version {live} goes on sending until version {edited.number} is " + (
+            "submitted, approved and activated." if approval.approval_required(campaign) else "activated."
+        )
+    return f"{saved}."
+
+
+@permission_required("campaigns.view_campaign")
+@require_GET
+def version_history(request, pk):
+    """Every version: who made and changed it, its review, and what changed from the version before."""
+    campaign = get_object_or_404(Campaign, pk=pk)
+    versions = list(
+        campaign.versions.select_related("created_by", "edited_by", "submitted_by", "audience", "channel_configuration")
+        .prefetch_related("decisions__decided_by")
+        .order_by("-number")[: VERSIONS_SHOWN + 1]
+    )
+    rows = [
+        (version, approval.version_diff(old=older, new=version) if older else None)
+        for version, older in zip(versions[:VERSIONS_SHOWN], [*versions[1:], None], strict=False)
+    ]
+    return render(request, "campaigns/versions.html", {"campaign": campaign, "rows": rows})
+
+
+@permission_required("campaigns.add_campaign")
+@require_POST
+def campaign_duplicate(request, pk):
+    campaign = get_object_or_404(Campaign, pk=pk)
+    duplicate = lifecycle.campaign_duplicate(campaign=campaign, actor=request.user)
+    messages.success(request, f"Duplicated as a new draft from version {campaign.latest_version().number}.")
+    return redirect(duplicate)
+
+
+@permission_required("campaigns.delete_campaign")
+def campaign_delete(request, pk):
+    """A confirmation page, and the deletion (drafts that never went live only)."""
+    campaign = get_object_or_404(Campaign, pk=pk)
+    if request.method == "POST":
+        try:
+            lifecycle.campaign_delete(campaign=campaign, actor=request.user)
+        except ValidationError as error:
+            for message in error.messages:
+                messages.error(request, message)
+            return redirect(campaign)
+        messages.success(request, f"Deleted the draft “{campaign.name}”.")
+        return redirect("campaigns:list")
+    refusal = (
+        None
+        if lifecycle.deletable(campaign)
+        else "Only a draft that never went live can be deleted: archive it instead."
+    )
+    return render(request, "campaigns/delete.html", {"campaign": campaign, "refusal": refusal})
+
+
+@permission_required("campaigns.change_campaign")
+@require_POST
+def campaign_archive(request, pk):
+    campaign = get_object_or_404(Campaign, pk=pk)
+    if campaign.status in Campaign.LIVE_STATUSES and not request.user.has_perm("campaigns.activate_campaign"):
+        messages.error(request, "Archiving stops this live campaign: ask someone who may stop campaigns.")
+        return redirect(campaign)
+    stopping = campaign.status in Campaign.LIVE_STATUSES
+    message = "Archived: it is stopped and" if stopping else "Archived: it"
+    return _act(request, campaign, lifecycle.campaign_archive, f"{message} leaves the campaign list.")
+
+
+@permission_required("campaigns.change_campaign")
+@require_POST
+def campaign_unarchive(request, pk):
+    campaign = get_object_or_404(Campaign, pk=pk)
+    return _act(request, campaign, lifecycle.campaign_unarchive, "Unarchived: it is back in the campaign list.")
 
 
 @permission_required("campaigns.submit_campaign")
@@ -252,7 +338,7 @@ def campaign_review(request, pk):
 def campaign_approve(request, pk):
     campaign = get_object_or_404(Campaign.objects.select_related("channel_configuration", "audience"), pk=pk)
     form = ReviewDecisionForm(request.POST)
-    resuming = campaign.status == Campaign.Status.PAUSED
+    status_before = campaign.status
     if form.is_valid():
         try:
             lifecycle.campaign_approve_and_activate(
@@ -265,7 +351,7 @@ def campaign_approve(request, pk):
             form.add_lifecycle_errors(error)
         else:
             campaign.refresh_from_db()
-            messages.success(request, f"Approved. {_activated_message(campaign, resuming)}")
+            messages.success(request, f"Approved. {_activated_message(campaign, status_before)}")
             return redirect(campaign)
     return _render_review(request, campaign, form)
 
@@ -295,6 +381,8 @@ def _render_review(request, campaign, form=None):
     """The read-only review: content, audience and its size now, schedule, sender, and the diff against the
     last approved version. A form with errors comes back with them."""
     version = _latest_version(campaign)
+    # The reviewer sees what goes live: the version's settings, not (for a live campaign) the live version's.
+    campaign = campaign.with_settings_of(version)
     in_review = version.review_state == CampaignVersion.ReviewState.IN_REVIEW
     policies = approval.matching_policies(campaign)
     form = form or ReviewDecisionForm(initial={"review_key": version.review_key()})
@@ -319,7 +407,7 @@ def _render_review(request, campaign, form=None):
         "audience_size": audience_size(campaign.audience) if campaign.audience else None,
         "sender": _sender_settings(campaign.channel_configuration),
         "previous": previous,
-        "diff": approval.content_diff(old=previous, new=version) if previous else None,
+        "diff": approval.version_diff(old=previous, new=version) if previous else None,
         "decisions": version.decisions.select_related("decided_by"),
         **_preview_context(request, version, may_pick=False),
         **_schedule_context(campaign, check=campaign.status == Campaign.Status.DRAFT),
@@ -356,8 +444,10 @@ def _locked_reason(campaign, version) -> str | None:
             f"Version {version.number} is in review and cannot be edited until an approver approves it or "
             "requests changes."
         )
-    if campaign.status not in (Campaign.Status.DRAFT, Campaign.Status.PAUSED):
-        return f"A campaign that is {campaign.get_status_display().lower()} cannot be edited. Pause it first."
+    if campaign.archived_at is not None:
+        return "An archived campaign cannot be edited: unarchive it, or duplicate it."
+    if campaign.status in Campaign.FINISHED_STATUSES:
+        return f"A campaign that is {campaign.get_status_display().lower()} cannot be edited: duplicate it instead."
     return None
 
 
@@ -371,8 +461,7 @@ def campaign_status(request, pk):
 @require_POST
 def campaign_activate(request, pk):
     campaign = get_object_or_404(Campaign, pk=pk)
-    resuming = campaign.status == Campaign.Status.PAUSED
-    return _act(request, campaign, lifecycle.campaign_activate, _activated_message(campaign, resuming))
+    return _act(request, campaign, lifecycle.campaign_activate, _activated_message(campaign, campaign.status))
 
 
 @permission_required("campaigns.activate_campaign")
@@ -402,8 +491,14 @@ def _act(request, campaign, action, success_message):
     return redirect(campaign)
 
 
-def _activated_message(campaign, resuming: bool) -> str:
-    if resuming:
+def _activated_message(campaign, status_before: str) -> str:
+    """What activation did, from the campaign's status before it (and, for a draft, its schedule)."""
+    if status_before == Campaign.Status.ACTIVE:
+        return (
+            "The new version is live: the next occurrences and calls send it; runs under way finish with the "
+            "version they began."
+        )
+    if status_before == Campaign.Status.PAUSED:
         return "Resumed: sending picks up where it stopped, with only what was never sent."
     if campaign.kind == Campaign.Kind.API_TRIGGERED:
         return "Activated: the campaign now answers trigger API calls."
@@ -415,9 +510,20 @@ def _activated_message(campaign, resuming: bool) -> str:
 def _allowed_actions(user, campaign, version, policies) -> set[str]:
     """The buttons to show. The actions check the state again; this only hides what would fail."""
     actions = set()
-    editable = campaign.status in (Campaign.Status.DRAFT, Campaign.Status.PAUSED)
+    archived = campaign.archived_at is not None
+    editable = campaign.status not in Campaign.FINISHED_STATUSES and not archived
     state = version.review_state
     in_review = state == CampaignVersion.ReviewState.IN_REVIEW
+    if user.has_perm("campaigns.add_campaign"):
+        actions.add("duplicate")
+    if user.has_perm("campaigns.delete_campaign") and lifecycle.deletable(campaign):
+        actions.add("delete")
+    if user.has_perm("campaigns.change_campaign") and campaign.status != Campaign.Status.DRAFT:
+        live = campaign.status in Campaign.LIVE_STATUSES
+        if archived:
+            actions.add("unarchive")
+        elif not live or user.has_perm("campaigns.activate_campaign"):
+            actions.add("archive")
     if editable and not in_review and user.has_perm("campaigns.change_campaign"):
         actions.add("edit")
     if (
@@ -439,13 +545,15 @@ def _allowed_actions(user, campaign, version, policies) -> set[str]:
             actions.add("activate")
         case Campaign.Status.ACTIVE:
             actions |= {"pause", "stop"}
+            if publishable and campaign.live_version_id != version.pk:
+                actions.add("publish")
         case Campaign.Status.PAUSED:
             actions |= {"resume", "stop"} if publishable else {"stop"}
     return actions
 
 
 def _status_context(campaign) -> dict:
-    runs = list(campaign.runs.all()[:RUNS_SHOWN])
+    runs = list(campaign.runs.select_related("version")[:RUNS_SHOWN])
     exclusions = [
         (_reason_label(reason), count) for reason, count in selectors.exclusion_counts(campaign_id=campaign.pk).items()
     ]
@@ -457,6 +565,7 @@ def _status_context(campaign) -> dict:
     else:
         poll_seconds = None
     return {
+        "status_label": selectors.campaign_status_label(campaign=campaign),
         "counts": selectors.delivery_counts(campaign_id=campaign.pk),
         "runs": runs,
         "exclusions": exclusions,
@@ -503,11 +612,7 @@ def version_preview(request, pk, number):
         profile = get_object_or_404(Profile, pk=int(profile_id))
     preview = previews.version_preview(version=version, profile=profile)
     if preview.error:
-        body = format_html(
-            '<p style="font-family: sans-serif; color: #a4281b">{} does not render: {}</p>',
-            preview.error_part,
-            preview.error.message,
-        )
+        body = format_html('<p style="font-family: sans-serif; color: #a4281b">{}</p>', preview.error_text)
     else:
         body = preview.rendered.html
     response = HttpResponse(body, content_type="text/html; charset=utf-8")

@@ -2,10 +2,12 @@
 
 The envelope sender carries the delivery id (VERP, `bounce+<id>@<bounce domain>`) so an asynchronous bounce
 names the delivery it is about; `delivery_id_from_verp` reads it back. Marketing mail carries RFC 8058
-one-click List-Unsubscribe headers; messages are DKIM-signed when the configuration has a key.
+one-click List-Unsubscribe headers, and the configuration's footer (channels/adapters/email_footer.py) when it has
+one; messages are DKIM-signed when the configuration has a key.
 """
 
 import binascii
+import dataclasses
 import logging
 import queue
 import re
@@ -18,6 +20,7 @@ from email.utils import formataddr, formatdate
 
 from channels.adapters.base import Adapter, OutboundMessage, Outcome, Reason, SendResult, Stream, message_error
 from channels.adapters.email_dkim import DkimSigner
+from channels.adapters.email_footer import Footer
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +116,7 @@ class EmailAdapter(Adapter):
         self._pool = ThreadPoolExecutor(max_workers=s.connections, thread_name_prefix=f"smtp{configuration.pk}")
         self._lock = threading.Lock()
         self.connections_opened = 0
+        self._footer = Footer(html=s.footer_html, text=s.footer_text)
         self._dkim = None
         if s.dkim_domain:
             self._dkim = DkimSigner(
@@ -126,6 +130,11 @@ class EmailAdapter(Adapter):
 
     def message_bytes(self, message: OutboundMessage, date: str) -> bytes:
         s = self.settings
+        if self._footer and message.marketing and message.unsubscribe_url:
+            html, text = self._footer.applied(
+                html=message.html, text=message.text, unsubscribe_url=message.unsubscribe_url
+            )
+            message = dataclasses.replace(message, html=html, text=text)
         data = build_message_bytes(
             message,
             sender=self.sender,

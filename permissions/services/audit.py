@@ -1,5 +1,6 @@
 """The audit log: every audited action of every app is recorded here."""
 
+from permissions.middleware import client_address
 from permissions.models import AuditEvent
 
 _SECRET_NAMES = ("password", "secret", "token", "key_hash", "api_key", "credentials")
@@ -17,7 +18,8 @@ def _scrub(values: dict | None) -> dict | None:
 def audit_record(
     *, actor, action: str, obj=None, before: dict | None = None, after: dict | None = None, ip_address=None
 ) -> AuditEvent:
-    """Record one audited action. Values under secret-looking names are replaced before storing."""
+    """Record one audited action. Values under secret-looking names are replaced before storing. The client
+    address is `ip_address`, else that of the web or API request being served (`permissions.middleware`)."""
     authenticated = actor is not None and getattr(actor, "is_authenticated", False)
     return AuditEvent.objects.create(
         actor=actor if authenticated else None,
@@ -28,5 +30,5 @@ def audit_record(
         object_repr=str(obj)[:200] if obj is not None else "",
         before=_scrub(before),
         after=_scrub(after),
-        ip_address=ip_address,
+        ip_address=ip_address if ip_address is not None else client_address.get(),
     )

@@ -54,3 +54,9 @@ def notifications_mark_read(*, user, notification_ids=None) -> int:
     if notification_ids is not None:
         unread = unread.filter(pk__in=notification_ids)
     return unread.update(read_at=timezone.now())
+
+
+def notifications_resolve(*, url: str) -> int:
+    """Mark read, for every user, the unread notifications leading to `url`: what they asked for is settled (a
+    review decided, by whoever), so they no longer count on the bell. They stay in each user's inbox."""
+    return Notification.objects.filter(url=url, read_at__isnull=True).update(read_at=timezone.now())

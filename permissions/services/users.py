@@ -11,6 +11,7 @@ from permissions.models import Invitation
 from permissions.roles import Role, group_permission_names
 from permissions.services.audit import audit_record
 from permissions.services.invitations import invitation_create, invitation_email_send
+from permissions.services.notifications import notification_send
 
 
 @transaction.atomic
@@ -58,7 +59,9 @@ def user_change_roles(*, actor, user, role_names: list[str]) -> None:
     """Give `user` exactly these roles, as an administrator acting in the browser.
 
     Refuses to grant or remove a role carrying permissions the actor lacks, and to take the administrator role
-    from the last active administrator. Audited with before and after (by `user_set_roles`).
+    from the last active administrator. Audited with before and after (by `user_set_roles`). An active user given
+    a role by someone else is told in the app and by email, sent once the change commits (an invited user's
+    invitation tells them instead).
     """
     _lock_administrators()
     current = set(user.groups.values_list("name", flat=True))
@@ -72,6 +75,20 @@ def user_change_roles(*, actor, user, role_names: list[str]) -> None:
         user_set_roles(actor=actor, user=user, role_names=sorted(wanted))
     except ValueError as error:
         raise ValidationError(str(error)) from None
+    if (granted := sorted(wanted - current)) and user.pk != actor.pk:
+        _notify_granted(actor=actor, user=user, role_names=granted)
+
+
+def _notify_granted(*, actor, user, role_names: list[str]) -> None:
+    names = " and ".join(f"“{name}”" for name in role_names)
+    noun = "role" if len(role_names) == 1 else "roles"
+    title = f"You were given the {noun} {names}"
+    notification_send(
+        users=[user],
+        title=title if len(title) <= 200 else f"{title[:199]}…",  # Notification.title's length
+        body=f"{actor.get_username()} gave you the {noun} {names} in the campaign manager. Sign in at:",
+        url="/",
+    )
 
 
 @transaction.atomic

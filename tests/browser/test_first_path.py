@@ -71,7 +71,10 @@ def test_campaign_created_in_the_browser_reaches_each_recipient_once(log_in, red
     preview = manny.get_by_title("HTML body preview")
     sandbox = preview.get_attribute("sandbox")
     assert sandbox is not None and "allow-scripts" not in sandbox, f"preview iframe sandbox={sandbox!r}"
-    expect(manny.frame_locator("iframe.preview").locator("p")).to_have_text("Dear , our autumn sale starts now.")
+    frame = manny.frame_locator("iframe.preview")
+    expect(frame.locator("p").first).to_have_text("Dear , our autumn sale starts now.")
+    # Then the relay's footer, with the unsubscribe link every marketing email shows.
+    expect(frame.get_by_role("link", name="Unsubscribe")).to_be_visible()
 
     april = log_in("april")
     publish(manager=manny, approver=april, campaign_url=manny.url)

@@ -47,7 +47,9 @@ def test_recipient_unsubscribes_from_the_link_without_an_account(browser, live_s
 def test_administrator_suppresses_finds_and_removes_an_address(log_in):
     page = log_in("ada")
 
-    page.get_by_role("navigation", name="Main").get_by_role("link", name="Suppression").click()
+    navigation = page.get_by_role("navigation", name="Main")
+    navigation.get_by_text("Settings", exact=True).click()  # the top bar's Settings menu
+    navigation.get_by_role("link", name="Suppression").click()
     page.get_by_role("link", name="Suppress an address").click()
     page.get_by_label("Address").fill("Someone@Example.com")
     page.get_by_role("button", name="Suppress").click()

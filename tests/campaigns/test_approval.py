@@ -20,7 +20,7 @@ from channels.schemas import EmailSettings
 from config import queues
 from permissions.models import AuditEvent, Notification
 from permissions.roles import Role
-from tests.conftest import run_burst_worker
+from tests.conftest import TEST_FOOTERS, run_burst_worker
 from tests.smtp_servers import free_port
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -40,7 +40,14 @@ def audience(db):
 def configuration(db):
     configuration = ChannelConfiguration(name="Relay", channel="email")
     configuration.set_settings(
-        EmailSettings(from_email="news@example.com", from_name="Shop", host="127.0.0.1", port=1025, password="hunter2")
+        EmailSettings(
+            from_email="news@example.com",
+            from_name="Shop",
+            host="127.0.0.1",
+            port=1025,
+            password="hunter2",
+            **TEST_FOOTERS,
+        )
     )
     configuration.save()
     return configuration
@@ -586,7 +593,7 @@ def test_every_state_change_and_decision_is_audited_with_before_and_after(person
         ("campaign.created", "manny"),
         ("campaign.submitted_for_review", "manny"),
         ("campaign.changes_requested", "april"),
-        ("campaign.content_updated", "manny"),
+        ("campaign.updated", "manny"),
         ("campaign.submitted_for_review", "manny"),
         ("campaign.approved", "april"),
         ("campaign.activated", "april"),
@@ -606,7 +613,7 @@ def test_every_state_change_and_decision_is_audited_with_before_and_after(person
         "draft",
         "active",
     )
-    assert by_action["campaign.content_updated"].after["subject"] == "Hello again"
+    assert by_action["campaign.updated"].after["subject"] == "Hello again"
     assert by_action["campaign.stopped"].after["status"] == "stopped"
 
 

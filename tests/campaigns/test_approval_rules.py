@@ -15,6 +15,7 @@ from channels.models import ChannelConfiguration
 from channels.schemas import EmailSettings
 from permissions.models import AuditEvent, Notification
 from permissions.roles import Role
+from tests.conftest import TEST_FOOTERS
 
 CONTENT = lifecycle.Content("Hello", "<p>Hi</p>\n<p>Spring sale</p>", "Hi")
 EDITED = lifecycle.Content("Hello again", "<p>Hi</p>\n<p>Summer sale</p>", "Hi")
@@ -25,7 +26,9 @@ REVIEWERS = (Role.APPROVER, Role.ADMINISTRATOR)
 def draft(personas):
     Profile.objects.create(email="p@example.com")
     configuration = ChannelConfiguration(name="Relay", channel="email")
-    configuration.set_settings(EmailSettings(from_email="news@example.com", host="127.0.0.1", port=1025))
+    configuration.set_settings(
+        EmailSettings(from_email="news@example.com", host="127.0.0.1", port=1025, **TEST_FOOTERS)
+    )
     configuration.save()
     return lifecycle.campaign_create(
         actor=personas["manny"],
@@ -262,10 +265,12 @@ def test_submitting_is_refused_when_the_only_approver_is_inactive(personas, draf
     assert state(draft)[1] == CampaignVersion.ReviewState.DRAFT
 
 
-def test_only_a_draft_or_paused_campaign_is_submitted(personas, draft):
+def test_a_live_campaigns_new_version_is_submitted_but_a_finished_campaign_is_not(personas, draft):
     lifecycle.campaign_activate(campaign=draft, actor=personas["april"])
-    with pytest.raises(ValidationError, match="A campaign that is active cannot be submitted"):
+    with pytest.raises(ValidationError, match="Version 1 is already live"):
         submit(draft, personas["manny"])
+    lifecycle.campaign_update_content(campaign=draft, actor=personas["manny"], content=EDITED)
+    assert submit(draft, personas["manny"]).number == 2  # the active campaign goes on sending version 1
 
     lifecycle.campaign_stop(campaign=draft, actor=personas["april"])
     with pytest.raises(ValidationError, match="A campaign that is stopped cannot be submitted"):

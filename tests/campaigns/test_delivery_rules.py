@@ -14,7 +14,7 @@ from django.utils import timezone
 from audiences.models import Consent, Profile
 from campaigns import rules
 from campaigns.engine import claiming, planning, scheduler, sending
-from campaigns.models import Campaign, Delivery, FrequencyCap, QuietHours, Run
+from campaigns.models import Campaign, CampaignVersion, Delivery, FrequencyCap, QuietHours, Run
 from campaigns.rules.consent import ConsentAndSuppression
 from campaigns.rules.frequency import FrequencyCapRule
 from campaigns.rules.local_time import LocalTime
@@ -324,6 +324,7 @@ def test_planning_a_run_in_profiles_zones_writes_each_ones_local_time(redis, mar
     nowhere = Profile.objects.create(email="nowhere@example.com", timezone="")
     campaign = make_campaign(marketer, configuration, everyone, timezone_name="Europe/Paris")
     Campaign.objects.filter(pk=campaign.pk).update(in_profile_timezone=True, status=Campaign.Status.ACTIVE)
+    CampaignVersion.objects.filter(campaign=campaign).update(in_profile_timezone=True)
     run = Run.objects.create(
         campaign=campaign,
         version=campaign.latest_version(),

@@ -8,7 +8,10 @@ from django.core.management import call_command
 from audiences.models import Audience, Consent, Profile
 from audiences.selectors.audiences import audience_size
 from campaigns.models import ApprovalPolicy, Campaign, CampaignVersion, ReviewDecision
+from campaigns.personalization import compiled_content
 from campaigns.services import approval
+from campaigns.unsubscribe import visible_unsubscribe_errors
+from channels.adapters.email_footer import shows_unsubscribe_url
 from channels.models import ChannelConfiguration
 from permissions.roles import Role, user_roles
 
@@ -104,3 +107,19 @@ def test_demo_marketing_campaigns_went_through_the_approval_policy(db):
     approver = get_user_model().objects.get(username="approver")
     assert approver.notifications.filter(title__startswith="Review requested: Spring sale preview").exists()
     assert not approval.approval_required(Campaign.objects.get(name="Password reset"))
+
+
+def test_the_demo_newsletter_shows_an_unsubscribe_link_in_its_footer(db):
+    _seed()
+
+    newsletter = Campaign.objects.get(name="Weekly newsletter")
+    version = newsletter.live_version
+    assert visible_unsubscribe_errors(campaign=newsletter, version=version) == {}
+    # In the content's own footer (the demo relay has none), in both parts.
+    assert not version.channel_configuration.get_settings().footer_html
+    assert shows_unsubscribe_url(version.html_body) and shows_unsubscribe_url(version.text_body)
+    rendered = compiled_content(version).render(
+        {"profile": {}, "campaign": {}, "context": {}, "unsubscribe_url": "https://demo.example/u/t/"}
+    )
+    assert '<a href="https://demo.example/u/t/"' in rendered.html
+    assert "Unsubscribe: https://demo.example/u/t/" in rendered.text

@@ -12,7 +12,7 @@ from campaigns.services import lifecycle
 from channels.models import ChannelConfiguration
 from channels.schemas import EmailSettings
 from permissions.roles import Role
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, TEST_FOOTERS
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
@@ -35,7 +35,9 @@ def audience(profiles):
 @pytest.fixture
 def configuration(db):
     configuration = ChannelConfiguration(name="Relay", channel="email")
-    configuration.set_settings(EmailSettings(from_email="news@example.com", host="127.0.0.1", port=1025))
+    configuration.set_settings(
+        EmailSettings(from_email="news@example.com", host="127.0.0.1", port=1025, **TEST_FOOTERS)
+    )
     configuration.save()
     return configuration
 
@@ -182,7 +184,7 @@ def test_the_form_warns_of_a_schedule_more_frequent_than_hourly(client, personas
     ("query", "says"),
     [
         ({"schedule": "at", "start_at": "99999-01-01T00:00"}, "Start: Enter a date and time"),
-        ({"schedule": "at", "start_at": "9999-12-31T23:59", "timezone": "Etc/GMT+12"}, "between 1970 and 2999"),
+        ({"schedule": "at", "start_at": "9999-12-31T23:59", "timezone": "Pacific/Pago_Pago"}, "between 1970 and 2999"),
         ({"schedule": "daily", "send_time": "25:99"}, "At: Enter a valid time"),
         ({"schedule": "daily", "send_time": "09:00", "timezone": "Mars/Olympus"}, "Time zone: Select a valid"),
         ({"schedule": "weekly", "send_time": "09:00", "weekdays": ["9", "x"]}, "On: Select a valid choice"),
@@ -251,8 +253,8 @@ def test_bad_cron_is_shown_next_to_the_field_and_nothing_is_stored(client, perso
     ("field", "overrides"),
     [
         # 10000-01-01 in UTC, past what Python's dates hold: a server error on saving
-        ("start_at", {"schedule": "at", "start_at": "9999-12-31T23:59", "timezone": "Etc/GMT+12"}),
-        ("start_at", {"schedule": "at", "start_at": "0001-01-01T00:00", "timezone": "Etc/GMT-14"}),
+        ("start_at", {"schedule": "at", "start_at": "9999-12-31T23:59", "timezone": "Pacific/Pago_Pago"}),
+        ("start_at", {"schedule": "at", "start_at": "0001-01-01T00:00", "timezone": "Pacific/Kiritimati"}),
         # the next occurrence, computed on activation, fell past year 9999
         ("start_at", {"schedule": "recurring", "cron": "0 0 * * *", "start_at": "9999-12-30T00:00"}),
         (
@@ -426,12 +428,20 @@ def test_action_buttons_follow_the_state_and_the_permission(client, personas, dr
 # Editing content
 
 
+def edit_form_data(client, campaign, **changes) -> dict:
+    """What the edit page's form posts as it comes (every setting and the content of the latest version), with
+    `changes`: a person changing some fields and saving."""
+    form = client.get(reverse("campaigns:edit", args=[campaign.pk])).context["form"]
+    data = {name: form[name].value() for name in form.fields if form[name].value() not in (None, False)}
+    return {**data, **changes}
+
+
 def test_manager_edits_the_draft_content_in_place(client, personas, draft):
-    response = _login(client, personas["manny"]).post(
-        reverse("campaigns:edit", args=[draft.pk]),
-        {"subject": "Hello {{ profile.first_name }}!", "html_body": "<p>New</p>", "text_body": ""},
-        follow=True,
+    client = _login(client, personas["manny"])
+    data = edit_form_data(
+        client, draft, subject="Hello {{ profile.first_name }}!", html_body="<p>New</p>", text_body=""
     )
+    response = client.post(reverse("campaigns:edit", args=[draft.pk]), data, follow=True)
 
     assert b"Version 1 saved." in response.content
     version = draft.versions.get()
@@ -448,11 +458,12 @@ def test_edit_page_shows_the_current_content_and_checks_it(client, personas, dra
     edit = reverse("campaigns:edit", args=[draft.pk])
 
     assert b"&lt;p&gt;Hi&lt;/p&gt;</textarea>" in client.get(edit).content
-    response = client.post(edit, {"subject": "Hi {% if %}", "html_body": "", "text_body": ""})
+    response = client.post(edit, edit_form_data(client, draft, subject="Hi {% if %}", html_body="", text_body=""))
 
     assert response.status_code == 200
-    assert set(response.context["form"].errors) == {"html_body"}
-    response = client.post(edit, {"subject": "Hi {% if %}", "html_body": "<p>x</p>", "text_body": ""})
+    # Every error at once: the form's own (no body) and the content's syntax the service checks.
+    assert set(response.context["form"].errors) == {"html_body", "subject"}
+    response = client.post(edit, edit_form_data(client, draft, subject="Hi {% if %}", html_body="<p>x</p>"))
     assert list(response.context["form"].errors) == ["subject"]
     assert draft.latest_version().subject == "Hello {{ profile.first_name }}"
 
@@ -460,26 +471,37 @@ def test_edit_page_shows_the_current_content_and_checks_it(client, personas, dra
 def test_editing_a_live_campaign_after_a_pause_makes_a_new_version(client, personas, draft):
     lifecycle.campaign_activate(campaign=draft, actor=personas["april"])
     lifecycle.campaign_pause(campaign=draft, actor=personas["april"])
+    client = _login(client, personas["manny"])
 
-    response = _login(client, personas["manny"]).post(
-        reverse("campaigns:edit", args=[draft.pk]), {"subject": "Second", "html_body": "<p>2</p>"}, follow=True
+    response = client.post(
+        reverse("campaigns:edit", args=[draft.pk]),
+        edit_form_data(client, draft, subject="Second", html_body="<p>2</p>"),
+        follow=True,
     )
 
-    assert b"Saved as version 2: version 1 is unchanged." in response.content
+    assert b"Saved as version 2. Version 1 goes on sending until version 2 is activated." in response.content
     assert list(draft.versions.order_by("number").values_list("subject", flat=True)) == [
         "Hello {{ profile.first_name }}",
         "Second",
     ]
 
 
-def test_an_active_campaign_cannot_be_edited(client, personas, draft):
+def test_an_active_campaign_is_edited_into_a_new_version_and_a_stopped_one_is_not(client, personas, draft):
     lifecycle.campaign_activate(campaign=draft, actor=personas["april"])
     client = _login(client, personas["manny"])
+    edit = reverse("campaigns:edit", args=[draft.pk])
 
-    assert b"Pause it first." in client.get(reverse("campaigns:edit", args=[draft.pk])).content
-    response = client.post(reverse("campaigns:edit", args=[draft.pk]), {"subject": "x", "text_body": "x"})
+    assert b"saving makes version 2" in client.get(edit).content
+    client.post(edit, edit_form_data(client, draft, subject="New", name="Renamed"))
+    draft.refresh_from_db()
+    assert draft.versions.count() == 2 and draft.live_version.number == 1 and draft.name != "Renamed"
+
+    data = edit_form_data(client, draft, subject="Later")
+    lifecycle.campaign_stop(campaign=draft, actor=personas["april"])
+    assert b"cannot be edited: duplicate it instead" in client.get(edit).content
+    response = client.post(edit, data)
     assert b"cannot be edited" in response.content
-    assert draft.versions.count() == 1
+    assert draft.versions.count() == 2
 
 
 def test_viewer_cannot_edit(client, personas, draft):
@@ -572,7 +594,7 @@ def test_status_panel_counts_the_ledger(client, personas, draft, profiles):
         1,
     )
     assert response.context["exclusions"] == [("No consent", 1)]
-    assert b"2026-03-02T12:00:00" in response.content
+    assert b"2026-03-02 12:00:00 UTC</td>" in response.content  # the occurrence, with its zone
     assert b'<progress aria-label="Messages done" max="100" value="80">' in response.content
 
 
@@ -607,7 +629,9 @@ def test_html_preview_is_sandboxed_and_scripts_stay_escaped(client, personas, au
     # The content is served on its own, as a sandboxed document: no script runs even if opened directly,
     # the marketer's inline styles still apply, and only our own pages may frame it.
     preview = client.get(preview_url)
-    assert preview.content.decode() == '<p>Hi</p><script>alert("owned")</script>'
+    # With the relay's footer, as recipients of marketing mail get it (a link that unsubscribes nobody).
+    footer = '<p><a href="#unsubscribe-link">Unsubscribe</a></p>'
+    assert preview.content.decode() == f'<p>Hi</p><script>alert("owned")</script>\n{footer}'
     policy = preview["Content-Security-Policy"]
     assert "sandbox" in policy and "allow-scripts" not in policy
     assert "script-src" not in policy and "default-src 'none'" in policy

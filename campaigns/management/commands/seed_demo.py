@@ -66,6 +66,7 @@ COUNTRIES = {
 }
 PLANS = {"free": 60, "pro": 30, "enterprise": 10}
 
+# Marketing email must show an unsubscribe link (campaigns.unsubscribe): the footer of each part has it.
 HTML_BODY = """<!doctype html>
 <html>
 <body style="font-family: Arial, sans-serif; color: #1f2430; max-width: 560px; margin: 0 auto; padding: 24px;">
@@ -74,7 +75,8 @@ HTML_BODY = """<!doctype html>
   <p>{paragraph}</p>
   <p><a href="https://shop.example.com/" style="background: #2f5bd3; color: #fff; padding: 10px 16px;
      border-radius: 4px; text-decoration: none;">Visit the shop</a></p>
-  <p style="color: #667085; font-size: 12px;">Demo Shop · 1 Example Street · Paris</p>
+  <p style="color: #667085; font-size: 12px;">Demo Shop · 1 Example Street · Paris ·
+     <a href="{{{{ unsubscribe_url }}}}" style="color: #667085;">Unsubscribe</a></p>
 </body>
 </html>
 """
@@ -85,6 +87,7 @@ TEXT_BODY = """Hello {{{{ profile.first_name | default: "there" }}}},
 Visit the shop: https://shop.example.com/
 
 Demo Shop · 1 Example Street · Paris
+Unsubscribe: {{{{ unsubscribe_url }}}}
 """
 
 

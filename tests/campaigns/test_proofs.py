@@ -1,0 +1,330 @@
+"""Proof sends from the campaign page (issue 14, item 4): a version's content, rendered as the preview renders it,
+sent now through the campaign's configuration to a real SMTP server on loopback, with "[Proof] " before the subject,
+counted nowhere, audited, refused without `send_proof`, for bad addresses or more than ten, and rate-limited."""
+
+from datetime import timedelta
+from email.utils import getaddresses
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from audiences.models import Audience, Profile
+from campaigns import selectors
+from campaigns.models import Campaign, CampaignVersion, Delivery, Run
+from campaigns.services import lifecycle, proofs
+from permissions.models import AuditEvent
+from tests.channels.conftest import make_configuration
+from tests.conftest import make_email_configuration
+
+HTMX = {"HTTP_HX_REQUEST": "true"}
+HTML = '<p>Hi {{ profile.first_name }}</p><p><a href="{{ unsubscribe_url }}">Unsubscribe</a></p>'
+
+
+@pytest.fixture
+def relay(smtp_server):
+    return make_email_configuration(port=smtp_server.port, name="Loopback relay")
+
+
+@pytest.fixture
+def campaign(personas, relay):
+    audience = Audience.objects.create(name="Everyone", kind=Audience.Kind.ALL)
+    return lifecycle.campaign_create(
+        actor=personas["manny"],
+        name="Spring sale",
+        channel_configuration=relay,
+        audience=audience,
+        content=lifecycle.Content("Sale for {{ profile.first_name }}", HTML, "Hi {{ profile.first_name }}, 20% off"),
+    )
+
+
+def _post(client, user, campaign, data, *, htmx=True):
+    client.force_login(user)
+    return client.post(reverse("campaigns:proof", args=[campaign.pk]), data, **(HTMX if htmx else {}))
+
+
+def _recipients(smtp_server) -> list[str]:
+    return sorted(rcpt for item in smtp_server.messages for rcpt in item["rcpt_tos"])
+
+
+def test_a_proof_reaches_the_relay_with_the_prefix_and_counts_nowhere(client, personas, campaign, smtp_server):
+    ann = Profile.objects.create(email="ann@example.com", attributes={"first_name": "Ann"})
+    before = selectors.delivery_counts(campaign_id=campaign.pk)
+
+    response = _post(
+        client,
+        personas["manny"],
+        campaign,
+        {"addresses": "qa@example.com,\nBoss@Example.COM", "version": "1", "profile": ann.pk},
+    )
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Proof sent to <strong>qa@example.com</strong>" in page
+    assert "Proof sent to <strong>Boss@example.com</strong>" in page  # the domain in lower case, as profiles keep it
+    assert _recipients(smtp_server) == ["Boss@example.com", "qa@example.com"]
+    message = smtp_server.messages[0]["message"]
+    assert message["Subject"] == "[Proof] Sale for Ann"
+    text = message.get_body(("plain",)).get_content()
+    assert text.startswith("Hi Ann, 20% off")
+    html = message.get_body(("html",)).get_content()
+    assert "<p>Hi Ann</p>" in html
+    # A reader of the proof unsubscribes nobody: the links go nowhere (a footer's too), and no header offers one.
+    assert html.count('href="#unsubscribe-link"') == 2  # the content's and the footer's, which is added once
+    assert "/u/" not in html and "/u/" not in text
+    assert message["List-Unsubscribe"] is None
+    assert message["From"] == "Shop <news@example.com>"
+    # Two messages, two Message-IDs: a mailbox that drops repeats keeps both.
+    assert len({item["message"]["Message-ID"] for item in smtp_server.messages}) == 2
+
+    # Nothing in the ledger: no run, no delivery, the campaign's figures as they were.
+    assert not Run.objects.exists() and not Delivery.objects.exists()
+    assert selectors.delivery_counts(campaign_id=campaign.pk) == before
+    event = AuditEvent.objects.get(action="campaign.proof_sent")
+    assert (event.actor, event.object_id) == (personas["manny"], str(campaign.pk))
+    assert event.after == {
+        "version": 1,
+        "addresses": ["qa@example.com", "Boss@example.com"],
+        "profile": ann.pk,
+        "outcomes": {"qa@example.com": "sent", "Boss@example.com": "sent"},
+    }
+
+
+def test_a_proof_of_a_triggered_campaign_carries_the_contract_examples(client, personas, smtp_server):
+    relay = make_email_configuration(port=smtp_server.port, purpose="transactional")
+    reset = lifecycle.campaign_create(
+        actor=personas["manny"],
+        name="Password reset",
+        kind=Campaign.Kind.API_TRIGGERED,
+        category=Campaign.Category.TRANSACTIONAL,
+        channel_configuration=relay,
+        audience=None,
+        content=lifecycle.Content(
+            "Reset for {{ profile.email }}", "<p>{{ context.reset_url }}</p>", "Within {{ context.hours }}h"
+        ),
+    )
+    lifecycle.campaign_update_contract(
+        campaign=reset,
+        actor=personas["manny"],
+        contract=[
+            {"name": "reset_url", "type": "string", "example": "https://shop.example/r/abc"},
+            {"name": "hours", "type": "integer", "example": 24},
+        ],
+    )
+
+    # April, an approver, may send proofs but not read profiles: the sample profile, whatever is posted.
+    ann = Profile.objects.create(email="ann@example.com")
+    response = _post(
+        client, personas["april"], reset, {"addresses": "qa@example.com", "version": "1", "profile": ann.pk}
+    )
+
+    assert "Proof sent to" in response.content.decode()
+    message = smtp_server.messages[0]["message"]
+    assert message["Subject"] == "[Proof] Reset for recipient@example.com"
+    assert "<p>https://shop.example/r/abc</p>" in message.get_body(("html",)).get_content()
+    assert message.get_body(("plain",)).get_content().strip() == "Within 24h"
+    assert AuditEvent.objects.get(action="campaign.proof_sent").after["profile"] is None
+
+
+def _approve_first_version(campaign):
+    """An approved version is never changed: the next edit makes version 2."""
+    CampaignVersion.objects.filter(campaign=campaign).update(review_state=CampaignVersion.ReviewState.APPROVED)
+
+
+def test_the_version_chosen_is_the_one_sent(client, personas, campaign, smtp_server):
+    _approve_first_version(campaign)
+    lifecycle.campaign_update_content(
+        campaign=campaign, actor=personas["manny"], content=lifecycle.Content("Second draft", "<p>Two</p>", "Two")
+    )
+    client.force_login(personas["manny"])
+    detail = client.get(campaign.get_absolute_url()).content.decode()
+    assert '<option value="2" selected>Version 2 (latest)</option>' in detail  # the latest by default
+
+    _post(client, personas["manny"], campaign, {"addresses": "qa@example.com", "version": "1"})
+    _post(client, personas["manny"], campaign, {"addresses": "qa@example.com", "version": "2"})
+
+    subjects = [item["message"]["Subject"] for item in smtp_server.messages]
+    assert subjects == ["[Proof] Sale for", "[Proof] Second draft"]  # the sample profile has no first name
+
+
+def test_each_address_gets_its_own_result(client, personas, campaign, smtp_server):
+    smtp_server.recorder.rejected_recipients["gone@example.com"] = "550 5.1.1 No such user"
+
+    page = _post(client, personas["manny"], campaign, {"addresses": "qa@example.com gone@example.com", "version": "1"})
+
+    content = page.content.decode()
+    assert "Proof sent to <strong>qa@example.com</strong>" in content
+    assert "Proof to <strong>gone@example.com</strong> not sent (permanent" in content
+    assert "No such user" in content
+    assert _recipients(smtp_server) == ["qa@example.com"]
+    outcomes = AuditEvent.objects.get(action="campaign.proof_sent").after["outcomes"]
+    assert outcomes == {"qa@example.com": "sent", "gone@example.com": "permanent"}
+
+
+def test_without_htmx_the_campaign_page_comes_back_with_the_results(client, personas, campaign, smtp_server):
+    response = _post(client, personas["manny"], campaign, {"addresses": "qa@example.com", "version": "1"}, htmx=False)
+
+    assert response.status_code == 302 and response["Location"] == f"{campaign.get_absolute_url()}#proof"
+    page = client.get(response["Location"]).content.decode()
+    assert "Proof sent to qa@example.com." in page
+    assert len(smtp_server.messages) == 1
+
+
+@pytest.mark.parametrize("persona", ["vera", "otto"])
+def test_a_proof_is_refused_without_send_proof(client, personas, campaign, smtp_server, persona):
+    response = _post(client, personas[persona], campaign, {"addresses": "qa@example.com", "version": "1"})
+
+    assert response.status_code == 403
+    assert not smtp_server.messages
+    assert not AuditEvent.objects.filter(action="campaign.proof_sent").exists()
+    if persona == "vera":  # she reads the campaign: no proof card is offered
+        assert 'id="proof"' not in client.get(campaign.get_absolute_url()).content.decode()
+
+
+def test_the_card_is_offered_to_holders_of_send_proof(client, personas, campaign):
+    for persona in ("ada", "april", "manny"):
+        client.force_login(personas[persona])
+        page = client.get(campaign.get_absolute_url()).content.decode()
+        assert 'id="proof"' in page and reverse("campaigns:proof", args=[campaign.pk]) in page, persona
+
+
+@pytest.mark.parametrize(
+    ("addresses", "says"),
+    [
+        ("qa@example.com, not-an-address", "'not-an-address' is not an email address"),
+        ("qa@example.com\nbad@@example.com", "'bad@@example.com' is not an email address"),
+        ("someone@[127.0.0.1]", "IP addresses are not accepted as a domain"),
+        (", ".join(f"p{n}@example.com" for n in range(11)), "Enter at most 10 addresses: 11 were given."),
+        (" ,\n ", "Enter at least one email address."),
+        ("", "This field is required."),
+        ("qa@example.com\x00", "Null characters are not allowed."),
+    ],
+)
+def test_bad_addresses_are_named_and_nothing_is_sent(client, personas, campaign, smtp_server, addresses, says):
+    response = _post(client, personas["manny"], campaign, {"addresses": addresses, "version": "1"})
+
+    assert response.status_code == 200
+    errors = response.context["proof_form"].errors["addresses"]
+    assert any(says in error for error in errors), errors
+    assert "field-addresses has-error" in response.content.decode()
+    assert not smtp_server.messages
+    assert not AuditEvent.objects.filter(action="campaign.proof_sent").exists()
+
+
+def test_ten_addresses_are_accepted_and_a_repeat_counts_once(client, personas, campaign, smtp_server):
+    addresses = [f"p{n}@example.com" for n in range(10)]
+
+    _post(client, personas["manny"], campaign, {"addresses": "\n".join([*addresses, "p0@EXAMPLE.com"]), "version": "1"})
+
+    assert _recipients(smtp_server) == sorted(addresses)
+
+
+def test_the_error_names_a_version_or_profile_that_does_not_exist(client, personas, campaign, smtp_server):
+    response = _post(client, personas["manny"], campaign, {"addresses": "qa@example.com", "version": "7"})
+    assert "Select a valid choice" in response.context["proof_form"].errors["version"][0]
+
+    response = _post(
+        client, personas["manny"], campaign, {"addresses": "qa@example.com", "version": "1", "profile": "999999"}
+    )
+    assert "There is no profile #999999" in response.context["proof_form"].errors["profile"][0]
+    assert "There is no profile #999999" in response.content.decode()
+    assert not smtp_server.messages
+
+
+def test_content_that_does_not_render_is_refused_with_its_line(client, personas, campaign, smtp_server):
+    _approve_first_version(campaign)
+    lifecycle.campaign_update_content(
+        campaign=campaign,
+        actor=personas["manny"],
+        content=lifecycle.Content("Hi", "<p>One</p>\n<p>{{ 1 | divided_by: 0 }}</p>", "Hi"),
+    )
+
+    response = _post(client, personas["manny"], campaign, {"addresses": "qa@example.com", "version": "2"})
+
+    error = response.context["proof_form"].errors["version"][0]
+    assert "HTML body does not render: divided_by: can't divide by 0, at line 2" in error
+    assert not smtp_server.messages
+    assert not AuditEvent.objects.filter(action="campaign.proof_sent").exists()
+
+
+def test_proofs_are_rate_limited_per_user(client, personas, campaign, smtp_server):
+    data = {"addresses": "qa@example.com", "version": "1"}
+    for _ in range(proofs.PROOF_SENDS_PER_WINDOW):
+        assert "Proof sent to" in _post(client, personas["manny"], campaign, data).content.decode()
+
+    refused = _post(client, personas["manny"], campaign, data)
+
+    page = refused.content.decode()
+    assert "You have sent 10 proofs in the last 10 minutes, the most allowed: try again in 10 minutes." in page
+    assert "0 left now" in page
+    assert len(smtp_server.messages) == 10
+    assert AuditEvent.objects.filter(action="campaign.proof_sent").count() == 10
+
+    # Another user has proofs of their own.
+    assert "Proof sent to" in _post(client, personas["april"], campaign, data).content.decode()
+
+    # The oldest send leaves the window: one more may go.
+    oldest = AuditEvent.objects.filter(action="campaign.proof_sent", actor=personas["manny"]).order_by("pk").first()
+    AuditEvent.objects.filter(pk=oldest.pk).update(created_at=timezone.now() - timedelta(minutes=11))
+    assert "Proof sent to" in _post(client, personas["manny"], campaign, data).content.decode()
+    assert "You have sent 10 proofs" in _post(client, personas["manny"], campaign, data).content.decode()
+    assert len(smtp_server.messages) == 12
+
+
+def test_a_relay_that_is_down_is_each_address_result(client, personas, campaign):
+    campaign.channel_configuration = make_email_configuration(port=9, name="Nowhere")  # the discard port
+    campaign.save()
+
+    page = _post(client, personas["manny"], campaign, {"addresses": "qa@example.com", "version": "1"})
+
+    assert "Proof to <strong>qa@example.com</strong> not sent (transient" in page.content.decode()
+    assert AuditEvent.objects.get(action="campaign.proof_sent").after["outcomes"] == {"qa@example.com": "transient"}
+
+
+def test_campaigns_on_other_channels_are_told_proofs_are_for_email(client, personas):
+    sms = make_configuration(
+        "sms",
+        name="Texts",
+        base_url="http://127.0.0.1:9",
+        account_sid="AC1",
+        auth_token="t",
+        from_number="+15559990000",
+    )
+    audience = Audience.objects.create(name="Everyone", kind=Audience.Kind.ALL)
+    texts = lifecycle.campaign_create(
+        actor=personas["manny"],
+        name="Texts",
+        channel_configuration=sms,
+        audience=audience,
+        content=lifecycle.Content("", "", "Hi"),
+    )
+    client.force_login(personas["manny"])
+
+    page = client.get(texts.get_absolute_url()).content.decode()
+    assert "Proofs are for email campaigns only: this campaign sends by SMS." in page
+    assert reverse("campaigns:proof", args=[texts.pk]) not in page
+
+    refused = _post(client, personas["manny"], texts, {"addresses": "qa@example.com", "version": "1"})
+    assert "Proofs are for email campaigns only" in refused.content.decode()
+    assert not AuditEvent.objects.filter(action="campaign.proof_sent").exists()
+
+
+def test_the_envelope_sender_names_no_delivery(client, personas, smtp_server):
+    from channels.adapters.email import delivery_id_from_verp
+
+    relay = make_email_configuration(port=smtp_server.port, bounce_domain="bounces.example.com")
+    audience = Audience.objects.create(name="All", kind=Audience.Kind.ALL)
+    news = lifecycle.campaign_create(
+        actor=personas["manny"],
+        name="News",
+        channel_configuration=relay,
+        audience=audience,
+        content=lifecycle.Content("News", "<p>News</p>", "News"),
+    )
+
+    _post(client, personas["manny"], news, {"addresses": "qa@example.com", "version": "1"})
+
+    mail_from = smtp_server.messages[0]["mail_from"]
+    assert mail_from.endswith("@bounces.example.com")
+    assert delivery_id_from_verp(mail_from) is None  # a bounce of a proof changes no delivery
+    assert getaddresses([smtp_server.messages[0]["message"]["To"]]) == [("", "qa@example.com")]
