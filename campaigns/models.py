@@ -87,6 +87,13 @@ class CampaignSettings(models.Model):
         for name in self.SETTINGS_FIELDS:
             setattr(other, name, getattr(self, name))
 
+    def changed_settings(self, other: "CampaignSettings") -> list[str]:
+        """The names of the settings whose values differ between this and `other`, in SETTINGS_FIELDS order."""
+        return [name for name in self.SETTINGS_FIELDS if getattr(self, name) != getattr(other, name)]
+
+    def schedule_differs(self, other: "CampaignSettings") -> bool:
+        return any(getattr(self, name) != getattr(other, name) for name in self.SCHEDULE_FIELDS)
+
 
 class Campaign(CampaignSettings):
     class Kind(models.TextChoices):

@@ -18,7 +18,14 @@ from campaigns.personalization import CompiledContent, ContentError, RenderedCon
 SAMPLE_PROFILE = {"id": None, "email": "recipient@example.com", "phone": ""}
 # Never a working link: a reviewer clicking it unsubscribes nobody.
 UNSUBSCRIBE_PLACEHOLDER = "#unsubscribe-link"
-PART_LABELS = {"subject": "Subject", "html_body": "HTML body", "text_body": "Text body"}
+# A footer the configuration appends to marketing email (campaigns.unsubscribe.with_footer) is shown as a part too.
+PART_LABELS = {
+    "subject": "Subject",
+    "html_body": "HTML body",
+    "text_body": "Text body",
+    "footer_html": "HTML footer",
+    "footer_text": "Text footer",
+}
 
 
 @dataclass(frozen=True)
@@ -26,7 +33,8 @@ class Preview:
     profile: Profile | None
     context: dict
     rendered: RenderedContent | None = None
-    # The part that does not render (subject, html_body, text_body) and why.
+    # The part that does not render (subject, html_body, text_body, or the configuration's footer_html or
+    # footer_text) and why.
     error: ContentError | None = None
     # Paths the content reads under `context.` whose field the contract does not declare.
     undeclared: list[str] = field(default_factory=list)
@@ -57,8 +65,11 @@ class Preview:
 def error_position(error: ContentError) -> tuple[int | None, str]:
     """The line number and text where `error` arose in its part, or (None, "") when Liquid did not say (an
     unclosed tag found at the end of the part, data a filter could not take). campaigns.personalization raises
-    ContentError while handling Liquid's error, which Python keeps as its `__context__`."""
+    ContentError while handling Liquid's error, which Python keeps as its `__context__`; a footer's error is the
+    cause of the FooterError campaigns.unsubscribe raises it from."""
     cause = error.__context__
+    while cause is not None and not isinstance(cause, LiquidError):
+        cause = cause.__cause__
     if not isinstance(cause, LiquidError):
         return None, ""
     try:
@@ -92,9 +103,9 @@ def version_preview(*, version: CampaignVersion, profile: Profile | None = None)
         rendered = CompiledContent(version.subject, version.html_body, version.text_body).render(
             render_context(campaign=campaign, profile=profile, context=context)
         )
+        rendered = unsubscribe.with_footer(version=version, rendered=rendered, unsubscribe_url=UNSUBSCRIBE_PLACEHOLDER)
     except ContentError as error:
         return Preview(profile, context, error=error, undeclared=undeclared)
-    rendered = unsubscribe.with_footer(version=version, rendered=rendered, unsubscribe_url=UNSUBSCRIBE_PLACEHOLDER)
     return Preview(profile, context, rendered=rendered, undeclared=undeclared)
 
 

@@ -408,8 +408,9 @@ def campaign_owners():
 
 # The calendar -------------------------------------------------------------------------------------------------------
 
-CALENDAR_DAYS = 7
-CALENDAR_CAMPAIGNS = 200  # active campaigns read for one week, soonest next run first
+CALENDAR_WEEKS = 4  # the page shows four weeks, Monday first: the one asked for and the three after
+CALENDAR_DAYS = 7 * CALENDAR_WEEKS
+CALENDAR_CAMPAIGNS = 200  # active campaigns read for the four weeks, soonest next run first
 CALENDAR_SHOWN_A_DAY = 4  # a campaign's occurrences listed in one day's cell; the rest are "and N more"
 CALENDAR_COUNTED_A_DAY = 100  # past this, a day's count reads "99+ more"
 
@@ -429,13 +430,18 @@ class CalendarDay:
 
 
 @dataclass
-class CalendarWeek:
+class CalendarPeriod:
     days: list
     campaigns_shown: int
     campaigns_left_out: int
 
+    @property
+    def weeks(self) -> list[list]:
+        """The days in rows of seven, Monday first."""
+        return [self.days[index : index + 7] for index in range(0, len(self.days), 7)]
 
-def calendar_week(*, first_day, now) -> CalendarWeek:
+
+def calendar_period(*, first_day, now) -> CalendarPeriod:
     """The occurrences still to come of the active scheduled campaigns on the CALENDAR_DAYS days from `first_day`,
     each on its wall date and time in the campaign's own zone. Paused, stopped, archived and draft campaigns have
     no sends planned and are left out; at most CALENDAR_CAMPAIGNS campaigns (soonest next run first) and
@@ -470,4 +476,4 @@ def calendar_week(*, first_day, now) -> CalendarWeek:
                 by_day[day].entries.append(entry)
     for day in days:
         day.entries.sort(key=lambda entry: (entry.at.replace(tzinfo=None), entry.campaign.name, entry.campaign.pk))
-    return CalendarWeek(days=days, campaigns_shown=len(campaigns), campaigns_left_out=left_out)
+    return CalendarPeriod(days=days, campaigns_shown=len(campaigns), campaigns_left_out=left_out)

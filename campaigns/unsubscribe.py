@@ -8,8 +8,8 @@ campaigns.services.lifecycle when a version goes live.
 
 from audiences.models import Channel
 from campaigns.models import Campaign, CampaignVersion
-from campaigns.personalization import RenderedContent
-from channels.adapters.email_footer import Footer, shows_unsubscribe_url
+from campaigns.personalization import ContentError, RenderedContent
+from channels.adapters.email_footer import Footer, FooterError, shows_unsubscribe_url
 
 # (content field, footer setting, the part's name, an example of the link in it, the footer's name)
 _PARTS = (
@@ -18,12 +18,18 @@ _PARTS = (
 )
 
 
-def _footed(campaign: Campaign, version: CampaignVersion):
-    """The settings of the version's configuration when it sends marketing email, else None."""
+def _footers(campaign: Campaign, version: CampaignVersion) -> dict[str, str] | None:
+    """The footers (footer_html, footer_text) of the version's configuration when it sends marketing email, else
+    None. Read from the plain settings: no secret is decrypted and nothing validated, so a page showing the rule
+    does not depend on the encryption keys or on settings stored before a check existed."""
     configuration = version.channel_configuration
     if campaign.category != Campaign.Category.MARKETING or configuration.channel != Channel.EMAIL:
         return None
-    return configuration.get_settings()
+    return {name: _text(configuration.settings.get(name)) for name in ("footer_html", "footer_text")}
+
+
+def _text(value) -> str:
+    return value if isinstance(value, str) else ""
 
 
 def visible_unsubscribe_errors(*, campaign: Campaign, version: CampaignVersion) -> dict[str, str]:
@@ -32,14 +38,14 @@ def visible_unsubscribe_errors(*, campaign: Campaign, version: CampaignVersion) 
 
     A part counts when it has content (the HTML body when neither has); it shows the link when its content outputs
     `{{ unsubscribe_url }}` (any spelling, filters allowed) or the configuration has a footer for that part."""
-    settings = _footed(campaign, version)
-    if settings is None:
+    footers = _footers(campaign, version)
+    if footers is None:
         return {}
     parts = [part for part in _PARTS if getattr(version, part[0]).strip()] or _PARTS[:1]
     errors = {}
     name = version.channel_configuration.name
     for field, footer, label, example, footer_name in parts:
-        if getattr(settings, footer) or shows_unsubscribe_url(getattr(version, field)):
+        if footers[footer] or shows_unsubscribe_url(getattr(version, field)):
             continue
         errors[field] = (
             f"Marketing email must show an unsubscribe link: put {{{{ unsubscribe_url }}}} in the {label} (for "
@@ -51,9 +57,21 @@ def visible_unsubscribe_errors(*, campaign: Campaign, version: CampaignVersion) 
 
 def with_footer(*, version: CampaignVersion, rendered: RenderedContent, unsubscribe_url: str) -> RenderedContent:
     """`rendered` as the email adapter delivers it: with the configuration's footers appended when the version is
-    marketing email (the content preview shows what recipients will see)."""
-    settings = _footed(version.campaign, version)
-    if settings is None or not (footer := Footer(html=settings.footer_html, text=settings.footer_text)):
+    marketing email (the content preview shows what recipients will see). A footer that does not parse or render
+    (one stored before footers were rendered when saved) raises ContentError naming its setting, as content that
+    does not render does, so the preview shows it instead of failing."""
+    footers = _footers(version.campaign, version)
+    if footers is None:
         return rendered
-    html, text = footer.applied(html=rendered.html, text=rendered.text, unsubscribe_url=unsubscribe_url)
+    try:
+        footer = Footer(html=footers["footer_html"], text=footers["footer_text"])
+        if not footer:
+            return rendered
+        html, text = footer.applied(html=rendered.html, text=rendered.text, unsubscribe_url=unsubscribe_url)
+    except FooterError as error:
+        name = version.channel_configuration.name
+        # The preview says "HTML footer does not render: <why>": the footer is the configuration's, not the content's.
+        raise ContentError(
+            error.field, f"{error.reason} (set in the channel configuration “{name}”: an administrator can fix it)"
+        ) from error
     return RenderedContent(rendered.subject, html, text)

@@ -20,6 +20,7 @@ urlpatterns = [
     path("<int:pk>/review/request-changes/", campaigns.campaign_request_changes, name="request_changes"),
     path("<int:pk>/activate/", campaigns.campaign_activate, name="activate"),
     path("<int:pk>/pause/", campaigns.campaign_pause, name="pause"),
+    path("<int:pk>/resume/", campaigns.campaign_resume, name="resume"),
     path("<int:pk>/stop/", campaigns.campaign_stop, name="stop"),
     path("<int:pk>/versions/", campaigns.version_history, name="versions"),
     path("<int:pk>/duplicate/", campaigns.campaign_duplicate, name="duplicate"),

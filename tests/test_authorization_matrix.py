@@ -81,6 +81,7 @@ PAGES = {
     "campaigns/<int:pk>/review/request-changes/": Rule(PUBLISHERS, method="POST", kwargs=C),
     "campaigns/<int:pk>/activate/": Rule(PUBLISHERS, method="POST", kwargs=C),
     "campaigns/<int:pk>/pause/": Rule(PUBLISHERS, method="POST", kwargs=C),
+    "campaigns/<int:pk>/resume/": Rule(PUBLISHERS, method="POST", kwargs=C),
     "campaigns/<int:pk>/stop/": Rule(PUBLISHERS, method="POST", kwargs=C),
     "campaigns/<int:pk>/versions/": Rule(CAMPAIGN_ROLES, kwargs=C),
     "campaigns/<int:pk>/duplicate/": Rule(EDITORS, method="POST", kwargs=C),

@@ -485,6 +485,7 @@ FORMS: dict[str, list[Form]] = {
     "campaigns/<int:pk>/review/approve/": [Form("/campaigns/{in_review}/review/approve/", REVIEW)],
     "campaigns/<int:pk>/activate/": [Form("/campaigns/{campaign}/activate/", CAMPAIGN, examples=2)],
     "campaigns/<int:pk>/pause/": [Form("/campaigns/{campaign}/pause/", CAMPAIGN, examples=2)],
+    "campaigns/<int:pk>/resume/": [Form("/campaigns/{campaign}/resume/", CAMPAIGN, examples=2)],
     "campaigns/<int:pk>/stop/": [Form("/campaigns/{campaign}/stop/", CAMPAIGN, examples=2)],
     "campaigns/<int:pk>/duplicate/": [Form("/campaigns/{campaign}/duplicate/", CAMPAIGN, examples=2)],
     "campaigns/<int:pk>/archive/": [Form("/campaigns/{campaign}/archive/", CAMPAIGN, examples=2)],

@@ -348,7 +348,7 @@ class CampaignEditForm(CampaignForm):
         ).order_by("channel", "name")
 
     def schedule_changed(self, campaign) -> bool:
-        return any(getattr(self.campaign, name) != getattr(campaign, name) for name in Campaign.SCHEDULE_FIELDS)
+        return self.campaign.schedule_differs(campaign)
 
 
 def split_tags(value: str) -> list[str]:

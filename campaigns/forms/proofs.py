@@ -30,10 +30,22 @@ class ProofForm(forms.Form):
 
     def __init__(self, data=None, *, campaign: Campaign, may_pick: bool):
         super().__init__(data)
-        numbers = list(campaign.versions.order_by("-number").values_list("number", flat=True))
+        versions = list(
+            campaign.versions.order_by("-number").values_list(
+                "number", "channel_configuration_id", "channel_configuration__name"
+            )
+        )
+        numbers = [number for number, _, _ in versions]
         live = campaign.live_version.number if campaign.live_version_id else None
+        # A proof leaves through its version's configuration: when versions differ in it, each choice names it.
+        differ = len({configuration for _, configuration, _ in versions}) > 1
         self.fields["version"].choices = [
-            (number, f"Version {number}{_version_note(number, latest=numbers[0], live=live)}") for number in numbers
+            (
+                number,
+                f"Version {number}{_version_note(number, latest=numbers[0], live=live)}"
+                + (f", through “{name}”" if differ else ""),
+            )
+            for number, _, name in versions
         ]
         self.fields["version"].initial = numbers[0] if numbers else None
         if not may_pick:  # only those who may read profiles render a proof as one

@@ -195,9 +195,7 @@ def campaign_submit_for_review(*, campaign: Campaign, actor) -> CampaignVersion:
     # The version's schedule is checked against the clock where it is new: a draft's, or a live campaign's changed
     # one (a live campaign's own start date may have passed already).
     proposed = campaign.with_settings_of(version)
-    if campaign.status == Campaign.Status.DRAFT or any(
-        getattr(campaign, name) != getattr(proposed, name) for name in Campaign.SCHEDULE_FIELDS
-    ):
+    if campaign.status == Campaign.Status.DRAFT or campaign.schedule_differs(proposed):
         if errors := schedule_errors(proposed, now=timezone.now()):
             raise ValidationError(errors)
     if errors := visible_unsubscribe_errors(campaign=campaign, version=version):
@@ -372,7 +370,7 @@ def version_diff(*, old: CampaignVersion, new: CampaignVersion) -> list[FieldDif
     """What changed between two versions: each setting that differs (before and after), then a unified diff of each
     content field that changed."""
     diffs = []
-    for name in CampaignVersion.SETTINGS_FIELDS:
+    for name in old.changed_settings(new):
         before, after = _setting_words(old, name), _setting_words(new, name)
         if before != after:
             label = CampaignVersion._meta.get_field(name).verbose_name.capitalize()

@@ -9,6 +9,7 @@ from datetime import datetime, time, timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from audiences.models import Audience
@@ -20,6 +21,7 @@ from campaigns.services import approval
 from campaigns.unsubscribe import visible_unsubscribe_errors
 from channels.models import ChannelConfiguration
 from permissions.services.audit import audit_record
+from permissions.services.notifications import notifications_resolve
 
 
 @dataclass(frozen=True)
@@ -56,18 +58,22 @@ def _purpose_error(configuration: ChannelConfiguration, category: str) -> str:
     return ""
 
 
+def _configuration_errors(configuration: ChannelConfiguration, category: str) -> dict[str, str]:
+    if not configuration.is_active:
+        return {"channel_configuration": "This channel configuration is inactive."}
+    if purpose_error := _purpose_error(configuration, category):
+        return {"channel_configuration": purpose_error}
+    return {}
+
+
 def settings_errors(campaign: Campaign, *, now: datetime | None = None) -> dict[str, str]:
     """What is wrong with a campaign's settings (its own, or a version's through Campaign.with_settings_of) for
     its kind and category, by field: the configuration, the audience, the schedule. With `now`, a schedule with
     nothing left to send is refused too. The campaign forms show these beside their own errors, all at once;
     campaign_create and campaign_update raise them."""
     errors = {}
-    configuration = campaign.channel_configuration if campaign.channel_configuration_id else None
-    if configuration is not None:
-        if not configuration.is_active:
-            errors["channel_configuration"] = "This channel configuration is inactive."
-        elif purpose_error := _purpose_error(configuration, campaign.category):
-            errors["channel_configuration"] = purpose_error
+    if campaign.channel_configuration_id:
+        errors |= _configuration_errors(campaign.channel_configuration, campaign.category)
     if campaign.kind == Campaign.Kind.SCHEDULED and campaign.audience_id is None:
         errors["audience"] = "A scheduled campaign needs an audience."
     if campaign.in_profile_timezone and (
@@ -188,31 +194,18 @@ def _audit_value(value):
     return value
 
 
-def settings_changes(before: CampaignSettings, after: CampaignSettings) -> dict[str, tuple]:
-    """The settings that differ between two campaigns or versions: {field: (before, after)}."""
-    return {
-        name: (getattr(before, name), getattr(after, name))
-        for name in CampaignSettings.SETTINGS_FIELDS
-        if getattr(before, name) != getattr(after, name)
-    }
-
-
-def _check_editable(campaign: Campaign, latest: CampaignVersion) -> None:
-    if campaign.archived_at is not None:
-        raise ValidationError("An archived campaign cannot be edited: unarchive it, or duplicate it.")
-    if campaign.status in Campaign.FINISHED_STATUSES:
-        raise ValidationError(
-            f"A campaign that is {campaign.get_status_display().lower()} cannot be edited: duplicate it instead."
-        )
+def edit_refusal(campaign: Campaign, latest: CampaignVersion) -> str | None:
+    """Why the campaign cannot be edited now, or None."""
     if latest.review_state == CampaignVersion.ReviewState.IN_REVIEW:
-        raise ValidationError(
+        return (
             f"Version {latest.number} is in review and cannot be edited until an approver approves it or "
             "requests changes."
         )
-
-
-def _schedule_changed(campaign: Campaign, proposed: Campaign) -> bool:
-    return any(getattr(campaign, name) != getattr(proposed, name) for name in CampaignSettings.SCHEDULE_FIELDS)
+    if campaign.archived_at is not None:
+        return "An archived campaign cannot be edited: unarchive it, or duplicate it."
+    if campaign.status in Campaign.FINISHED_STATUSES:
+        return f"A campaign that is {campaign.get_status_display().lower()} cannot be edited: duplicate it instead."
+    return None
 
 
 def edit_makes_new_version(campaign: Campaign, version: CampaignVersion) -> bool:
@@ -239,7 +232,8 @@ def campaign_update(
     """
     campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
     latest = campaign.latest_version()
-    _check_editable(campaign, latest)
+    if refusal := edit_refusal(campaign, latest):
+        raise ValidationError(refusal)
     if settings is not None and set(settings) != set(CampaignSettings.SETTINGS_FIELDS):
         raise TypeError(f"settings must name exactly {CampaignSettings.SETTINGS_FIELDS}")
     proposed = campaign.with_settings_of(latest)
@@ -248,7 +242,7 @@ def campaign_update(
     errors = content_errors(content)
     # A schedule is checked against the clock where it changes (a live campaign's date may have passed already).
     checked_now = (now or timezone.now()) if campaign.status == Campaign.Status.DRAFT else None
-    if _schedule_changed(campaign, proposed):
+    if campaign.schedule_differs(proposed):
         checked_now = now or timezone.now()
     for field, message in settings_errors(proposed, now=checked_now).items():
         errors.setdefault(field, message)
@@ -260,7 +254,7 @@ def campaign_update(
     if errors:
         raise ValidationError(errors)
     before = _state(campaign, latest)
-    changes = settings_changes(latest, proposed)
+    changes = {name: (getattr(latest, name), getattr(proposed, name)) for name in latest.changed_settings(proposed)}
     if edit_makes_new_version(campaign, latest):
         version = CampaignVersion(campaign=campaign, number=latest.number + 1, created_by=actor)
     else:
@@ -328,8 +322,9 @@ def _first_run_at(campaign: Campaign, now: datetime) -> datetime | None:
 
 @transaction.atomic
 def campaign_activate(*, campaign: Campaign, actor, now: datetime | None = None) -> Campaign:
-    """Make the latest version live: a draft goes live, a paused campaign resumes, and an active campaign with a
-    newer version (approved where a policy asks) switches to it. The version's settings become the campaign's.
+    """Make the latest version live: a draft goes live, and a live campaign with a newer version (approved where a
+    policy asks) switches to it, resuming if it was paused (campaign_resume resumes with the live version). The
+    version's settings become the campaign's.
 
     On activation means the scheduler starts a run on its next pass (within seconds). A live campaign whose new
     version changes the schedule starts again from the new one; runs under way finish with the version they began.
@@ -339,36 +334,28 @@ def campaign_activate(*, campaign: Campaign, actor, now: datetime | None = None)
     latest = campaign.latest_version()
     if campaign.archived_at is not None:
         raise ValidationError("An archived campaign cannot be activated: unarchive it first.")
-    publishing = campaign.status == Campaign.Status.ACTIVE and campaign.live_version_id != latest.pk
-    if campaign.status not in (Campaign.Status.DRAFT, Campaign.Status.PAUSED) and not publishing:
+    publishing_newer = campaign.live_version_id is not None and campaign.live_version_id != latest.pk
+    if campaign.status not in (Campaign.Status.DRAFT, Campaign.Status.PAUSED) and not publishing_newer:
         raise ValidationError(f"A campaign that is {campaign.get_status_display().lower()} cannot be activated.")
     proposed = campaign.with_settings_of(latest)
-    if not proposed.channel_configuration.is_active:
-        raise ValidationError({"channel_configuration": "This channel configuration is inactive."})
-    if purpose_error := _purpose_error(proposed.channel_configuration, campaign.category):
-        # The configuration's purpose may have changed since the campaign was created.
-        raise ValidationError({"channel_configuration": purpose_error})
+    # The configuration may have been deactivated, or its purpose changed, since the version was made.
+    if errors := _configuration_errors(proposed.channel_configuration, campaign.category):
+        raise ValidationError(errors)
     before = _state(campaign, latest)
     if campaign.status == Campaign.Status.DRAFT or campaign.live_version_id != latest.pk:
         _check_publishable(campaign, latest)
         if errors := visible_unsubscribe_errors(campaign=campaign, version=latest):
             raise ValidationError(errors)
-    schedule_changed = _schedule_changed(campaign, proposed)
+    schedule_changed = campaign.schedule_differs(proposed)
     latest.copy_settings_to(campaign)
     if campaign.status != Campaign.Status.DRAFT:
         # Resuming, or switching an active campaign to its new version: what later occurrences send. Runs under way
         # keep the version they were sending.
         if schedule_changed:
             campaign.next_run_at = _first_run_at(campaign, now)
-        action = "campaign.resumed" if campaign.status == Campaign.Status.PAUSED else "campaign.version_activated"
-        resuming = campaign.status == Campaign.Status.PAUSED
+        action = "campaign.version_activated" if publishing_newer else "campaign.resumed"
         campaign.live_version = latest
-        campaign.status = Campaign.Status.ACTIVE
-        campaign.save()
-        if resuming:
-            Run.objects.filter(campaign=campaign, state=Run.State.PAUSED).update(
-                state=Run.State.SENDING, heartbeat_at=None
-            )
+        _resume(campaign)
         audit_record(actor=actor, action=action, obj=campaign, before=before, after=_state(campaign, latest))
         return campaign
     campaign.next_run_at = _first_run_at(campaign, now)
@@ -385,6 +372,27 @@ def campaign_approve_and_activate(*, campaign: Campaign, actor, review_key: str 
     that has passed, an inactive configuration), the approval is not recorded either."""
     approval.campaign_approve(campaign=campaign, actor=actor, review_key=review_key, comment=comment, activating=True)
     return campaign_activate(campaign=campaign, actor=actor)
+
+
+@transaction.atomic
+def campaign_resume(*, campaign: Campaign, actor) -> Campaign:
+    """Resume a paused campaign with its live version: its runs pick up what was never sent. A newer version stays
+    where it is (draft, in review, approved) until it is activated on its own (campaign_activate)."""
+    campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
+    if campaign.status != Campaign.Status.PAUSED:
+        raise ValidationError("Only a paused campaign can be resumed.")
+    if errors := _configuration_errors(campaign.channel_configuration, campaign.category):
+        raise ValidationError(errors)
+    before = _state(campaign)
+    _resume(campaign)
+    audit_record(actor=actor, action="campaign.resumed", obj=campaign, before=before, after=_state(campaign))
+    return campaign
+
+
+def _resume(campaign: Campaign) -> None:
+    campaign.status = Campaign.Status.ACTIVE
+    campaign.save()
+    Run.objects.filter(campaign=campaign, state=Run.State.PAUSED).update(state=Run.State.SENDING, heartbeat_at=None)
 
 
 @transaction.atomic
@@ -414,7 +422,17 @@ def campaign_stop(*, campaign: Campaign, actor) -> Campaign:
     return campaign
 
 
+def _withdraw_review(campaign: Campaign) -> None:
+    """A campaign that can no longer go live (stopped, archived, deleted) has nothing left to review: a version in
+    review returns to draft, and the approvers' review requests stop counting on their bell."""
+    CampaignVersion.objects.filter(campaign=campaign, review_state=CampaignVersion.ReviewState.IN_REVIEW).update(
+        review_state=CampaignVersion.ReviewState.DRAFT
+    )
+    notifications_resolve(url=reverse("campaigns:review", args=[campaign.pk]))
+
+
 def _stop(campaign: Campaign) -> None:
+    _withdraw_review(campaign)
     campaign.status = Campaign.Status.STOPPED
     campaign.next_run_at = None
     campaign.save(update_fields=["status", "next_run_at", "updated_at"])
@@ -466,6 +484,9 @@ def campaign_duplicate(*, campaign: Campaign, actor) -> Campaign:
     return duplicate
 
 
+DELETE_REFUSAL = "Only a draft that never went live can be deleted: archive this campaign instead."
+
+
 def deletable(campaign: Campaign) -> bool:
     """Only a draft that never went live may be deleted."""
     return campaign.status == Campaign.Status.DRAFT and not campaign.live_version_id and not campaign.runs.exists()
@@ -477,7 +498,8 @@ def campaign_delete(*, campaign: Campaign, actor) -> None:
     record (runs, messages, decisions): archive it instead."""
     campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
     if not deletable(campaign):
-        raise ValidationError("Only a draft that never went live can be deleted: archive this campaign instead.")
+        raise ValidationError(DELETE_REFUSAL)
+    _withdraw_review(campaign)
     audit_record(
         actor=actor, action="campaign.deleted", obj=campaign, before={**_state(campaign), "name": campaign.name}
     )
@@ -485,11 +507,14 @@ def campaign_delete(*, campaign: Campaign, actor) -> None:
 
 
 @transaction.atomic
-def campaign_archive(*, campaign: Campaign, actor, now: datetime | None = None) -> Campaign:
+def campaign_archive(*, campaign: Campaign, actor, may_stop: bool, now: datetime | None = None) -> Campaign:
     """Archive a campaign: it leaves the default list and can no longer be edited or activated. A live campaign is
-    stopped first (its future occurrences cancelled, as campaign_stop does; callers check the actor may stop it).
+    stopped first (its future occurrences cancelled, as campaign_stop does), only when `may_stop` (the caller's
+    answer to whether the actor may stop campaigns; decided here, under the lock, on the status as it is).
     A draft is deleted or kept, not archived."""
     campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
+    if campaign.status in Campaign.LIVE_STATUSES and not may_stop:
+        raise ValidationError("Archiving stops this live campaign: ask someone who may stop campaigns.")
     if campaign.status == Campaign.Status.DRAFT:
         raise ValidationError("A draft is not archived: delete it, or keep it as a draft.")
     if campaign.archived_at is not None:

@@ -1,6 +1,7 @@
 """Proofs: a version's content, rendered as the preview renders it, sent now to a few test addresses.
 
-A proof leaves through the campaign's channel configuration and its adapter, as a send job's message does, with
+A proof leaves through the channel configuration of the version proofed (a newer version may change it: its proof
+shows what that version will send, before it goes live) and its adapter, as a send job's message does, with
 "[Proof] " before the subject. It is nowhere in the ledger: no Run, no Delivery, so no report counts it and no
 provider feedback finds it (its message carries a negative delivery id, which no ledger row has, so neither its
 VERP bounce address nor its Message-ID name a delivery). Each send is audited as `campaign.proof_sent`, and the
@@ -63,23 +64,27 @@ def campaign_send_proof(
     now: datetime | None = None,
 ) -> list[ProofResult]:
     """Send `version` of `campaign`, rendered for `profile` (None: the preview's sample profile) with the contract's
-    example context, to each of `addresses` now, and return each one's result.
+    example context, through the version's channel configuration, to each of `addresses` now, and return each
+    one's result.
 
-    Refuses (ValidationError naming the field) a channel proofs do not go out on, no address or more than
-    MAX_PROOF_ADDRESSES, a version of another campaign, content that does not render, and an actor who has sent
-    PROOF_SENDS_PER_WINDOW proofs in the last PROOF_WINDOW. A relay that refuses is a result, not a refusal.
+    Refuses (ValidationError naming the field) a version of another campaign, a version whose channel proofs do
+    not go out on, no address or more than MAX_PROOF_ADDRESSES, content that does not render, and an actor who has
+    sent PROOF_SENDS_PER_WINDOW proofs in the last PROOF_WINDOW. A relay that refuses is a result, not a refusal.
     """
-    configuration = campaign.channel_configuration
+    if version.campaign_id != campaign.pk:
+        raise ValidationError({"version": "This version is not one of the campaign's."})
+    configuration = version.channel_configuration
     if configuration.channel not in PROOF_CHANNELS:
         raise ValidationError(
-            f"Proofs are for email campaigns only: this campaign sends by {configuration.get_channel_display()}."
+            {
+                "version": f"Proofs are for email campaigns only: version {version.number} sends by "
+                f"{configuration.get_channel_display()}."
+            }
         )
     if not addresses:
         raise ValidationError({"addresses": "Enter at least one address."})
     if len(addresses) > MAX_PROOF_ADDRESSES:
         raise ValidationError({"addresses": f"Enter at most {MAX_PROOF_ADDRESSES} addresses."})
-    if version.campaign_id != campaign.pk:
-        raise ValidationError({"version": "This version is not one of the campaign's."})
     preview = previews.version_preview(version=version, profile=profile)
     if preview.error:
         raise ValidationError({"version": f"{preview.error_text}. Fix the content, then send the proof."})

@@ -1,4 +1,4 @@
-"""The calendar: a week of the sends still to come of the active scheduled campaigns."""
+"""The calendar: four weeks of the sends still to come of the active scheduled campaigns."""
 
 from datetime import timedelta
 
@@ -16,17 +16,19 @@ def campaign_calendar(request):
     now = timezone.now()
     today = timezone.localdate(now)
     first_day = form.week_start(today=today)
-    week = selectors.calendar_week(first_day=first_day, now=now)
+    period = selectors.calendar_period(first_day=first_day, now=now)
     context = {
         "form": form,
-        "week": week,
+        "period": period,
         "today": today,
         "first_day": first_day,
         "last_day": first_day + timedelta(days=selectors.CALENDAR_DAYS - 1),
-        "previous_week": first_day - timedelta(days=7),
-        "next_week": first_day + timedelta(days=7),
+        "previous_period": first_day - timedelta(days=selectors.CALENDAR_DAYS),
+        "next_period": first_day + timedelta(days=selectors.CALENDAR_DAYS),
         "this_week": today - timedelta(days=today.weekday()),
+        "weeks": selectors.CALENDAR_WEEKS,
         "shown_a_day": selectors.CALENDAR_SHOWN_A_DAY,
+        "counted_a_day": selectors.CALENDAR_COUNTED_A_DAY,
         "campaigns_limit": selectors.CALENDAR_CAMPAIGNS,
     }
     return render(request, "campaigns/calendar.html", context)

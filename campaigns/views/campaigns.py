@@ -236,7 +236,7 @@ def campaign_edit(request, pk):
         "campaign": campaign,
         "version": version,
         "form": form,
-        "locked": _locked_reason(campaign, version),
+        "locked": lifecycle.edit_refusal(campaign, version),
         "new_version": lifecycle.edit_makes_new_version(campaign, version),
         "needs_approval": approval.approval_required(campaign),
     }
@@ -267,7 +267,8 @@ def version_history(request, pk):
         (version, approval.version_diff(old=older, new=version) if older else None)
         for version, older in zip(versions[:VERSIONS_SHOWN], [*versions[1:], None], strict=False)
     ]
-    return render(request, "campaigns/versions.html", {"campaign": campaign, "rows": rows})
+    context = {"campaign": campaign, "rows": rows, "total": campaign.versions.count(), "shown": VERSIONS_SHOWN}
+    return render(request, "campaigns/versions.html", context)
 
 
 @permission_required("campaigns.add_campaign")
@@ -292,11 +293,7 @@ def campaign_delete(request, pk):
             return redirect(campaign)
         messages.success(request, f"Deleted the draft “{campaign.name}”.")
         return redirect("campaigns:list")
-    refusal = (
-        None
-        if lifecycle.deletable(campaign)
-        else "Only a draft that never went live can be deleted: archive it instead."
-    )
+    refusal = None if lifecycle.deletable(campaign) else lifecycle.DELETE_REFUSAL
     return render(request, "campaigns/delete.html", {"campaign": campaign, "refusal": refusal})
 
 
@@ -304,12 +301,16 @@ def campaign_delete(request, pk):
 @require_POST
 def campaign_archive(request, pk):
     campaign = get_object_or_404(Campaign, pk=pk)
-    if campaign.status in Campaign.LIVE_STATUSES and not request.user.has_perm("campaigns.activate_campaign"):
-        messages.error(request, "Archiving stops this live campaign: ask someone who may stop campaigns.")
-        return redirect(campaign)
-    stopping = campaign.status in Campaign.LIVE_STATUSES
-    message = "Archived: it is stopped and" if stopping else "Archived: it"
-    return _act(request, campaign, lifecycle.campaign_archive, f"{message} leaves the campaign list.")
+    may_stop = request.user.has_perm("campaigns.activate_campaign")
+    try:
+        archived = lifecycle.campaign_archive(campaign=campaign, actor=request.user, may_stop=may_stop)
+    except ValidationError as error:
+        for message in error.messages:
+            messages.error(request, message)
+    else:
+        stopped = campaign.status in Campaign.LIVE_STATUSES and archived.status == Campaign.Status.STOPPED
+        messages.success(request, f"Archived: it {'is stopped and ' if stopped else ''}leaves the campaign list.")
+    return redirect(campaign)
 
 
 @permission_required("campaigns.change_campaign")
@@ -338,7 +339,7 @@ def campaign_review(request, pk):
 def campaign_approve(request, pk):
     campaign = get_object_or_404(Campaign.objects.select_related("channel_configuration", "audience"), pk=pk)
     form = ReviewDecisionForm(request.POST)
-    status_before = campaign.status
+    status_before, live_before = campaign.status, campaign.live_version_id
     if form.is_valid():
         try:
             lifecycle.campaign_approve_and_activate(
@@ -351,7 +352,7 @@ def campaign_approve(request, pk):
             form.add_lifecycle_errors(error)
         else:
             campaign.refresh_from_db()
-            messages.success(request, f"Approved. {_activated_message(campaign, status_before)}")
+            messages.success(request, f"Approved. {_activated_message(campaign, status_before, live_before)}")
             return redirect(campaign)
     return _render_review(request, campaign, form)
 
@@ -438,19 +439,6 @@ def _latest_version(campaign) -> CampaignVersion:
     return campaign.versions.select_related("submitted_by", "created_by", "edited_by").order_by("-number").first()
 
 
-def _locked_reason(campaign, version) -> str | None:
-    if version.review_state == CampaignVersion.ReviewState.IN_REVIEW:
-        return (
-            f"Version {version.number} is in review and cannot be edited until an approver approves it or "
-            "requests changes."
-        )
-    if campaign.archived_at is not None:
-        return "An archived campaign cannot be edited: unarchive it, or duplicate it."
-    if campaign.status in Campaign.FINISHED_STATUSES:
-        return f"A campaign that is {campaign.get_status_display().lower()} cannot be edited: duplicate it instead."
-    return None
-
-
 @permission_required("campaigns.view_campaign")
 def campaign_status(request, pk):
     campaign = get_object_or_404(Campaign, pk=pk)
@@ -460,8 +448,26 @@ def campaign_status(request, pk):
 @permission_required("campaigns.activate_campaign")
 @require_POST
 def campaign_activate(request, pk):
+    """A draft goes live, or a live campaign switches to its newer version."""
     campaign = get_object_or_404(Campaign, pk=pk)
-    return _act(request, campaign, lifecycle.campaign_activate, _activated_message(campaign, campaign.status))
+    status_before, live_before = campaign.status, campaign.live_version_id
+    try:
+        activated = lifecycle.campaign_activate(campaign=campaign, actor=request.user)
+    except ValidationError as error:
+        for message in error.messages:
+            messages.error(request, message)
+    else:
+        messages.success(request, _activated_message(activated, status_before, live_before))
+    return redirect(campaign)
+
+
+@permission_required("campaigns.activate_campaign")
+@require_POST
+def campaign_resume(request, pk):
+    """A paused campaign sends again, with its live version."""
+    campaign = get_object_or_404(Campaign, pk=pk)
+    message = "Resumed: sending picks up where it stopped, with only what was never sent."
+    return _act(request, campaign, lifecycle.campaign_resume, message)
 
 
 @permission_required("campaigns.activate_campaign")
@@ -491,13 +497,19 @@ def _act(request, campaign, action, success_message):
     return redirect(campaign)
 
 
-def _activated_message(campaign, status_before: str) -> str:
-    """What activation did, from the campaign's status before it (and, for a draft, its schedule)."""
-    if status_before == Campaign.Status.ACTIVE:
-        return (
-            "The new version is live: the next occurrences and calls send it; runs under way finish with the "
-            "version they began."
-        )
+def _activated_message(campaign, status_before: str, live_before: int | None) -> str:
+    """What activation did to `campaign` (as it is now), from its status and live version before it."""
+    if live_before is not None and campaign.live_version_id != live_before:
+        words = f"Version {campaign.live_version.number} is live"
+        if status_before == Campaign.Status.PAUSED:
+            words += " and sending resumed"
+        if campaign.kind == Campaign.Kind.API_TRIGGERED:
+            words += ": trigger calls send it from now on"
+        elif campaign.next_run_at is not None:
+            words += ": the next occurrence sends it (see Schedule)"
+        else:
+            words += ", but the campaign has no occurrence left to send it"
+        return f"{words}. Runs under way finish with the version they began."
     if status_before == Campaign.Status.PAUSED:
         return "Resumed: sending picks up where it stopped, with only what was never sent."
     if campaign.kind == Campaign.Kind.API_TRIGGERED:
@@ -545,10 +557,10 @@ def _allowed_actions(user, campaign, version, policies) -> set[str]:
             actions.add("activate")
         case Campaign.Status.ACTIVE:
             actions |= {"pause", "stop"}
-            if publishable and campaign.live_version_id != version.pk:
-                actions.add("publish")
         case Campaign.Status.PAUSED:
-            actions |= {"resume", "stop"} if publishable else {"stop"}
+            actions |= {"resume", "stop"}
+    if campaign.status in Campaign.LIVE_STATUSES and publishable and campaign.live_version_id != version.pk:
+        actions.add("publish")
     return actions
 
 

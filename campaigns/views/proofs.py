@@ -10,21 +10,33 @@ from django.views.decorators.http import require_POST
 from campaigns.forms.proofs import ProofForm
 from campaigns.models import Campaign
 from campaigns.services import proofs
+from channels.models import ChannelConfiguration
 from permissions.access import permission_required
 
 
-def proof_context(request, campaign, *, form=None, results=None) -> dict:
+def proof_context(request, campaign, *, form=None, results=None, version=None) -> dict:
     """The proof card's context (no card for those who may not send proofs). Besides the sample profile, the card
-    offers the profile the page's preview is rendered for (`preview.profile`)."""
+    offers the profile the page's preview is rendered for (`preview.profile`). A proof leaves through the channel
+    configuration of its version: the card names that of `version` (the one just proofed; None: the latest)."""
     if not request.user.has_perm("campaigns.send_proof"):
         return {"proof_card": False}
-    supported = campaign.channel_configuration.channel in proofs.PROOF_CHANNELS
+    if version is None:
+        version = campaign.versions.select_related("channel_configuration").order_by("-number").first()
+    if version is None:
+        return {"proof_card": False}
+    used = set(campaign.versions.values_list("channel_configuration_id", flat=True))
+    # The card's form is offered when a version may be proofed; the service refuses the others, naming the version.
+    supported = ChannelConfiguration.objects.filter(pk__in=used, channel__in=proofs.PROOF_CHANNELS).exists()
     if form is None and supported:
         form = ProofForm(campaign=campaign, may_pick=request.user.has_perm("audiences.view_profile"))
     return {
         "proof_card": True,
         "proof_form": form,
         "proof_supported": supported,
+        "proof_version": version,
+        "proof_configuration": version.channel_configuration,
+        # Whether the versions' configurations differ (the version choices then name each one's).
+        "proof_configurations_differ": len(used) > 1,
         "proof_results": results,
         "proofs_left": proofs.proofs_left(actor=request.user),
         "proof_limits": {
@@ -39,16 +51,24 @@ def proof_context(request, campaign, *, form=None, results=None) -> dict:
 @permission_required("campaigns.send_proof")
 @require_POST
 def campaign_proof(request, pk):
-    campaign = get_object_or_404(Campaign.objects.select_related("channel_configuration", "live_version"), pk=pk)
+    campaign = get_object_or_404(Campaign.objects.select_related("live_version"), pk=pk)
     form = ProofForm(request.POST, campaign=campaign, may_pick=request.user.has_perm("audiences.view_profile"))
     results = None
-    if form.is_valid():
+    valid = form.is_valid()
+    # The version posted, when it is one of the campaign's: the card names its configuration.
+    version = None
+    if "version" in form.cleaned_data:
+        chosen = campaign.versions.select_related("channel_configuration")
+        version = chosen.filter(number=form.cleaned_data["version"]).first()
+    if valid and version is None:  # deleted since the form was read
+        form.add_error("version", "This version no longer exists: reload the page.")
+    elif valid:
         data = form.cleaned_data
         try:
             results = proofs.campaign_send_proof(
                 campaign=campaign,
                 actor=request.user,
-                version=campaign.versions.get(number=data["version"]),
+                version=version,
                 addresses=data["addresses"],
                 profile=data.get("profile"),
             )
@@ -59,7 +79,7 @@ def campaign_proof(request, pk):
         context = {
             "campaign": campaign,
             "preview": {"profile": form.cleaned_data.get("profile")},
-            **proof_context(request, campaign, form=form, results=results),
+            **proof_context(request, campaign, form=form, results=results, version=version),
         }
         return render(request, "campaigns/_proof.html", context)
     # Without htmx: the campaign page, with what happened as messages.

@@ -20,7 +20,7 @@ from email.utils import formataddr, formatdate
 
 from channels.adapters.base import Adapter, OutboundMessage, Outcome, Reason, SendResult, Stream, message_error
 from channels.adapters.email_dkim import DkimSigner
-from channels.adapters.email_footer import Footer
+from channels.adapters.email_footer import Footer, FooterError
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +117,7 @@ class EmailAdapter(Adapter):
         self._lock = threading.Lock()
         self.connections_opened = 0
         self._footer = Footer(html=s.footer_html, text=s.footer_text)
+        self._footer_failed = False
         self._dkim = None
         if s.dkim_domain:
             self._dkim = DkimSigner(
@@ -131,9 +132,16 @@ class EmailAdapter(Adapter):
     def message_bytes(self, message: OutboundMessage, date: str) -> bytes:
         s = self.settings
         if self._footer and message.marketing and message.unsubscribe_url:
-            html, text = self._footer.applied(
-                html=message.html, text=message.text, unsubscribe_url=message.unsubscribe_url
-            )
+            try:
+                html, text = self._footer.applied(
+                    html=message.html, text=message.text, unsubscribe_url=message.unsubscribe_url
+                )
+            except FooterError as error:
+                # Each marketing message fails alone, its detail naming the footer; the log says it once.
+                if not self._footer_failed:
+                    self._footer_failed = True
+                    log.error("email adapter: configuration %s: %s", self.configuration_id, error)
+                raise
             message = dataclasses.replace(message, html=html, text=text)
         data = build_message_bytes(
             message,

@@ -16,6 +16,7 @@ from campaigns.services import lifecycle, proofs
 from permissions.models import AuditEvent
 from tests.channels.conftest import make_configuration
 from tests.conftest import make_email_configuration
+from tests.smtp_servers import RecordingSMTPServer
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 HTML = '<p>Hi {{ profile.first_name }}</p><p><a href="{{ unsubscribe_url }}">Unsubscribe</a></p>'
@@ -272,8 +273,10 @@ def test_proofs_are_rate_limited_per_user(client, personas, campaign, smtp_serve
 
 
 def test_a_relay_that_is_down_is_each_address_result(client, personas, campaign):
-    campaign.channel_configuration = make_email_configuration(port=9, name="Nowhere")  # the discard port
+    nowhere = make_email_configuration(port=9, name="Nowhere")  # the discard port
+    campaign.channel_configuration = nowhere
     campaign.save()
+    campaign.versions.update(channel_configuration=nowhere)
 
     page = _post(client, personas["manny"], campaign, {"addresses": "qa@example.com", "version": "1"})
 
@@ -328,3 +331,78 @@ def test_the_envelope_sender_names_no_delivery(client, personas, smtp_server):
     assert mail_from.endswith("@bounces.example.com")
     assert delivery_id_from_verp(mail_from) is None  # a bounce of a proof changes no delivery
     assert getaddresses([smtp_server.messages[0]["message"]["To"]]) == [("", "qa@example.com")]
+
+
+@pytest.fixture
+def second_relay():
+    server = RecordingSMTPServer().start()
+    yield server
+    server.stop()
+
+
+def test_a_proof_leaves_through_the_configuration_of_the_version_proofed(
+    client, personas, campaign, smtp_server, second_relay
+):
+    """A live campaign's version 2 moves to another relay: its proof goes there before it is approved or live,
+    while a proof of version 1 still goes through version 1's relay; the card names the one the proof takes."""
+    lifecycle.campaign_activate(campaign=campaign, actor=personas["ada"])
+    relay_2 = make_email_configuration(port=second_relay.port, name="Second relay", from_email="v2@example.com")
+    version_2 = lifecycle.campaign_update(
+        campaign=campaign,
+        actor=personas["manny"],
+        content=lifecycle.Content("Version two", HTML, "Two {{ unsubscribe_url }}"),
+        # Version 2's settings: version 1's, through the second relay.
+        settings={**campaign.latest_version().settings_values(), "channel_configuration": relay_2},
+    )
+    campaign.refresh_from_db()
+    assert version_2.number == 2 and campaign.live_version.number == 1
+    assert campaign.channel_configuration.name == "Loopback relay"  # the live one, still
+
+    client.force_login(personas["manny"])
+    page = client.get(campaign.get_absolute_url()).content.decode()
+    # The latest version is chosen by default: the card names its configuration, each choice its own.
+    assert "the chosen version's channel configuration (“Second relay” for version 2)" in page
+    assert '<option value="2" selected>Version 2 (latest), through “Second relay”</option>' in page
+    assert '<option value="1">Version 1 (live), through “Loopback relay”</option>' in page
+
+    answer = _post(client, personas["manny"], campaign, {"addresses": "qa@example.com", "version": "2"})
+    assert "Proof sent to <strong>qa@example.com</strong>" in answer.content.decode()
+    assert "(“Second relay” for version 2)" in answer.content.decode()
+    [at_relay_2] = second_relay.messages
+    assert at_relay_2["message"]["Subject"] == "[Proof] Version two"
+    assert at_relay_2["message"]["From"] == "Shop <v2@example.com>"
+    assert not smtp_server.messages
+
+    answer = _post(client, personas["manny"], campaign, {"addresses": "qa@example.com", "version": "1"})
+    assert "(“Loopback relay” for version 1)" in answer.content.decode()
+    [at_relay_1] = smtp_server.messages
+    assert at_relay_1["message"]["Subject"] == "[Proof] Sale for"
+    assert at_relay_1["message"]["From"] == "Shop <news@example.com>"
+    assert len(second_relay.messages) == 1
+
+
+def test_a_version_on_another_channel_is_refused_naming_the_version(client, personas, campaign, smtp_server):
+    """Version 1 sends email, version 2 moves to SMS: version 1 may still be proofed, version 2 is refused."""
+    _approve_first_version(campaign)
+    sms = make_configuration(
+        "sms",
+        name="Texts",
+        base_url="http://127.0.0.1:9",
+        account_sid="AC1",
+        auth_token="t",
+        from_number="+15559990000",
+    )
+    lifecycle.campaign_update(
+        campaign=campaign,
+        actor=personas["manny"],
+        content=lifecycle.Content("", "", "Hi"),
+        settings={**campaign.latest_version().settings_values(), "channel_configuration": sms},
+    )
+
+    refused = _post(client, personas["manny"], campaign, {"addresses": "qa@example.com", "version": "2"})
+    assert refused.context["proof_form"].errors["version"] == [
+        "Proofs are for email campaigns only: version 2 sends by SMS."
+    ]
+    sent = _post(client, personas["manny"], campaign, {"addresses": "qa@example.com", "version": "1"})
+    assert "Proof sent to <strong>qa@example.com</strong>" in sent.content.decode()
+    assert len(smtp_server.messages) == 1

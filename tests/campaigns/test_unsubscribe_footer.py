@@ -4,8 +4,10 @@ configuration is saved, arrives at a real SMTP server in both parts of each mark
 own link."""
 
 import pytest
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ImproperlyConfigured, ValidationError
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import escape
 from pydantic import ValidationError as SettingsError
 
 from campaigns.engine import planning, scheduler, sending
@@ -176,6 +178,104 @@ def test_a_footer_without_the_link_is_refused_naming_its_field(field, footer, sa
     assert error["loc"] == (field,) and said in error["msg"]
 
 
+# Footers that parse and show the link but fail when rendered: each would fail every marketing message.
+FOOTERS_THAT_DO_NOT_RENDER = [
+    pytest.param(
+        "{{ unsubscribe_url }} {{ 1 | divided_by: 0 }}", "does not render: divided_by: can't divide by 0", id="filter"
+    ),
+    pytest.param(
+        '{{ unsubscribe_url }}{% include "x" %}',
+        "does not render: it includes the template “x”, and a footer can include no other template",
+        id="include",
+    ),
+    pytest.param(
+        "{{ unsubscribe_url }}{% for i in (1..100000000) %}{{ i }}{% endfor %}",
+        "does not render: loop iteration limit reached",
+        id="huge-loop",
+    ),
+]
+
+
+@pytest.mark.parametrize("field", ["footer_html", "footer_text"])
+@pytest.mark.parametrize(("footer", "said"), FOOTERS_THAT_DO_NOT_RENDER)
+def test_a_footer_that_does_not_render_is_refused_naming_its_field(field, footer, said):
+    with pytest.raises(SettingsError) as refused:
+        EmailSettings(from_email="news@example.com", host="smtp.example.com", **{field: footer})
+
+    [error] = refused.value.errors()
+    assert error["loc"] == (field,) and said in error["msg"], error["msg"]
+
+
+@pytest.mark.parametrize(("footer", "said"), FOOTERS_THAT_DO_NOT_RENDER)
+def test_the_configuration_page_refuses_a_footer_that_does_not_render(client, personas, footer, said):
+    data = post_data("email", name="Relay", from_email="news@example.com", host="smtp.example.com", footer_html=footer)
+
+    response = logged_in(client, personas).post(create_url("email"), data)
+
+    assert response.status_code == 200
+    assert set(response.context["form"].errors) == {"footer_html"}
+    # Next to the field, as the form words it: "Does not render: divided_by: can't divide by 0."
+    assert escape(said.capitalize()) in field_html(response.content.decode(), "footer_html")
+    assert not ChannelConfiguration.objects.exists()
+
+
+def _stored(configuration: ChannelConfiguration, **footers) -> None:
+    """Footers written as a configuration stored before they were rendered when saved: no check."""
+    ChannelConfiguration.objects.filter(pk=configuration.pk).update(settings={**configuration.settings, **footers})
+
+
+@pytest.mark.parametrize(("footer", "said"), FOOTERS_THAT_DO_NOT_RENDER)
+def test_a_stored_footer_that_does_not_render_is_the_previews_error_not_a_500(client, personas, footer, said):
+    configuration = relay(name="Old relay", footer_text="Unsubscribe: {{ unsubscribe_url }}")
+    campaign = draft(personas, configuration)
+    _stored(configuration, footer_html=footer)
+    client.force_login(personas["manny"])
+
+    page = client.get(campaign.get_absolute_url())
+    frame = client.get(reverse("campaigns:preview", args=[campaign.pk, 1]))
+
+    assert page.status_code == 200
+    preview = page.context["preview"]
+    assert preview.error.field == "footer_html"
+    assert preview.error_text.startswith(f"HTML footer {said}")
+    assert "(set in the channel configuration “Old relay”: an administrator can fix it)" in preview.error_text
+    assert escape(preview.error_text) in page.content.decode()
+    assert frame.status_code == 200 and escape(preview.error_text) in frame.content.decode()
+    # The footer counts for the visible-link rule (it shows the link): submitting is not refused for it.
+    approval.campaign_submit_for_review(campaign=campaign, actor=personas["manny"])
+
+
+def test_a_stored_text_footer_that_does_not_parse_is_the_previews_error(client, personas):
+    configuration = relay(footer_html='<a href="{{ unsubscribe_url }}">Unsubscribe</a>')
+    campaign = draft(personas, configuration)
+    _stored(configuration, footer_text="Unsubscribe: {{ unsubscribe_url")
+    client.force_login(personas["manny"])
+
+    page = client.get(campaign.get_absolute_url())
+
+    assert page.status_code == 200
+    assert page.context["preview"].error_text.startswith("Text footer does not render: ")
+
+
+def test_the_campaign_page_reads_no_secret_so_a_removed_key_does_not_break_it(client, personas, settings):
+    from cryptography.fernet import Fernet
+
+    configuration = relay(password="relay-password-0a1b", footer_html='<a href="{{ unsubscribe_url }}">Bye</a>')
+    campaign = draft(personas, configuration)
+    settings.FIELD_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]  # the key the secret was stored with is gone
+    configuration.refresh_from_db()
+    with pytest.raises(ImproperlyConfigured):
+        configuration.get_settings()
+    client.force_login(personas["manny"])
+
+    page = client.get(campaign.get_absolute_url())
+
+    assert page.status_code == 200
+    # The rule still reads the footer: only the text body lacks a link.
+    assert set(visible_unsubscribe_errors(campaign=campaign, version=campaign.latest_version())) == {"text_body"}
+    assert '<p>Our sale starts now.</p><a href="#unsubscribe-link">Bye</a>' in page.context["preview"].rendered.html
+
+
 def test_the_configuration_page_shows_a_footer_error_next_to_the_footer(client, personas):
     data = post_data(
         "email", name="Relay", from_email="news@example.com", host="smtp.example.com", footer_html="<p>Bye</p>"
@@ -243,3 +343,32 @@ def test_transactional_mail_gets_no_footer(redis, smtp_server, personas):
     [message] = smtp_server.messages
     assert "Unsubscribe" not in message["message"].get_body(("html",)).get_content()
     assert message["message"].get_body(("plain",)).get_content().strip() == "Our sale starts now."
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_footer_that_fails_only_with_a_real_link_fails_each_message_naming_the_footer(
+    redis, smtp_server, personas, caplog
+):
+    """Rendered with the sample link when saved, this footer passes; with a recipient's link it divides by zero:
+    each marketing message fails, its detail and the log naming the footer, and nothing goes out without it."""
+    make_profiles(2)
+    configuration = relay(
+        smtp_server.port,
+        footer_html='{% unless unsubscribe_url contains "example.com" %}{{ 1 | divided_by: 0 }}{% endunless %}'
+        '<a href="{{ unsubscribe_url }}">Unsubscribe</a>',
+        footer_text="Unsubscribe: {{ unsubscribe_url }}",
+    )
+
+    run_id = _sent(personas, configuration, WITHOUT_LINK)
+
+    assert not smtp_server.messages
+    details = set(Delivery.objects.filter(run_id=run_id).values_list("status", "detail"))
+    assert details == {
+        (
+            Delivery.Status.FAILED,
+            "FooterError: The channel configuration's footer_html does not render: divided_by: can't divide by 0: "
+            "edit the configuration's footer.",
+        )
+    }
+    logged = [r.getMessage() for r in caplog.records if "footer_html does not render" in r.getMessage()]
+    assert len(logged) == 1 and f"configuration {configuration.pk}" in logged[0]

@@ -15,6 +15,7 @@ from audiences.models import AttributeDefinition, Audience
 from campaigns.engine import planning, scheduler
 from campaigns.models import Campaign, CampaignVersion, Run
 from campaigns.services import approval, lifecycle
+from channels.models import ChannelConfiguration
 from permissions.models import AuditEvent
 from permissions.roles import Role
 from tests.campaigns.queued import received
@@ -254,7 +255,8 @@ STATES = ("draft", "in_review", "active", "active_with_draft", "paused", "stoppe
 
 def _campaign_in(state: str, personas, audience) -> Campaign:
     manny, april = personas["manny"], personas["april"]
-    campaign = make_campaign(manny, make_email_configuration(port=25), audience)
+    relay = ChannelConfiguration.objects.filter(name="Test relay").first() or make_email_configuration(port=25)
+    campaign = make_campaign(manny, relay, audience)
     if state == "in_review":
         approval.campaign_submit_for_review(campaign=campaign, actor=manny)
     if state in ("active", "active_with_draft", "paused", "stopped", "completed", "archived"):
@@ -268,7 +270,7 @@ def _campaign_in(state: str, personas, audience) -> Campaign:
     if state == "completed":
         Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.COMPLETED, next_run_at=None)
     if state == "archived":
-        lifecycle.campaign_archive(campaign=campaign, actor=april)
+        lifecycle.campaign_archive(campaign=campaign, actor=april, may_stop=True)
     campaign.refresh_from_db()
     return campaign
 
@@ -285,7 +287,8 @@ OPERATIONS = {
     "stop": lambda campaign, actor: lifecycle.campaign_stop(campaign=campaign, actor=actor),
     "duplicate": lambda campaign, actor: lifecycle.campaign_duplicate(campaign=campaign, actor=actor),
     "delete": lambda campaign, actor: lifecycle.campaign_delete(campaign=campaign, actor=actor),
-    "archive": lambda campaign, actor: lifecycle.campaign_archive(campaign=campaign, actor=actor),
+    "resume": lambda campaign, actor: lifecycle.campaign_resume(campaign=campaign, actor=actor),
+    "archive": lambda campaign, actor: lifecycle.campaign_archive(campaign=campaign, actor=actor, may_stop=True),
     "unarchive": lambda campaign, actor: lifecycle.campaign_unarchive(campaign=campaign, actor=actor),
 }
 
@@ -295,7 +298,7 @@ ALLOWED = {
     "in_review": {"duplicate", "delete"},
     "active": {"edit", "pause", "stop", "duplicate", "archive"},
     "active_with_draft": {"edit", "submit", "activate", "pause", "stop", "duplicate", "archive"},
-    "paused": {"edit", "activate", "stop", "duplicate", "archive"},
+    "paused": {"edit", "activate", "resume", "stop", "duplicate", "archive"},
     "stopped": {"duplicate", "archive"},
     "completed": {"duplicate", "archive"},
     "archived": {"duplicate", "unarchive"},
@@ -331,7 +334,7 @@ def test_duplicate_copies_the_latest_version_as_a_new_draft_of_the_actor(persona
 
 def test_archiving_a_live_campaign_stops_it_and_cancels_its_next_occurrences(personas, everyone):
     campaign = _campaign_in("active", personas, everyone)
-    lifecycle.campaign_archive(campaign=campaign, actor=personas["april"])
+    lifecycle.campaign_archive(campaign=campaign, actor=personas["april"], may_stop=True)
     campaign.refresh_from_db()
     assert campaign.status == Campaign.Status.STOPPED and campaign.archived_at and campaign.next_run_at is None
     lifecycle.campaign_unarchive(campaign=campaign, actor=personas["april"])
@@ -464,3 +467,67 @@ def test_an_audience_only_a_version_uses_is_not_deleted_and_the_campaign_is_name
     lifecycle.campaign_activate(campaign=campaign, actor=personas["april"])
     with pytest.raises(AudienceInUse, match="Autumn sale"):
         audience_delete(actor=personas["ada"], audience=everyone)  # version 1 sent to it
+
+
+@pytest.mark.parametrize("with_policy", [False, True])
+def test_resume_sends_the_live_version_and_leaves_a_newer_one_as_it_is(personas, everyone, with_policy):
+    """A manager's unfinished version 2 is neither published by a resume nor in its way, policy or not."""
+    if with_policy:
+        _policy(personas)
+    campaign = make_campaign(personas["manny"], make_email_configuration(port=25), everyone)
+    if with_policy:
+        approval.campaign_submit_for_review(campaign=campaign, actor=personas["manny"])
+        lifecycle.campaign_approve_and_activate(campaign=campaign, actor=personas["april"])
+    else:
+        lifecycle.campaign_activate(campaign=campaign, actor=personas["april"])
+    lifecycle.campaign_update(
+        campaign=campaign, actor=personas["manny"], content=EDITED, settings=_settings(campaign, name="Unfinished")
+    )
+    lifecycle.campaign_pause(campaign=campaign, actor=personas["april"])
+
+    lifecycle.campaign_resume(campaign=campaign, actor=personas["april"])
+
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.ACTIVE and campaign.live_version.number == 1
+    assert campaign.name == "Autumn sale"
+    assert campaign.latest_version().review_state == CampaignVersion.ReviewState.DRAFT
+
+
+def test_activating_a_paused_campaigns_newer_version_makes_it_live_and_resumes(personas, everyone):
+    campaign = _campaign_in("paused", personas, everyone)
+    lifecycle.campaign_update(
+        campaign=campaign, actor=personas["manny"], content=EDITED, settings=_settings(campaign, name="Second")
+    )
+    lifecycle.campaign_activate(campaign=campaign, actor=personas["april"])
+    campaign.refresh_from_db()
+    assert (campaign.status, campaign.live_version.number, campaign.name) == (Campaign.Status.ACTIVE, 2, "Second")
+
+
+def test_archiving_a_live_campaign_is_refused_under_the_lock_to_who_may_not_stop_it(personas, everyone):
+    live, stopped = _campaign_in("active", personas, everyone), _campaign_in("stopped", personas, everyone)
+    with pytest.raises(ValidationError, match="ask someone who may stop campaigns"):
+        lifecycle.campaign_archive(campaign=live, actor=personas["manny"], may_stop=False)
+    lifecycle.campaign_archive(campaign=stopped, actor=personas["manny"], may_stop=False)
+    live.refresh_from_db()
+    stopped.refresh_from_db()
+    assert live.status == Campaign.Status.ACTIVE and live.archived_at is None and stopped.archived_at is not None
+
+
+def test_a_review_request_is_withdrawn_when_its_campaign_is_deleted_or_archived(personas, everyone):
+    from permissions.models import Notification
+
+    def unread(campaign):
+        url = reverse("campaigns:review", args=[campaign.pk])
+        return Notification.objects.filter(url=url, read_at__isnull=True).count()
+
+    draft = _campaign_in("in_review", personas, everyone)
+    assert unread(draft) > 0
+    lifecycle.campaign_delete(campaign=draft, actor=personas["ada"])
+    assert unread(draft) == 0
+
+    live = _campaign_in("active_with_draft", personas, everyone)
+    approval.campaign_submit_for_review(campaign=live, actor=personas["manny"])
+    assert unread(live) > 0
+    lifecycle.campaign_archive(campaign=live, actor=personas["april"], may_stop=True)
+    assert unread(live) == 0
+    assert live.latest_version().review_state == CampaignVersion.ReviewState.DRAFT
