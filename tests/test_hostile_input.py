@@ -434,6 +434,13 @@ PROOFS = (
     {"addresses": "ok@example.com", "profile": "9" * 400},
     {"addresses": "ok@example.com", "profile": "999999"},
     {"addresses": "ok@example.com", "version": "-1"},
+    # Profiles named in "Send to": ids no column keeps (past 64 bits, zero, negative), no id, unknown, repeated, and
+    # more than ten recipients with them.
+    {"addresses": "#" + "9" * 400},
+    {"addresses": f"#{2**63}, #0, #-1, #, ##1, #1e9, #٣"},
+    {"addresses": "ok@example.com #999999 #999999 #00999999"},
+    {"addresses": ", ".join(f"#{n}" for n in range(1, 12))},
+    {"addresses": "#1\x00"},
 )
 JSON_EDITOR = (("rule_mode", "json"), ("rule_json", json.dumps(RULE)))
 FAR_RULES = tuple(

@@ -1,4 +1,8 @@
-"""Proofs: a version's content, rendered as the preview renders it, sent now to a few test addresses.
+"""Proofs: a version's content, rendered as the preview renders it, sent now to a few test addresses and profiles.
+
+Typed addresses get the version rendered for the sample profile (or the one profile chosen, as the preview shows it);
+each profile named as a recipient gets it at its own email address, rendered as itself. Both carry the contract's
+example context.
 
 A proof leaves through the channel configuration of the version proofed (a newer version may change it: its proof
 shows what that version will send, before it goes live) and its adapter, as a send job's message does, with
@@ -8,9 +12,9 @@ VERP bounce address nor its Message-ID name a delivery). Each send is audited as
 audit log is what the rate limit counts. Permissions (`campaigns.send_proof`) are checked by callers.
 """
 
-import copy
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -18,15 +22,12 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
-from django.utils.module_loading import import_string
-from pydantic import ValidationError as SettingsError
 
 from audiences.models import Channel, Profile
 from campaigns import previews
 from campaigns.models import Campaign, CampaignVersion
-from channels.adapters.base import OutboundMessage, Outcome, SendResult
-from channels.adapters.registry import ADAPTERS
-from channels.models import ChannelConfiguration
+from channels.adapters.base import OutboundMessage, Outcome
+from channels.services.configurations import configuration_send_now
 from config import untrusted
 from permissions.models import AuditEvent
 from permissions.services.audit import audit_record
@@ -37,10 +38,7 @@ MAX_PROOF_ADDRESSES = 10
 # in any PROOF_WINDOW.
 PROOF_SENDS_PER_WINDOW = 10
 PROOF_WINDOW = timedelta(minutes=10)
-# A page waits for the answer: each step of a proof send (connect, each reply) waits at most this long, whatever
-# the configuration says.
-PROOF_TIMEOUT_SECONDS = 10
-# The channels proofs go out on: their addresses are typed in the form.
+# The channels proofs go out on: their addresses are typed in the form, or a profile's.
 PROOF_CHANNELS = (Channel.EMAIL,)
 AUDIT_ACTION = "campaign.proof_sent"
 
@@ -52,6 +50,17 @@ class ProofResult:
     outcome: str
     reason: str = ""
     detail: str = ""
+    profile_id: int | None = None  # the profile the proof went to, rendered as itself; None: a typed address
+
+    @property
+    def label(self) -> str:
+        """The recipient as the card names it: "qa@example.com", or "#42 ann@example.com" for a profile."""
+        return f"#{self.profile_id} {self.address}" if self.profile_id is not None else self.address
+
+    @property
+    def key(self) -> str:
+        """The recipient in the audit record's outcomes: the address, or "#42" for a profile."""
+        return f"#{self.profile_id}" if self.profile_id is not None else self.address
 
 
 def campaign_send_proof(
@@ -61,16 +70,21 @@ def campaign_send_proof(
     version: CampaignVersion,
     addresses: list[str],
     profile: Profile | None = None,
+    profiles: Sequence[Profile] = (),
     now: datetime | None = None,
 ) -> list[ProofResult]:
-    """Send `version` of `campaign`, rendered for `profile` (None: the preview's sample profile) with the contract's
-    example context, through the version's channel configuration, to each of `addresses` now, and return each
-    one's result.
+    """Send `version` of `campaign` through the version's channel configuration now, with the contract's example
+    context: to each of `addresses` rendered for `profile` (None: the preview's sample profile), and to each of
+    `profiles` at its own email address, rendered as itself; return each recipient's result (the addresses', then
+    the profiles').
 
     Refuses (ValidationError naming the field) a version of another campaign, a version whose channel proofs do
-    not go out on, no address or more than MAX_PROOF_ADDRESSES, content that does not render, and an actor who has
-    sent PROOF_SENDS_PER_WINDOW proofs in the last PROOF_WINDOW. A relay that refuses is a result, not a refusal.
+    not go out on, no recipient or more than MAX_PROOF_ADDRESSES in all, profiles named by an actor who may not
+    read profiles (`audiences.view_profile`), a profile without an email address, content that does not render
+    (for the sample profile, or for a profile named, naming it), and an actor who has sent
+    PROOF_SENDS_PER_WINDOW proofs in the last PROOF_WINDOW. A relay that refuses is a result, not a refusal.
     """
+    profiles = list({recipient.pk: recipient for recipient in profiles}.values())  # a repeat is one profile
     if version.campaign_id != campaign.pk:
         raise ValidationError({"version": "This version is not one of the campaign's."})
     configuration = version.channel_configuration
@@ -81,14 +95,29 @@ def campaign_send_proof(
                 f"{configuration.get_channel_display()}."
             }
         )
-    if not addresses:
+    if profiles and not actor.has_perm("audiences.view_profile"):
+        raise ValidationError(
+            {"addresses": "Only users who may read profiles can send a proof to a profile: enter email addresses."}
+        )
+    if not addresses and not profiles:
         raise ValidationError({"addresses": "Enter at least one address."})
-    if len(addresses) > MAX_PROOF_ADDRESSES:
-        raise ValidationError({"addresses": f"Enter at most {MAX_PROOF_ADDRESSES} addresses."})
+    if len(addresses) + len(profiles) > MAX_PROOF_ADDRESSES:
+        raise ValidationError({"addresses": f"Enter at most {MAX_PROOF_ADDRESSES} recipients."})
+    if without := [f"#{recipient.pk}" for recipient in profiles if not recipient.email]:
+        raise ValidationError({"addresses": f"No email address, so no proof can reach: {', '.join(without)}."})
+    # Content that does not render for anyone is the version's problem, named once.
     preview = previews.version_preview(version=version, profile=profile)
     if preview.error:
         raise ValidationError({"version": f"{preview.error_text}. Fix the content, then send the proof."})
-    rendered = preview.rendered
+    # (address, rendering, profile id): the typed addresses', then each profile's own.
+    recipients = [(address, preview.rendered, None) for address in addresses]
+    for recipient in profiles:
+        own = previews.version_preview(version=version, profile=recipient)
+        if own.error:
+            raise ValidationError(
+                {"addresses": f"The proof does not render as profile #{recipient.pk}: {own.error_text}."}
+            )
+        recipients.append((recipient.email, own.rendered, recipient.pk))
 
     now = now or timezone.now()
     with transaction.atomic():
@@ -103,6 +132,7 @@ def campaign_send_proof(
                 "version": version.number,
                 "addresses": addresses,
                 "profile": profile.pk if profile else None,
+                "profiles": [recipient.pk for recipient in profiles],
             },
         )
 
@@ -118,7 +148,7 @@ def campaign_send_proof(
             unsubscribe_url="",  # no List-Unsubscribe: a proof's reader unsubscribes nobody
             campaign_id=campaign.pk,
         )
-        for index, address in enumerate(addresses)
+        for index, (address, rendered, _) in enumerate(recipients)
     ]
     results = [
         ProofResult(
@@ -127,12 +157,15 @@ def campaign_send_proof(
             outcome=str(result.outcome),
             reason=untrusted.storable(result.reason, 40),
             detail=untrusted.storable(result.detail, 300),
+            profile_id=profile_id,
         )
-        for message, result in zip(messages, _send(configuration, messages), strict=True)
+        for message, result, (_, _, profile_id) in zip(
+            messages, configuration_send_now(configuration=configuration, messages=messages), recipients, strict=True
+        )
     ]
-    # The record made before the send gets its outcome.
+    # The record made before the send gets its outcome (a profile's under "#42": its address is the profile's).
     AuditEvent.objects.filter(pk=event.pk).update(
-        after={**event.after, "outcomes": {result.address: result.outcome for result in results}}
+        after={**event.after, "outcomes": {result.key: result.outcome for result in results}}
     )
     return results
 
@@ -163,34 +196,3 @@ def _check_rate(actor, now: datetime) -> None:
 def _minutes(window: timedelta) -> str:
     minutes = int(window.total_seconds() // 60)
     return f"{minutes} minute{'s' if minutes != 1 else ''}"
-
-
-def _send(configuration: ChannelConfiguration, messages: list[OutboundMessage]) -> list[SendResult]:
-    """The messages handed to an adapter of their own, opened for this send and closed after it (a web process
-    keeps no connections); a failure to open or send is every message's result."""
-    adapter = None
-    try:
-        adapter = import_string(ADAPTERS[configuration.channel])(_with_short_timeout(configuration))
-        return adapter.send(messages)
-    except SettingsError:
-        # Pydantic's message quotes the values: name no setting, show none.
-        detail = "The channel configuration's stored settings no longer validate: edit the configuration."
-        return [SendResult(m.delivery_id, Outcome.PERMANENT, reason="settings", detail=detail) for m in messages]
-    except Exception as error:  # noqa: BLE001 - whatever fails is the proof's outcome, shown to its sender
-        detail = f"{type(error).__name__}: {error}"
-        return [SendResult(m.delivery_id, Outcome.PERMANENT, reason="error", detail=detail) for m in messages]
-    finally:
-        if adapter is not None:
-            try:
-                adapter.close()
-            except Exception:  # noqa: BLE001, S110 - the outcome is known; a failed close changes nothing
-                pass
-
-
-def _with_short_timeout(configuration: ChannelConfiguration) -> ChannelConfiguration:
-    """An unsaved copy whose timeout is at most PROOF_TIMEOUT_SECONDS."""
-    short = copy.copy(configuration)
-    value = configuration.settings.get("timeout_seconds")
-    if isinstance(value, (int, float)):
-        short.settings = {**configuration.settings, "timeout_seconds": min(value, PROOF_TIMEOUT_SECONDS)}
-    return short

@@ -1,5 +1,5 @@
 """Proof sends from the campaign page: the proof card's form posts here (with htmx the card is replaced by the
-answer, each address's result in it; without it the campaign page comes back with them as messages). Views check
+answer, each recipient's result in it; without it the campaign page comes back with them as messages). Views check
 permissions, read the form and call campaigns.services.proofs; nothing more."""
 
 from django.contrib import messages
@@ -64,13 +64,16 @@ def campaign_proof(request, pk):
         form.add_error("version", "This version no longer exists: reload the page.")
     elif valid:
         data = form.cleaned_data
+        # The recipients as given: typed addresses (str) and profiles named `#42`.
+        recipients = data["addresses"]
         try:
             results = proofs.campaign_send_proof(
                 campaign=campaign,
                 actor=request.user,
                 version=version,
-                addresses=data["addresses"],
+                addresses=[entry for entry in recipients if isinstance(entry, str)],
                 profile=data.get("profile"),
+                profiles=[entry for entry in recipients if not isinstance(entry, str)],
             )
         except ValidationError as error:
             form.add_service_errors(error)
@@ -89,9 +92,9 @@ def campaign_proof(request, pk):
             messages.error(request, f"Proof not sent. {label}: {error}" if label else f"Proof not sent. {error}")
     for result in results or []:
         if result.sent:
-            messages.success(request, f"Proof sent to {result.address}.")
+            messages.success(request, f"Proof sent to {result.label}.")
         else:
-            messages.error(request, f"Proof to {result.address} not sent ({_outcome_words(result)}).")
+            messages.error(request, f"Proof to {result.label} not sent ({_outcome_words(result)}).")
     return redirect(f"{campaign.get_absolute_url()}#proof")
 
 

@@ -178,16 +178,7 @@ def configuration_send_test(*, actor, configuration: ChannelConfiguration, to: s
         ),
         marketing=False,
     )
-    try:
-        adapter_class = import_string(ADAPTERS[configuration.channel])
-    except KeyError:
-        result = SendResult(
-            delivery_id, Outcome.PERMANENT, reason="no_adapter", detail="No adapter sends on this channel yet."
-        )
-    else:
-        result = _send_one(adapter_class, _with_short_timeout(configuration), message)
-    result.detail = _without_secrets(result.detail, configuration)
-    result.reason = _without_secrets(result.reason, configuration)
+    [result] = configuration_send_now(configuration=configuration, messages=[message])
     audit_record(
         actor=actor,
         action="channel_configuration.test_sent",
@@ -197,13 +188,32 @@ def configuration_send_test(*, actor, configuration: ChannelConfiguration, to: s
     return result
 
 
-def _send_one(adapter_class, configuration: ChannelConfiguration, message: OutboundMessage) -> SendResult:
+def configuration_send_now(*, configuration: ChannelConfiguration, messages: list[OutboundMessage]) -> list[SendResult]:
+    """Send `messages` through the configuration's adapter now, waiting for their outcomes: the test send's path,
+    and campaigns' proofs. The adapter is opened for this call alone and closed after it (a web process keeps no
+    connections), each step waiting at most TEST_SEND_TIMEOUT_SECONDS. Never raises for a failed send: a failure to
+    open the adapter or to send is every message's outcome, and no outcome's text contains a secret value."""
+    try:
+        adapter_class = import_string(ADAPTERS[configuration.channel])
+    except KeyError:
+        detail = "No adapter sends on this channel yet."
+        results = [SendResult(m.delivery_id, Outcome.PERMANENT, reason="no_adapter", detail=detail) for m in messages]
+    else:
+        results = _send(adapter_class, _with_short_timeout(configuration), messages)
+    for result in results:
+        result.detail = _without_secrets(result.detail, configuration)
+        result.reason = _without_secrets(result.reason, configuration)
+    return results
+
+
+def _send(adapter_class, configuration: ChannelConfiguration, messages: list[OutboundMessage]) -> list[SendResult]:
     adapter = None
     try:
         adapter = adapter_class(configuration)
-        return adapter.send([message])[0]
-    except Exception as error:  # noqa: BLE001 - any failure of a test send is its outcome, shown to the admin
-        return SendResult(message.delivery_id, Outcome.PERMANENT, reason="error", detail=_error_text(error))
+        return adapter.send(messages)
+    except Exception as error:  # noqa: BLE001 - any failure of a send made now is its outcome, shown to the sender
+        detail = _error_text(error)
+        return [SendResult(m.delivery_id, Outcome.PERMANENT, reason="error", detail=detail) for m in messages]
     finally:
         if adapter is not None:
             try:

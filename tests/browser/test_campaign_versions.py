@@ -69,7 +69,7 @@ def test_a_live_campaign_is_edited_into_a_new_version_approved_and_activated(log
     expect(april.locator("body")).to_contain_text("Newcomers")  # the reviewer sees version 2's settings
     expect(april.locator("body")).to_contain_text("+Weekly digest")
     april.get_by_role("button", name="Approve and activate").click()
-    expect(april.get_by_role("status")).to_contain_text("The new version is live")
+    expect(april.get_by_role("status")).to_contain_text("Version 2 is live: the next occurrence sends it")
     expect(april.locator("h1")).to_have_text("Weekly digest")
     expect(april.locator("body")).to_contain_text("Weekly on Monday and Thursday at 09:00 Europe/Paris")
     live.refresh_from_db()

@@ -1,15 +1,19 @@
 """Proof sends from the campaign page (issue 14, item 4): a version's content, rendered as the preview renders it,
 sent now through the campaign's configuration to a real SMTP server on loopback, with "[Proof] " before the subject,
-counted nowhere, audited, refused without `send_proof`, for bad addresses or more than ten, and rate-limited."""
+counted nowhere, audited, refused without `send_proof`, for bad addresses or more than ten, and rate-limited; sent to
+profiles (`#42`, for those who may read profiles), each rendered as itself at its own address."""
 
 from datetime import timedelta
 from email.utils import getaddresses
 
 import pytest
+from django.contrib.auth.models import Group, Permission
+from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils import timezone
 
 from audiences.models import Audience, Profile
+from audiences.services.privacy import profile_erase
 from campaigns import selectors
 from campaigns.models import Campaign, CampaignVersion, Delivery, Run
 from campaigns.services import lifecycle, proofs
@@ -87,6 +91,7 @@ def test_a_proof_reaches_the_relay_with_the_prefix_and_counts_nowhere(client, pe
         "version": 1,
         "addresses": ["qa@example.com", "Boss@example.com"],
         "profile": ann.pk,
+        "profiles": [],
         "outcomes": {"qa@example.com": "sent", "Boss@example.com": "sent"},
     }
 
@@ -195,7 +200,7 @@ def test_the_card_is_offered_to_holders_of_send_proof(client, personas, campaign
         ("qa@example.com, not-an-address", "'not-an-address' is not an email address"),
         ("qa@example.com\nbad@@example.com", "'bad@@example.com' is not an email address"),
         ("someone@[127.0.0.1]", "IP addresses are not accepted as a domain"),
-        (", ".join(f"p{n}@example.com" for n in range(11)), "Enter at most 10 addresses: 11 were given."),
+        (", ".join(f"p{n}@example.com" for n in range(11)), "Enter at most 10 recipients: 11 were given."),
         (" ,\n ", "Enter at least one email address."),
         ("", "This field is required."),
         ("qa@example.com\x00", "Null characters are not allowed."),
@@ -406,3 +411,232 @@ def test_a_version_on_another_channel_is_refused_naming_the_version(client, pers
     sent = _post(client, personas["manny"], campaign, {"addresses": "qa@example.com", "version": "1"})
     assert "Proof sent to <strong>qa@example.com</strong>" in sent.content.decode()
     assert len(smtp_server.messages) == 1
+
+
+# Proofs to profiles: `#42` in "Send to" ----------------------------------------------------------------------------
+
+
+def _by_recipient(smtp_server) -> dict[str, object]:
+    return {item["rcpt_tos"][0]: item["message"] for item in smtp_server.messages}
+
+
+def test_each_profile_named_gets_its_own_rendering_and_an_address_the_sample(client, personas, campaign, smtp_server):
+    ann = Profile.objects.create(email="ann@example.com", attributes={"first_name": "Ann"})
+    bob = Profile.objects.create(email="bob@example.com", attributes={"first_name": "Bob"})
+
+    response = _post(
+        client, personas["manny"], campaign, {"addresses": f"qa@example.com\n#{ann.pk}, #{bob.pk}", "version": "1"}
+    )
+
+    page = response.content.decode()
+    assert "Proof sent to <strong>qa@example.com</strong>" in page
+    assert f"Proof sent to <strong>#{ann.pk} ann@example.com</strong>" in page
+    assert f"Proof sent to <strong>#{bob.pk} bob@example.com</strong>" in page
+    sent = _by_recipient(smtp_server)
+    assert sorted(sent) == ["ann@example.com", "bob@example.com", "qa@example.com"]
+    assert sent["ann@example.com"]["Subject"] == "[Proof] Sale for Ann"
+    assert "<p>Hi Ann</p>" in sent["ann@example.com"].get_body(("html",)).get_content()
+    assert sent["ann@example.com"].get_body(("plain",)).get_content().startswith("Hi Ann, 20% off")
+    assert sent["bob@example.com"]["Subject"] == "[Proof] Sale for Bob"
+    assert "<p>Hi Bob</p>" in sent["bob@example.com"].get_body(("html",)).get_content()
+    assert sent["qa@example.com"]["Subject"] == "[Proof] Sale for"  # the sample profile has no first name
+    assert "<p>Hi </p>" in sent["qa@example.com"].get_body(("html",)).get_content()
+    for message in sent.values():  # a profile's proof unsubscribes nobody either
+        assert message["List-Unsubscribe"] is None
+        assert "/u/" not in message.get_body(("html",)).get_content()
+
+    assert not Run.objects.exists() and not Delivery.objects.exists()
+    event = AuditEvent.objects.get(action="campaign.proof_sent")  # one record for the send
+    assert event.after == {
+        "version": 1,
+        "addresses": ["qa@example.com"],
+        "profile": None,
+        "profiles": [ann.pk, bob.pk],
+        "outcomes": {"qa@example.com": "sent", f"#{ann.pk}": "sent", f"#{bob.pk}": "sent"},
+    }
+    assert proofs.proofs_left(actor=personas["manny"]) == proofs.PROOF_SENDS_PER_WINDOW - 1  # one send, one count
+
+
+def test_typed_addresses_keep_the_profile_they_are_rendered_as(client, personas, campaign, smtp_server):
+    carol = Profile.objects.create(email="carol@example.com", attributes={"first_name": "Carol"})
+    ann = Profile.objects.create(email="ann@example.com", attributes={"first_name": "Ann"})
+
+    _post(
+        client,
+        personas["manny"],
+        campaign,
+        {"addresses": f"qa@example.com #{ann.pk}", "version": "1", "profile": carol.pk},
+    )
+
+    sent = _by_recipient(smtp_server)
+    assert sent["qa@example.com"]["Subject"] == "[Proof] Sale for Carol"
+    assert sent["ann@example.com"]["Subject"] == "[Proof] Sale for Ann"
+    assert "carol@example.com" not in sent  # rendered as Carol, not sent to her
+
+
+def test_a_profile_of_a_triggered_campaign_gets_the_contract_examples(client, personas, smtp_server):
+    relay = make_email_configuration(port=smtp_server.port, purpose="transactional")
+    reset = lifecycle.campaign_create(
+        actor=personas["manny"],
+        name="Password reset",
+        kind=Campaign.Kind.API_TRIGGERED,
+        category=Campaign.Category.TRANSACTIONAL,
+        channel_configuration=relay,
+        audience=None,
+        content=lifecycle.Content("Reset for {{ profile.first_name }}", "<p>{{ context.reset_url }}</p>", "Reset"),
+    )
+    lifecycle.campaign_update_contract(
+        campaign=reset,
+        actor=personas["manny"],
+        contract=[{"name": "reset_url", "type": "string", "example": "https://shop.example/r/abc"}],
+    )
+    ann = Profile.objects.create(email="ann@example.com", attributes={"first_name": "Ann"})
+
+    _post(client, personas["manny"], reset, {"addresses": f"#{ann.pk}", "version": "1"})
+
+    [item] = smtp_server.messages
+    assert item["rcpt_tos"] == ["ann@example.com"]
+    assert item["message"]["Subject"] == "[Proof] Reset for Ann"
+    assert "<p>https://shop.example/r/abc</p>" in item["message"].get_body(("html",)).get_content()
+
+
+@pytest.fixture
+def proofreader(django_user_model):
+    """A custom role: reads campaigns and sends proofs, but may not read profiles."""
+    role = Group.objects.create(name="Proofreader")
+    role.permissions.set(
+        Permission.objects.filter(content_type__app_label="campaigns", codename__in=["view_campaign", "send_proof"])
+    )
+    user = django_user_model.objects.create_user("petra", "petra@example.com", "x")
+    user.groups.add(role)
+    return user
+
+
+@pytest.mark.parametrize("who", ["april", "proofreader"])
+def test_naming_profiles_is_refused_without_view_profile_and_reveals_no_id(
+    client, personas, proofreader, campaign, smtp_server, who
+):
+    user = proofreader if who == "proofreader" else personas[who]
+    assert not user.has_perm("audiences.view_profile") and user.has_perm("campaigns.send_proof")
+    ann = Profile.objects.create(email="ann@example.com", attributes={"first_name": "Ann"})
+
+    answers = {}
+    for entry in (f"#{ann.pk}", "#999999"):  # one that exists, one that does not: the same words
+        response = _post(client, user, campaign, {"addresses": f"qa@example.com, {entry}", "version": "1"})
+        assert response.status_code == 200
+        [error] = response.context["proof_form"].errors["addresses"]
+        answers[entry] = error.replace(entry, "#N")
+        assert "field-addresses has-error" in response.content.decode()
+    assert answers[f"#{ann.pk}"] == answers["#999999"]
+    assert answers["#999999"] == (
+        "Only users who may read profiles can send a proof to a profile ('#N'): enter email addresses."
+    )
+    assert not smtp_server.messages
+    assert not AuditEvent.objects.filter(action="campaign.proof_sent").exists()
+    # Their card does not offer profiles; the service refuses them too.
+    client.force_login(user)
+    card = client.get(campaign.get_absolute_url()).content.decode()
+    assert "by id (#42)" not in card and "Rendered as, for the email addresses typed" not in card
+    assert "Rendered as the sample profile." in card
+    with pytest.raises(ValidationError, match="Only users who may read profiles"):
+        proofs.campaign_send_proof(
+            campaign=campaign, actor=user, version=campaign.latest_version(), addresses=[], profiles=[ann]
+        )
+
+
+def test_a_profile_without_an_email_address_an_erased_or_unknown_one_and_huge_ids_are_named(
+    client, personas, campaign, smtp_server
+):
+    phone_only = Profile.objects.create(phone="+15550001111")
+    erased = Profile.objects.create(email="gone@example.com")
+    erased_pk = erased.pk
+    profile_erase(profile=erased, actor=personas["ada"])
+    huge = "#" + "9" * 25
+    past_64_bits = f"#{2**63}"
+    entries = [
+        f"#{phone_only.pk}",
+        f"#{erased_pk}",
+        "#999999",
+        huge,
+        past_64_bits,
+        "#0",
+        "#ann",
+        "#٣",
+        "qa@example.com",
+    ]
+
+    response = _post(client, personas["manny"], campaign, {"addresses": "\n".join(entries), "version": "1"})
+
+    errors = response.context["proof_form"].errors["addresses"]
+    # The shape of each entry first: the ids no profile can have, and what is no id at all.
+    assert errors == [
+        f"There is no profile '{huge}': no profile has an id that large or small.",
+        f"There is no profile '{past_64_bits}': no profile has an id that large or small.",
+        "There is no profile '#0': no profile has an id that large or small.",
+        "'#ann' is not a profile: write # and the profile's id, as #42.",
+        "'#٣' is not a profile: write # and the profile's id, as #42.",
+    ]
+    assert not smtp_server.messages
+
+    # Then the profiles themselves.
+    entries = [f"#{phone_only.pk}", f"#{erased_pk}", "#999999", "qa@example.com"]
+    response = _post(client, personas["manny"], campaign, {"addresses": " ".join(entries), "version": "1"})
+    assert response.context["proof_form"].errors["addresses"] == [
+        f"Profile #{phone_only.pk} has no email address: a proof cannot reach it.",
+        f"There is no profile #{erased_pk}: it was never created, or it was erased.",
+        "There is no profile #999999: it was never created, or it was erased.",
+    ]
+    assert not smtp_server.messages
+    assert not AuditEvent.objects.filter(action="campaign.proof_sent").exists()
+
+
+def test_a_repeated_profile_counts_once_and_ten_recipients_in_all_is_the_most(client, personas, campaign, smtp_server):
+    ann = Profile.objects.create(email="ann@example.com", attributes={"first_name": "Ann"})
+    addresses = [f"p{n}@example.com" for n in range(9)]
+
+    # Nine addresses and one profile named three ways: ten recipients.
+    _post(
+        client,
+        personas["manny"],
+        campaign,
+        {"addresses": "\n".join([*addresses, f"#{ann.pk}", f"#{ann.pk}", f"#00{ann.pk}"]), "version": "1"},
+    )
+    assert _recipients(smtp_server) == sorted([*addresses, "ann@example.com"])
+    assert AuditEvent.objects.get(action="campaign.proof_sent").after["profiles"] == [ann.pk]
+
+    bob = Profile.objects.create(email="bob@example.com")
+    refused = _post(
+        client,
+        personas["manny"],
+        campaign,
+        {"addresses": "\n".join([*addresses, f"#{ann.pk}", f"#{bob.pk}"]), "version": "1"},
+    )
+    assert refused.context["proof_form"].errors["addresses"] == ["Enter at most 10 recipients: 11 were given."]
+    assert len(smtp_server.messages) == 10
+
+
+def test_content_that_does_not_render_as_a_profile_names_it(client, personas, campaign, smtp_server):
+    _approve_first_version(campaign)
+    lifecycle.campaign_update_content(
+        campaign=campaign,
+        actor=personas["manny"],
+        content=lifecycle.Content(
+            "Hi", "<p>{% if profile.parts %}{{ 10 | divided_by: profile.parts }}{% endif %}</p>", "Hi"
+        ),
+    )
+    zero = Profile.objects.create(email="zero@example.com", attributes={"parts": 0})
+
+    response = _post(client, personas["manny"], campaign, {"addresses": f"#{zero.pk}", "version": "2"})
+
+    [error] = response.context["proof_form"].errors["addresses"]
+    assert error.startswith(f"The proof does not render as profile #{zero.pk}: HTML body does not render: divided_by")
+    assert not smtp_server.messages
+
+
+def test_without_htmx_a_profile_result_names_the_profile(client, personas, campaign, smtp_server):
+    ann = Profile.objects.create(email="ann@example.com", attributes={"first_name": "Ann"})
+
+    response = _post(client, personas["manny"], campaign, {"addresses": f"#{ann.pk}", "version": "1"}, htmx=False)
+
+    page = client.get(response["Location"]).content.decode()
+    assert f"Proof sent to #{ann.pk} ann@example.com." in page
