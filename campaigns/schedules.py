@@ -5,7 +5,9 @@ go forward) runs once, shifted forward by the gap; a wall time that repeats (clo
 time, except for a cron whose hour field is every hour, which runs at every real hour, the repeated one twice.
 """
 
+import bisect
 import calendar
+import functools
 import heapq
 import re
 from collections.abc import Iterator
@@ -352,34 +354,144 @@ def local_day_occurrences(
 ) -> dict[date, tuple[list[datetime], int]]:
     """The occurrences after `after` whose wall date in the campaign's zone falls on one of the `days` days from
     `first_day`: by day, the first `shown` (UTC instants) and how many more follow that day, counting no further
-    than `counted` a day (so a cron every minute costs `counted` steps a day, not 1,440)."""
+    than `counted` a day. The work is bounded a day: a cron's day is read from its times of day (one cron step finds
+    the next day it runs; on a day its zone changes UTC offset, the wall times are resolved one by one, at most until
+    `counted` are final), so a cron every minute costs about what a daily one does; any other schedule (at most one
+    send a day) walks `occurrences`."""
     zone = zone_of(campaign)
     found: dict[date, tuple[list[datetime], int]] = {}
     if zone is None:
         return found
     first, last = SCHEDULE_YEARS
     end_day = first_day + timedelta(days=days)
+    if not (first <= first_day.year and end_day.year <= last):
+        return found
+    minutes = _cron_times_of_day(campaign)
+    cron = croniter(campaign.cron) if minutes else None
+    every_day = cron is not None and cron.expanded[2:] == [["*"], ["*"], ["*"]]
     day = first_day
-    while day < end_day and first <= day.year and end_day.year <= last:
-        start = max(after, resolve_local(datetime.combine(day, time()), zone) - timedelta(microseconds=1))
-        listed: list[datetime] = []
-        more = 0
-        next_day = None
-        for instant in occurrences(campaign, after=start):
-            local_day = instant.astimezone(zone).date()
-            if local_day != day:
-                next_day = local_day
-                break
-            if len(listed) < shown:
-                listed.append(instant)
-            else:
-                more += 1
-                if len(listed) + more >= counted:
-                    next_day = day + timedelta(days=1)
-                    break
+    while day < end_day:
+        if cron is not None and not _steady_offset(day, zone):
+            runs = [d for d in (day - timedelta(days=1), day) if _cron_runs_on(cron, every_day, d)]
+            listed, more = _cron_changing_day(campaign, minutes, runs, day, zone, after=after, counted=counted)
+            listed, more = listed[:shown], more + len(listed[shown:])
+            next_day = day + timedelta(days=1)
+        elif cron is not None:
+            try:
+                if every_day:
+                    runs_on = day
+                else:
+                    cron.set_current(datetime.combine(day, time()) - timedelta(seconds=1))
+                    runs_on = cron.get_next(datetime).date()
+            except (CroniterError, OverflowError, ValueError):
+                break  # the cron runs on no day left
+            if runs_on != day:
+                day = runs_on  # the next day it runs (a change of offset that day is read below)
+                continue
+            listed, more = _cron_day(campaign, minutes, day, zone, after=after, shown=shown, counted=counted)
+            next_day = day + timedelta(days=1)
+        else:
+            listed, more, next_day = _day_by_occurrences(campaign, day, zone, after=after, shown=shown, counted=counted)
         if listed:
             found[day] = (listed, more)
         if next_day is None:
             break  # nothing more in the horizon
         day = max(next_day, day + timedelta(days=1))
     return found
+
+
+def _cron_times_of_day(campaign) -> list[timedelta] | None:
+    """A valid cron's times of day (from midnight, in order), or None for any other schedule."""
+    from campaigns.models import Campaign
+
+    if campaign.schedule != Campaign.Schedule.RECURRING or not valid_cron(campaign.cron or ""):
+        return None
+    minutes, hours = croniter(campaign.cron).expanded[:2]
+    minutes = range(60) if minutes == ["*"] else minutes
+    hours = range(24) if hours == ["*"] else hours
+    return sorted(timedelta(hours=int(hour), minutes=int(minute)) for hour in hours for minute in minutes)
+
+
+@functools.lru_cache(maxsize=4096)  # the same few zones and days for every campaign of a calendar page
+def _steady_offset(day: date, zone: ZoneInfo) -> bool:
+    """Whether the zone keeps one UTC offset from noon the day before to the next midnight: no wall time of `day` is
+    skipped or repeated, and no skipped time of the evening before moves onto it."""
+    points = [
+        datetime.combine(day - timedelta(days=1), time(12)),
+        datetime.combine(day, time()),
+        datetime.combine(day, time(12)),
+        datetime.combine(day + timedelta(days=1), time()),
+    ]
+    return len({point.replace(tzinfo=zone).utcoffset() for point in points}) == 1
+
+
+def _cron_runs_on(cron, every_day: bool, day: date) -> bool:
+    if every_day:
+        return True
+    try:
+        cron.set_current(datetime.combine(day, time()) - timedelta(seconds=1))
+        return cron.get_next(datetime).date() == day
+    except (CroniterError, OverflowError, ValueError):
+        return False
+
+
+def _cron_changing_day(campaign, times, runs: list[date], day: date, zone: ZoneInfo, *, after, counted: int):
+    """A cron's occurrences on a day its zone changes UTC offset, read as `occurrences` reads them (a skipped wall
+    time moves forward by the gap, onto one run; a repeated one runs once, or twice when the hour field is every
+    hour), from the wall times of the day and of the afternoon before (`runs`: those of the two days it runs on):
+    the first `counted` after `after` (at or after `start_at`, at or before `end_at`) and how many more, up to
+    `counted` in all. A wall time never resolves before an earlier one, so the walk stops once `counted` are final."""
+    low = after if campaign.start_at is None else max(after, campaign.start_at - timedelta(microseconds=1))
+    repeat = runs_repeated_hour(campaign)
+    walls = [
+        datetime.combine(run, time()) + at for run in runs for at in times if run == day or at >= timedelta(hours=12)
+    ]
+    # Walls resolving before `low` give nothing; a second instance is at most two hours after the first.
+    start = bisect.bisect_right(walls, low - timedelta(hours=2), key=lambda wall: resolve_local(wall, zone))
+    found: set[datetime] = set()
+    for index, wall in enumerate(walls[start:]):
+        first = resolve_local(wall, zone)
+        if index % 50 == 49 and sum(1 for instant in found if instant < first) >= counted:
+            break
+        for instant in (first, _second_instance(wall, zone) if repeat else None):
+            if (
+                instant is not None
+                and instant > low
+                and (campaign.end_at is None or instant <= campaign.end_at)
+                and instant.astimezone(zone).date() == day
+            ):
+                found.add(instant)
+    ordered = sorted(found)[:counted]
+    return ordered, 0
+
+
+def _cron_day(campaign, times: list[timedelta], day: date, zone: ZoneInfo, *, after, shown: int, counted: int):
+    """A cron's occurrences on a day it runs, with one UTC offset: the first `shown` after `after` (at or after
+    `start_at`, at or before `end_at`), and how many more, up to `counted` in all."""
+    offset = datetime.combine(day, time(12), tzinfo=zone).utcoffset()
+    midnight = datetime.combine(day, time(), tzinfo=UTC) - offset
+    low = after if campaign.start_at is None else max(after, campaign.start_at - timedelta(microseconds=1))
+    first = bisect.bisect_right(times, low - midnight)
+    stop = len(times) if campaign.end_at is None else bisect.bisect_right(times, campaign.end_at - midnight)
+    listed = [midnight + at for at in times[first : min(stop, first + shown)]]
+    more = min(max(stop - first - len(listed), 0), max(counted - len(listed), 0))
+    return listed, more
+
+
+def _day_by_occurrences(campaign, day: date, zone: ZoneInfo, *, after, shown: int, counted: int):
+    """One day's occurrences read from `occurrences`: the first `shown`, how many more (up to `counted` in all), and
+    the next day with one (None when there is none in the horizon)."""
+    start = max(after, resolve_local(datetime.combine(day, time()), zone) - timedelta(microseconds=1))
+    listed: list[datetime] = []
+    more = 0
+    for instant in occurrences(campaign, after=start):
+        local_day = instant.astimezone(zone).date()
+        if local_day != day:
+            return listed, more, local_day
+        if len(listed) < shown:
+            listed.append(instant)
+        else:
+            more += 1
+            if len(listed) + more >= counted:
+                return listed, more, day + timedelta(days=1)
+    return listed, more, None

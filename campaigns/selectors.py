@@ -421,6 +421,15 @@ class CalendarEntry:
     at: object  # the occurrence, an aware datetime in the campaign's zone
     more: int = 0  # after this entry, how many more that day (the last entry of a campaign's day only)
     more_capped: bool = False  # the count stopped at CALENDAR_COUNTED_A_DAY
+    url: str = ""  # the campaign's page, reversed once a campaign (a page may list thousands of entries)
+
+    @property
+    def time(self) -> str:
+        return f"{self.at:%H:%M}"
+
+    @property
+    def zone_abbreviation(self) -> str:
+        return self.at.tzname()
 
 
 @dataclass
@@ -468,11 +477,12 @@ def calendar_period(*, first_day, now) -> CalendarPeriod:
             counted=CALENDAR_COUNTED_A_DAY,
         )
         zone = ZoneInfo(campaign.timezone)
+        url = campaign.get_absolute_url()
         for day, (instants, more) in found.items():
             capped = len(instants) + more >= CALENDAR_COUNTED_A_DAY
             for index, instant in enumerate(instants):
                 last = index == len(instants) - 1
-                entry = CalendarEntry(campaign, instant.astimezone(zone), more if last else 0, capped and last)
+                entry = CalendarEntry(campaign, instant.astimezone(zone), more if last else 0, capped and last, url)
                 by_day[day].entries.append(entry)
     for day in days:
         day.entries.sort(key=lambda entry: (entry.at.replace(tzinfo=None), entry.campaign.name, entry.campaign.pk))
