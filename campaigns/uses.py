@@ -12,12 +12,15 @@ from config.hooks import Section, Use
 from permissions import hooks as permissions_hooks
 
 
-def campaign_use(campaign: Campaign, *, in_review: bool) -> Use:
+def campaign_use(campaign: Campaign, *, in_review: bool, through_version: bool = False) -> Use:
+    """A campaign as a use of an audience or configuration; `through_version`: only another version than the
+    settings in effect names it (it is not what a live campaign sends to now)."""
     status = campaign.get_status_display().lower()
+    state = f"{status}, in review" if in_review else status
     return Use(
         name=campaign.name,
-        state=f"{status}, in review" if in_review else status,
-        live=campaign.status in Campaign.LIVE_STATUSES,
+        state=f"{state}, through another version" if through_version else state,
+        live=campaign.status in Campaign.LIVE_STATUSES and not through_version,
         finished=campaign.status in Campaign.FINISHED_STATUSES,
         html=render_to_string("campaigns/_use.html", {"campaign": campaign, "in_review": in_review}),
     )
@@ -26,11 +29,8 @@ def campaign_use(campaign: Campaign, *, in_review: bool) -> Use:
 def _uses(field: str, ids: list[int]) -> dict[int, list[Use]]:
     """The campaigns using each of `ids`: with their settings in effect or through any of their versions (a version
     keeps what it sent, or what it would send once activated)."""
-    users = {
-        (campaign_id, used)
-        for campaign_id, used in Campaign.objects.filter(**{f"{field}__in": ids}).values_list("pk", field)
-    }
-    users |= set(CampaignVersion.objects.filter(**{f"{field}__in": ids}).values_list("campaign_id", field))
+    in_effect = set(Campaign.objects.filter(**{f"{field}__in": ids}).values_list("pk", field))
+    users = in_effect | set(CampaignVersion.objects.filter(**{f"{field}__in": ids}).values_list("campaign_id", field))
     in_review = CampaignVersion.objects.filter(
         campaign=OuterRef("pk"), review_state=CampaignVersion.ReviewState.IN_REVIEW
     )
@@ -41,7 +41,10 @@ def _uses(field: str, ids: list[int]) -> dict[int, list[Use]]:
     uses: dict[int, list[Use]] = {}
     for campaign_id, used in sorted(users, key=lambda pair: (by_id[pair[0]].name, pair[0])):
         campaign = by_id[campaign_id]
-        uses.setdefault(used, []).append(campaign_use(campaign, in_review=campaign.in_review))
+        through_version = (campaign_id, used) not in in_effect
+        uses.setdefault(used, []).append(
+            campaign_use(campaign, in_review=campaign.in_review, through_version=through_version)
+        )
     return uses
 
 

@@ -8,6 +8,7 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from campaigns.models import Campaign, Delivery, Run
+from campaigns.services import approval
 
 log = logging.getLogger(__name__)
 
@@ -26,9 +27,15 @@ def run_finish_if_done(run_id: int) -> bool:
             return False
         run = Run.objects.get(pk=run_id)
         others_open = Run.objects.filter(campaign_id=run.campaign_id, state__in=[*Run.ACTIVE_STATES, Run.State.PAUSED])
-        Campaign.objects.filter(
-            pk=run.campaign_id, status=Campaign.Status.ACTIVE, kind=Campaign.Kind.SCHEDULED, next_run_at=None
-        ).exclude(pk__in=others_open.values("campaign_id")).update(status=Campaign.Status.COMPLETED)
+        completed = (
+            Campaign.objects.filter(
+                pk=run.campaign_id, status=Campaign.Status.ACTIVE, kind=Campaign.Kind.SCHEDULED, next_run_at=None
+            )
+            .exclude(pk__in=others_open.values("campaign_id"))
+            .update(status=Campaign.Status.COMPLETED)
+        )
+        if completed:
+            approval.review_withdraw(campaign_id=run.campaign_id)
     log.info("run %s: complete", run_id)
     return True
 

@@ -316,7 +316,10 @@ class CampaignForm(ContentForm, ScheduleForm):
 
 class CampaignEditForm(CampaignForm):
     """Every versioned setting and the content of a campaign, edited into a draft version. The kind and category
-    are the campaign's for good; shown, not editable."""
+    are the campaign's for good; shown, not editable. `version_token` names the version as the page showed it."""
+
+    # Not required, unbounded: a missing or wrong token is refused by the service with a message saying to reload.
+    version_token = forms.CharField(widget=forms.HiddenInput, required=False, strip=False)
 
     def __init__(self, *args, campaign: Campaign, version, **kwargs):
         initial = {
@@ -336,6 +339,7 @@ class CampaignEditForm(CampaignForm):
                 initial[name] = initial[name].astimezone(zone).replace(tzinfo=None)
         initial["weekdays"] = [str(day) for day in version.weekdays]
         initial["month_days"] = [str(day) for day in version.month_days]
+        initial["version_token"] = lifecycle.version_token(version)
         super().__init__(*args, initial=initial, **kwargs)
         self.campaign = campaign
         self.instance_status = campaign.status

@@ -4,12 +4,13 @@ Every state change is audited. Approval rules (campaigns.services.approval) are 
 campaign_update_content, so every caller gets them.
 """
 
+import hashlib
+import json
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
-from django.urls import reverse
 from django.utils import timezone
 
 from audiences.models import Audience
@@ -21,7 +22,6 @@ from campaigns.services import approval
 from campaigns.unsubscribe import visible_unsubscribe_errors
 from channels.models import ChannelConfiguration
 from permissions.services.audit import audit_record
-from permissions.services.notifications import notifications_resolve
 
 
 @dataclass(frozen=True)
@@ -218,9 +218,23 @@ def edit_makes_new_version(campaign: Campaign, version: CampaignVersion) -> bool
     )
 
 
+def version_token(version: CampaignVersion) -> str:
+    """Names a version as it is now (content, settings, review state): an edit made on a page that showed an older
+    state of it is refused by campaign_update, instead of silently undoing what was saved since."""
+    values = [version.pk, version.review_state, version.subject, version.html_body, version.text_body]
+    values += [getattr(version, version._meta.get_field(name).attname) for name in version.SETTINGS_FIELDS]
+    return hashlib.sha256(json.dumps(values, default=str).encode()).hexdigest()[:32]
+
+
 @transaction.atomic
 def campaign_update(
-    *, campaign: Campaign, actor, content: Content, settings: dict | None = None, now: datetime | None = None
+    *,
+    campaign: Campaign,
+    actor,
+    content: Content,
+    settings: dict | None = None,
+    expected_version: str | None = None,
+    now: datetime | None = None,
 ) -> CampaignVersion:
     """Edit a campaign: its content and, with `settings`, its versioned settings (every name of
     CampaignSettings.SETTINGS_FIELDS). Raises ValidationError naming every bad field.
@@ -228,12 +242,19 @@ def campaign_update(
     The edit goes to the latest version while it is a draft that never went live, ran or was approved; else to a
     new version, which needs its own approval where a policy asks for one. A live campaign keeps sending its live
     version until the new one is activated (campaign_activate); a draft campaign takes the new settings at once.
-    A version in review is locked; a stopped, completed or archived campaign is duplicated instead.
+    A version in review is locked; a stopped, completed or archived campaign is duplicated instead. With
+    `expected_version` (version_token of the version the editor's page showed), an edit of a version changed since
+    is refused.
     """
     campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
     latest = campaign.latest_version()
     if refusal := edit_refusal(campaign, latest):
         raise ValidationError(refusal)
+    if expected_version is not None and expected_version != version_token(latest):
+        raise ValidationError(
+            f"Version {latest.number} changed since this page was opened (saved, submitted or decided by someone): "
+            "reload the page to see it as it is, then make your changes again."
+        )
     if settings is not None and set(settings) != set(CampaignSettings.SETTINGS_FIELDS):
         raise TypeError(f"settings must name exactly {CampaignSettings.SETTINGS_FIELDS}")
     proposed = campaign.with_settings_of(latest)
@@ -335,6 +356,9 @@ def campaign_activate(*, campaign: Campaign, actor, now: datetime | None = None)
     if campaign.archived_at is not None:
         raise ValidationError("An archived campaign cannot be activated: unarchive it first.")
     publishing_newer = campaign.live_version_id is not None and campaign.live_version_id != latest.pk
+    if campaign.status in Campaign.FINISHED_STATUSES:
+        state = campaign.get_status_display().lower()
+        raise ValidationError(f"A campaign that is {state} cannot be activated again: duplicate it.")
     if campaign.status not in (Campaign.Status.DRAFT, Campaign.Status.PAUSED) and not publishing_newer:
         raise ValidationError(f"A campaign that is {campaign.get_status_display().lower()} cannot be activated.")
     proposed = campaign.with_settings_of(latest)
@@ -422,17 +446,8 @@ def campaign_stop(*, campaign: Campaign, actor) -> Campaign:
     return campaign
 
 
-def _withdraw_review(campaign: Campaign) -> None:
-    """A campaign that can no longer go live (stopped, archived, deleted) has nothing left to review: a version in
-    review returns to draft, and the approvers' review requests stop counting on their bell."""
-    CampaignVersion.objects.filter(campaign=campaign, review_state=CampaignVersion.ReviewState.IN_REVIEW).update(
-        review_state=CampaignVersion.ReviewState.DRAFT
-    )
-    notifications_resolve(url=reverse("campaigns:review", args=[campaign.pk]))
-
-
 def _stop(campaign: Campaign) -> None:
-    _withdraw_review(campaign)
+    approval.review_withdraw(campaign_id=campaign.pk)
     campaign.status = Campaign.Status.STOPPED
     campaign.next_run_at = None
     campaign.save(update_fields=["status", "next_run_at", "updated_at"])
@@ -499,7 +514,7 @@ def campaign_delete(*, campaign: Campaign, actor) -> None:
     campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
     if not deletable(campaign):
         raise ValidationError(DELETE_REFUSAL)
-    _withdraw_review(campaign)
+    approval.review_withdraw(campaign_id=campaign.pk)
     audit_record(
         actor=actor, action="campaign.deleted", obj=campaign, before={**_state(campaign), "name": campaign.name}
     )
@@ -522,6 +537,7 @@ def campaign_archive(*, campaign: Campaign, actor, may_stop: bool, now: datetime
     before = {**_state(campaign), "archived": False}
     if campaign.status in Campaign.LIVE_STATUSES:
         _stop(campaign)
+    approval.review_withdraw(campaign_id=campaign.pk)
     campaign.archived_at = now or timezone.now()
     campaign.save(update_fields=["archived_at", "updated_at"])
     audit_record(

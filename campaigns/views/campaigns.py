@@ -32,7 +32,7 @@ from permissions.access import permission_required
 
 RUNS_SHOWN = 20
 DECISIONS_SHOWN = 20
-VERSIONS_SHOWN = 50
+VERSIONS_SHOWN = 20
 
 
 @permission_required("campaigns.add_campaign")
@@ -164,7 +164,7 @@ def _pending_changes(campaign, version) -> list[str]:
     """What a live campaign's newer version changes (the labels of version_diff), while it is not live."""
     if not campaign.live_version_id or campaign.live_version_id == version.pk:
         return []
-    return [diff.label for diff in approval.version_diff(old=campaign.live_version, new=version)]
+    return approval.changed_labels(old=campaign.live_version, new=version)
 
 
 def _trigger_context(request, campaign, contract_formset) -> dict:
@@ -226,6 +226,7 @@ def campaign_edit(request, pk):
                 actor=request.user,
                 content=lifecycle.Content(data["subject"], data["html_body"], data["text_body"]),
                 settings=form.settings(),
+                expected_version=data["version_token"],
             )
         except ValidationError as error:
             form.add_lifecycle_errors(error)

@@ -531,3 +531,58 @@ def test_a_review_request_is_withdrawn_when_its_campaign_is_deleted_or_archived(
     lifecycle.campaign_archive(campaign=live, actor=personas["april"], may_stop=True)
     assert unread(live) == 0
     assert live.latest_version().review_state == CampaignVersion.ReviewState.DRAFT
+
+
+def test_an_edit_made_on_a_page_opened_before_another_save_is_refused(client, personas, everyone):
+    """Two people edit the same draft: the second save, from a page showing the version before the first save, is
+    refused instead of silently undoing the first."""
+    from tests.campaigns.test_views import edit_form_data
+
+    campaign = _campaign_in("draft", personas, everyone)
+    edit = reverse("campaigns:edit", args=[campaign.pk])
+    client.force_login(personas["manny"])
+    stale = edit_form_data(client, campaign, name="Manny's name")
+    client.force_login(personas["ada"])
+    assert client.post(edit, edit_form_data(client, campaign, subject="Ada's subject")).status_code == 302
+
+    client.force_login(personas["manny"])
+    response = client.post(edit, stale)
+
+    assert response.status_code == 200
+    assert "changed since this page was opened" in response.content.decode()
+    version = campaign.latest_version()
+    assert (version.subject, version.name) == ("Ada's subject", "Autumn sale")
+
+
+@pytest.mark.parametrize("state", ["stopped", "completed"])
+def test_a_finished_campaign_is_never_activated_again_even_with_a_newer_version(personas, everyone, state):
+    campaign = _campaign_in("active_with_draft", personas, everyone)
+    if state == "stopped":
+        lifecycle.campaign_stop(campaign=campaign, actor=personas["april"])
+    else:
+        Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.COMPLETED, next_run_at=None)
+    with pytest.raises(ValidationError, match="cannot be activated again: duplicate it"):
+        lifecycle.campaign_activate(campaign=campaign, actor=personas["april"])
+    campaign.refresh_from_db()
+    assert campaign.status == state and campaign.live_version.number == 1
+
+
+def test_archiving_a_completed_campaign_withdraws_its_version_in_review(personas, everyone):
+    campaign = _campaign_in("active_with_draft", personas, everyone)
+    approval.campaign_submit_for_review(campaign=campaign, actor=personas["manny"])
+    Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.COMPLETED, next_run_at=None)
+    lifecycle.campaign_archive(campaign=campaign, actor=personas["april"], may_stop=False)
+    assert campaign.latest_version().review_state == CampaignVersion.ReviewState.DRAFT
+
+
+def test_a_campaign_page_with_huge_bodies_says_they_changed_without_diffing_them(client, personas, everyone):
+    campaign = _campaign_in("active", personas, everyone)
+    big = "\n".join(f"<p>line {n}</p>" for n in range(5_000))
+    lifecycle.campaign_update(
+        campaign=campaign, actor=personas["manny"], content=lifecycle.Content("Hello", big, "News")
+    )
+    client.force_login(personas["vera"])
+    page = client.get(reverse("campaigns:detail", args=[campaign.pk])).content.decode()
+    assert "changes subject, html body" in page.lower()
+    history = client.get(reverse("campaigns:versions", args=[campaign.pk])).content.decode()
+    assert "too large to compare line by line here (1 line before, 5,000 lines after)" in history
