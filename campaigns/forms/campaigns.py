@@ -199,26 +199,30 @@ class ScheduleForm(forms.Form):
                 data[field] = timezone.make_aware(data[field], zone)
         return data
 
-    def schedule_fields(self) -> dict:
-        """The cleaned schedule as campaigns.services.lifecycle.campaign_create takes it."""
+    def schedule_values(self) -> dict:
+        """The cleaned schedule, as CampaignSettings.SCHEDULE_FIELDS names it (a field that did not clean: its
+        default)."""
         data = self.cleaned_data
         return {
-            "kind": data["kind"],
-            "schedule": data["schedule"],
-            "start_at": data["start_at"],
-            "cron": data["cron"],
-            "timezone_name": data["timezone"],
-            "end_at": data["end_at"],
-            "send_time": data["send_time"],
-            "weekdays": sorted(set(data["weekdays"])),
-            "month_days": sorted(set(data["month_days"])),
-            "in_profile_timezone": data["in_profile_timezone"],
+            "schedule": data.get("schedule") or Campaign.Schedule.ON_ACTIVATION,
+            "start_at": data.get("start_at"),
+            "cron": data.get("cron") or "",
+            "send_time": data.get("send_time"),
+            "weekdays": sorted(set(data.get("weekdays") or [])),
+            "month_days": sorted(set(data.get("month_days") or [])),
+            "timezone": data.get("timezone") or "UTC",
+            "end_at": data.get("end_at"),
+            "in_profile_timezone": bool(data.get("in_profile_timezone")),
         }
+
+    def schedule_fields(self) -> dict:
+        """The cleaned kind and schedule as campaigns.services.lifecycle.campaign_create takes them."""
+        fields = self.schedule_values()
+        return {"kind": self.cleaned_data["kind"], "timezone_name": fields.pop("timezone"), **fields}
 
     def unsaved_campaign(self) -> Campaign:
         """A campaign holding only this schedule, for campaigns.schedules to read (never saved)."""
-        fields = self.schedule_fields()
-        return Campaign(timezone=fields.pop("timezone_name"), **fields)
+        return Campaign(kind=self.cleaned_data["kind"], **self.schedule_values())
 
 
 class CampaignForm(ContentForm, ScheduleForm):
@@ -276,7 +280,9 @@ class CampaignForm(ContentForm, ScheduleForm):
             category=data.get("category") or Campaign.Category.MARKETING,
             **{name: value for name, value in self.settings().items() if value is not None},
         )
-        if self.instance_status in (None, Campaign.Status.DRAFT) or self.schedule_changed(campaign):
+        # A schedule is checked against the clock where it is new: a draft's, or a live campaign's changed one.
+        edited = self.campaign
+        if edited is None or edited.status == Campaign.Status.DRAFT or edited.schedule_differs(campaign):
             now = timezone.now()
         else:
             now = None
@@ -288,10 +294,7 @@ class CampaignForm(ContentForm, ScheduleForm):
             if field in self.fields and field not in self.errors and field in data:
                 self.add_error(field, message)
 
-    instance_status = None  # CampaignEditForm: the campaign's status
-
-    def schedule_changed(self, campaign) -> bool:
-        return True
+    campaign = None  # CampaignEditForm: the campaign edited
 
     def settings(self) -> dict:
         """The cleaned versioned settings, as CampaignSettings names them (campaigns.services.lifecycle)."""
@@ -302,15 +305,7 @@ class CampaignForm(ContentForm, ScheduleForm):
             "tags": data.get("tags") or [],
             "audience": data.get("audience"),
             "channel_configuration": data.get("channel_configuration"),
-            "schedule": data.get("schedule") or Campaign.Schedule.ON_ACTIVATION,
-            "start_at": data.get("start_at"),
-            "cron": data.get("cron") or "",
-            "send_time": data.get("send_time"),
-            "weekdays": sorted(set(data.get("weekdays") or [])),
-            "month_days": sorted(set(data.get("month_days") or [])),
-            "timezone": data.get("timezone") or "UTC",
-            "end_at": data.get("end_at"),
-            "in_profile_timezone": bool(data.get("in_profile_timezone")),
+            **self.schedule_values(),
         }
 
 
@@ -342,7 +337,6 @@ class CampaignEditForm(CampaignForm):
         initial["version_token"] = lifecycle.version_token(version)
         super().__init__(*args, initial=initial, **kwargs)
         self.campaign = campaign
-        self.instance_status = campaign.status
         for name in ("kind", "category"):
             self.fields[name].disabled = True
         del self.fields["create_profiles"]
@@ -350,9 +344,6 @@ class CampaignEditForm(CampaignForm):
         self.fields["channel_configuration"].queryset = ChannelConfiguration.objects.filter(
             Q(is_active=True) | Q(pk=version.channel_configuration_id)
         ).order_by("channel", "name")
-
-    def schedule_changed(self, campaign) -> bool:
-        return self.campaign.schedule_differs(campaign)
 
 
 def split_tags(value: str) -> list[str]:

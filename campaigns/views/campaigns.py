@@ -33,6 +33,7 @@ from permissions.access import permission_required
 RUNS_SHOWN = 20
 DECISIONS_SHOWN = 20
 VERSIONS_SHOWN = 20
+RESUMED = "Resumed: sending picks up where it stopped, with only what was never sent."
 
 
 @permission_required("campaigns.add_campaign")
@@ -467,8 +468,7 @@ def campaign_activate(request, pk):
 def campaign_resume(request, pk):
     """A paused campaign sends again, with its live version."""
     campaign = get_object_or_404(Campaign, pk=pk)
-    message = "Resumed: sending picks up where it stopped, with only what was never sent."
-    return _act(request, campaign, lifecycle.campaign_resume, message)
+    return _act(request, campaign, lifecycle.campaign_resume, RESUMED)
 
 
 @permission_required("campaigns.activate_campaign")
@@ -512,7 +512,7 @@ def _activated_message(campaign, status_before: str, live_before: int | None) ->
             words += ", but the campaign has no occurrence left to send it"
         return f"{words}. Runs under way finish with the version they began."
     if status_before == Campaign.Status.PAUSED:
-        return "Resumed: sending picks up where it stopped, with only what was never sent."
+        return RESUMED
     if campaign.kind == Campaign.Kind.API_TRIGGERED:
         return "Activated: the campaign now answers trigger API calls."
     if campaign.schedule == Campaign.Schedule.ON_ACTIVATION:
