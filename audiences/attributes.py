@@ -131,17 +131,26 @@ def _datetime(value) -> datetime:
     raise AttributeValueError("expected a date and time")
 
 
+def list_items(text: str, separator: str = "|") -> list[str]:
+    """The items of a list written as text ("red|green"): split on `separator`, each stripped of the spaces
+    around it, empty ones left out. The import's preview of a list column splits the same way."""
+    return [item.strip() for item in text.split(separator) if item.strip()]
+
+
 def _string_list(value):
     if isinstance(value, str):
-        # In a CSV cell, a list is written with "|" between items: "red|green".
-        value = [item.strip() for item in value.split("|") if item.strip()]
+        value = list_items(value)
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise AttributeValueError("expected a list of texts")
     if len(value) > MAX_LIST_ITEMS:
         raise AttributeValueError(f"more than {MAX_LIST_ITEMS} items")
     for index, item in enumerate(value):
+        # Each item is held to the limit of a text attribute: a whole cell read as one item is refused, not kept.
         if len(item) > MAX_STRING:
-            raise AttributeValueError(f"item {index + 1} is longer than {MAX_STRING} characters")
+            raise AttributeValueError(
+                f"item {index + 1} ({untrusted.excerpt(item, 20)!r}, {len(item):,} characters) "
+                f"is longer than {MAX_STRING:,} characters"
+            )
         _storable(item)
     return list(dict.fromkeys(value))
 

@@ -11,6 +11,7 @@ import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from audiences.attributes import list_items
 from audiences.models import AttributeDefinition, Channel, IdentityNamespace
 
 BOM = codecs.BOM_UTF8
@@ -30,6 +31,7 @@ SIMPLE_TARGETS = {
     "ignore": "Ignore this column",
 }
 KEYED_TARGETS = ("identity", "attribute", "consent")
+LIST_SEPARATORS = ("|", ";", ",")
 
 _CONSENT_WORDS = {
     "opted_in": {"opted_in", "opted in", "opt-in", "optin", "in", "yes", "y", "true", "1", "subscribed"},
@@ -302,8 +304,34 @@ def plan_columns(header: list[str], mapping: dict[str, str], *, valid_targets: s
     return sorted(plans, key=lambda plan: plan.index)
 
 
-def record_to_data(values: list[str], plans: list[ColumnPlan]) -> dict:
-    """The ProfileInput data of one record. Empty cells are left out: they change nothing."""
+def identity_namespace(plan: ColumnPlan) -> str | None:
+    """The identity namespace a column fills ("email" for the primary email), or None."""
+    field, _, key = plan.field.partition(".")
+    if field in ("email", "phone"):
+        return field
+    return key if field == "identities" else None
+
+
+def default_match_on(plans: list[ColumnPlan]) -> str:
+    """Email when a column fills it, else the first column's identity namespace."""
+    mapped = [namespace for plan in plans if (namespace := identity_namespace(plan))]
+    return "email" if "email" in mapped else mapped[0]
+
+
+def check_match_on(match_on: str, plans: list[ColumnPlan]) -> None:
+    """A MappingError unless a column fills the identity namespace rows are matched on."""
+    mapped = [namespace for plan in plans if (namespace := identity_namespace(plan))]
+    if match_on not in mapped:
+        raise MappingError(
+            f"rows are matched on {match_on!r}, but no column fills it: choose one of {', '.join(mapped)}"
+        )
+
+
+def record_to_data(
+    values: list[str], plans: list[ColumnPlan], *, list_fields: frozenset[str] = frozenset(), separator: str = "|"
+) -> dict:
+    """The ProfileInput data of one record. Empty cells are left out: they change nothing. The cells of
+    `list_fields` ("attributes.tags") are split on `separator` into their items."""
     data: dict = {}
     for plan in plans:
         value = values[plan.index].strip()
@@ -312,11 +340,29 @@ def record_to_data(values: list[str], plans: list[ColumnPlan]) -> dict:
         field, _, key = plan.field.partition(".")
         if field == "consent":
             value = CONSENT_VALUES.get(value.lower(), value)
+        elif plan.field in list_fields:
+            value = list_items(value, separator)
         if key:
             data.setdefault(field, {})[key] = value
         else:
             data[field] = value
     return data
+
+
+def without_field(data: dict, field: str) -> bool:
+    """Remove `field` ("email", "attributes.city") from record data; False when it was not there."""
+    name, _, key = field.partition(".")
+    if key:
+        return data.get(name, {}).pop(key, None) is not None
+    return data.pop(name, None) is not None
+
+
+def cell(values: list[str], field: str, plans: list[ColumnPlan]) -> str:
+    """The cell of the column that fills `field`, as written in the file ("" when no column does)."""
+    for plan in plans:
+        if plan.field == field:
+            return values[plan.index]
+    return ""
 
 
 def column_of(field: str, plans: list[ColumnPlan]) -> str:

@@ -31,6 +31,9 @@ class Profile(models.Model):
             ("export_profile", "Can export a profile's personal data"),
             ("import_profiles", "Can import profiles"),
         ]
+        # The search's indexes (the start of the email and of the name attributes, the phone) are expressions
+        # with text_pattern_ops on PostgreSQL only: migration 0007_profile_search_indexes makes them, outside
+        # the model's state.
 
     def __str__(self):
         return self.email or self.phone or f"Profile {self.pk}"
@@ -271,6 +274,11 @@ class ProfileImport(models.Model):
     header = models.JSONField(default=list, blank=True)
     mapping = models.JSONField(default=dict, blank=True, help_text="Column name -> what it fills.")
     default_region = models.CharField(max_length=2, blank=True, help_text="ISO country for phone numbers.")
+    match_on = models.CharField(
+        max_length=64, default="email", help_text="The identity namespace rows are matched to profiles by."
+    )
+    list_separator = models.CharField(max_length=1, default="|", help_text="Between the items of a list cell.")
+    strict = models.BooleanField(default=False, help_text="Reject a whole row for one bad field.")
     audience = models.ForeignKey(
         Audience,
         null=True,
@@ -282,6 +290,9 @@ class ProfileImport(models.Model):
     rows_read = models.PositiveIntegerField(default=0)
     rows_stored = models.PositiveIntegerField(default=0)
     rows_rejected = models.PositiveIntegerField(default=0)
+    rows_with_warnings = models.PositiveIntegerField(
+        default=0, help_text="Rows stored without one or more of their fields (each reported)."
+    )
     profiles_created = models.PositiveIntegerField(default=0)
     profiles_updated = models.PositiveIntegerField(default=0)
     bytes_read = models.BigIntegerField(default=0, help_text="Progress, and where a resumed import starts.")
@@ -301,12 +312,17 @@ class ProfileImport(models.Model):
 
 
 class ImportRowError(models.Model):
-    """Why one row of an import was rejected: the line, the column and the problem."""
+    """A problem with one row of an import: the line, the column, its value and the problem. `rejected` when the
+    row was not stored at all; otherwise the row was stored without that field. The first problem of a line
+    keeps the row's original values (`row`), for the report that is fixed and uploaded again."""
 
     profile_import = models.ForeignKey(ProfileImport, on_delete=models.CASCADE, related_name="row_errors")
     line = models.PositiveIntegerField()
     column = models.CharField(max_length=255, blank=True)
+    value = models.CharField(max_length=500, blank=True)
     problem = models.CharField(max_length=500)
+    rejected = models.BooleanField(default=True)
+    row = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["line", "id"]

@@ -34,4 +34,5 @@ urlpatterns = [
     path("imports/<int:pk>/progress/", imports.import_progress, name="import_progress"),
     path("imports/<int:pk>/cancel/", imports.import_cancel, name="import_cancel"),
     path("imports/<int:pk>/errors.csv", imports.import_errors, name="import_errors"),
+    path("imports/<int:pk>/rows-to-fix.csv", imports.import_error_rows, name="import_error_rows"),
 ]

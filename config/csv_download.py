@@ -2,10 +2,14 @@
 whole file in memory, with cells that a spreadsheet would run as formulas made inert."""
 
 import csv
+import re
 
 from django.http import StreamingHttpResponse
 
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# A phone number or a signed number: a spreadsheet may compute it, but it can call nothing. Kept as written,
+# so an exported "+33 6 12 34 56 78" imports again as the same number.
+_PLAIN_NUMBER = re.compile(r"[+-][0-9 ().\-/]*\Z")
 
 
 class _Echo:
@@ -17,7 +21,7 @@ class _Echo:
 
 def inert_cell(value) -> str:
     text = "" if value is None else str(value)
-    return f"'{text}" if text[:1] in _FORMULA_STARTS else text
+    return f"'{text}" if text[:1] in _FORMULA_STARTS and not _PLAIN_NUMBER.match(text) else text
 
 
 def csv_download(*, header: list[str], rows, filename: str) -> StreamingHttpResponse:

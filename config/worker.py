@@ -13,6 +13,7 @@ from rq.serializers import JSONSerializer
 from rq.worker import SimpleWorker
 
 from campaigns.engine import workers
+from config import queues
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +25,7 @@ class CampaignWorker(SimpleWorker):
         # Jobs are JSON, never pickle, whatever serializer a command line passes.
         kwargs["serializer"] = JSONSerializer
         super().__init__(*args, **kwargs)
+        queues.keep_no_query_log()
 
     def work(self, burst: bool = False, *args, **kwargs):
         if not burst:

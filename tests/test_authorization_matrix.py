@@ -159,6 +159,7 @@ PAGES = {
     "audiences/imports/<int:pk>/progress/": Rule(IMPORTERS, kwargs=("pk:profile_import",)),
     "audiences/imports/<int:pk>/cancel/": Rule(IMPORTERS, method="POST", kwargs=("pk:profile_import",)),
     "audiences/imports/<int:pk>/errors.csv": Rule(IMPORTERS, kwargs=("pk:profile_import",)),
+    "audiences/imports/<int:pk>/rows-to-fix.csv": Rule(IMPORTERS, kwargs=("pk:profile_import",)),
     # --- channels: configurations ---
     # Seeing them: administrators, approvers, managers; creating, changing, testing and deleting: administrators.
     "channels/": Rule(EDITORS),

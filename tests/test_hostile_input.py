@@ -848,7 +848,12 @@ LIST_PAGES = [
 DETAIL_PAGES = {
     Audience: ["/audiences/{pk}/", "/audiences/{pk}/edit/", "/audiences/{pk}/size/", "/audiences/{pk}/preview/"],
     Profile: ["/audiences/profiles/{pk}/", "/audiences/profiles/{pk}/export/"],
-    ProfileImport: ["/audiences/imports/{pk}/", "/audiences/imports/{pk}/map/", "/audiences/imports/{pk}/errors.csv"],
+    ProfileImport: [
+        "/audiences/imports/{pk}/",
+        "/audiences/imports/{pk}/map/",
+        "/audiences/imports/{pk}/errors.csv",
+        "/audiences/imports/{pk}/rows-to-fix.csv",
+    ],
     AttributeDefinition: ["/audiences/attributes/{pk}/"],
     Campaign: [
         "/campaigns/{pk}/",

@@ -2,11 +2,13 @@
 where it stopped, cancel it, and re-dispatch the imports whose job died. The file is read by
 audiences.csv_files; the rows are stored by services.profiles.profiles_upsert."""
 
+import functools
 import itertools
 import logging
 import secrets
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -17,7 +19,7 @@ from django.utils import timezone
 from pydantic import ValidationError
 
 from audiences import csv_files
-from audiences.models import Audience, ImportRowError, ProfileImport
+from audiences.models import AttributeDefinition, Audience, ImportRowError, ProfileImport
 from audiences.schemas import ProfileInput, ProfileSchema, error_list
 from audiences.services.attributes import attributes_declare
 from audiences.services.profiles import UpsertOutcome, profiles_upsert
@@ -56,13 +58,19 @@ def import_start(
     mapping: dict[str, str],
     new_attributes: dict[str, str] | None = None,
     default_region: str = "",
+    match_on: str | None = None,
+    list_separator: str = "|",
+    strict: bool = False,
     audience: Audience | None = None,
     new_audience_name: str = "",
     run_async: bool = True,
 ) -> ProfileImport:
     """Declare the new attributes the user confirmed, fix the mapping and queue the import on the maintenance
-    queue (on commit). `new_attributes` maps column -> (attribute name, type) declared now; their columns fill
-    them. MappingError or AttributeDeclarationError when something does not fit; nothing is changed then."""
+        queue (on commit). `new_attributes` maps column -> (attribute name, type) declared now; their columns fill
+        them. Rows are matched to profiles by their identity in the namespace `match_on` (a mapped one; by default
+    email when a column fills it, else the first identity column); list
+        cells are split on `list_separator`; `strict` rejects a whole row for one bad field. MappingError or
+        AttributeDeclarationError when something does not fit; nothing is changed then."""
     with transaction.atomic():
         locked = ProfileImport.objects.select_for_update().get(pk=profile_import.pk)
         if locked.status != ImportStatus.UPLOADED:
@@ -74,7 +82,13 @@ def import_start(
             mapping[column] = f"attribute:{name}"
         if declared:
             attributes_declare(declared, actor=actor)
-        csv_files.plan_columns(locked.header, mapping, valid_targets={value for value, _ in csv_files.target_choices()})
+        plans = csv_files.plan_columns(
+            locked.header, mapping, valid_targets={value for value, _ in csv_files.target_choices()}
+        )
+        match_on = match_on or csv_files.default_match_on(plans)
+        csv_files.check_match_on(match_on, plans)
+        if list_separator not in csv_files.LIST_SEPARATORS:
+            raise csv_files.MappingError(f"the list separator must be one of {' '.join(csv_files.LIST_SEPARATORS)}")
         if new_audience_name:
             if Audience.objects.filter(name=new_audience_name).exists():
                 raise csv_files.MappingError(f"an audience named {new_audience_name!r} exists already")
@@ -83,10 +97,14 @@ def import_start(
             raise csv_files.MappingError(f"{audience.name!r} is not an uploaded list")
         locked.mapping = mapping
         locked.default_region = default_region.upper()
+        locked.match_on = match_on
+        locked.list_separator = list_separator
+        locked.strict = strict
         locked.audience = audience
         locked.status = ImportStatus.QUEUED
         locked.heartbeat_at = timezone.now()
-        locked.save(update_fields=["mapping", "default_region", "audience", "status", "heartbeat_at"])
+        fields = ["mapping", "default_region", "match_on", "list_separator", "strict", "audience"]
+        locked.save(update_fields=[*fields, "status", "heartbeat_at"])
         if run_async:
             queues.enqueue_on_commit(queues.MAINTENANCE, "audiences.jobs.import_profiles", locked.pk)
     return locked
@@ -174,6 +192,29 @@ def import_run(
             return _finish(locked, ImportStatus.FAILED)
 
 
+@dataclass
+class _Problem:
+    """A problem with one row: `rejected` when the row was not stored, else the field was left out of it."""
+
+    line: int
+    column: str
+    value: str
+    problem: str
+    rejected: bool
+
+
+@dataclass
+class _Row:
+    """One record of the file on its way in: its input once valid, and its problems."""
+
+    record: csv_files.Record
+    item: ProfileInput | None = None
+    problems: list[_Problem] = field(default_factory=list)
+
+    def rejected(self) -> bool:
+        return self.item is None
+
+
 def _run_chunks(profile_import: ProfileImport, *, chunk_rows: int, deadline: float, on_chunk) -> str:
     plans = csv_files.plan_columns(
         profile_import.header,
@@ -181,6 +222,13 @@ def _run_chunks(profile_import: ProfileImport, *, chunk_rows: int, deadline: flo
         valid_targets={value for value, _ in csv_files.target_choices()},
     )
     schema = ProfileSchema.load(default_region=profile_import.default_region)
+    reading = _Reading(
+        plans=plans,
+        schema=schema,
+        width=len(profile_import.header),
+        strict=profile_import.strict,
+        separator=profile_import.list_separator,
+    )
     source = f"import {profile_import.pk}"
     committed = profile_import.bytes_read
     with default_storage.open(profile_import.file.name, "rb") as binary:
@@ -192,7 +240,7 @@ def _run_chunks(profile_import: ProfileImport, *, chunk_rows: int, deadline: flo
             next(records, None)  # the header
         while True:
             chunk = list(itertools.islice(records, chunk_rows))
-            inputs, errors = _validate_chunk(chunk, plans, schema, width=len(profile_import.header))
+            rows = [reading.row(record) for record in chunk]
             with transaction.atomic():
                 locked = ProfileImport.objects.select_for_update().get(pk=profile_import.pk)
                 if locked.status != ImportStatus.RUNNING or locked.bytes_read != committed:
@@ -200,31 +248,39 @@ def _run_chunks(profile_import: ProfileImport, *, chunk_rows: int, deadline: flo
                     return locked.status
                 if locked.cancel_requested:
                     return _finish(locked, ImportStatus.CANCELLED)
+                valid = [row for row in rows if not row.rejected()]
                 outcomes = profiles_upsert(
-                    [item for _, item in inputs], source=source, audience=locked.audience, schema=schema
+                    [row.item for row in valid],
+                    source=source,
+                    audience=locked.audience,
+                    schema=schema,
+                    match_on=locked.match_on,
+                    drop_conflicts=not locked.strict,
                 )
                 created = updated = 0
-                for (record, _), outcome in zip(inputs, outcomes, strict=True):
+                for row, outcome in zip(valid, outcomes, strict=True):
                     if outcome.status == UpsertOutcome.REJECTED:
-                        errors += [(record.line, csv_files.column_of(f, plans), p) for f, p in outcome.errors]
-                    elif outcome.status == UpsertOutcome.CREATED:
-                        created += 1
+                        row.item = None
+                        row.problems = [replace(problem, rejected=True) for problem in row.problems]
+                        row.problems += reading.problems(row.record, outcome.errors, rejected=True)
                     else:
-                        updated += 1
-                ImportRowError.objects.bulk_create(
-                    ImportRowError(profile_import=locked, line=line_, column=column[:255], problem=problem[:500])
-                    for line_, column, problem in errors
-                )
-                rejected = len({line_ for line_, _, _ in errors})
+                        row.problems += reading.problems(row.record, outcome.warnings, rejected=False)
+                        created += outcome.status == UpsertOutcome.CREATED
+                        updated += outcome.status == UpsertOutcome.UPDATED
+                ImportRowError.objects.bulk_create(_row_errors(locked, rows))
+                rejected = sum(row.rejected() for row in rows)
                 locked.rows_read += len(chunk)
                 locked.rows_rejected += rejected
                 locked.rows_stored += len(chunk) - rejected
+                locked.rows_with_warnings += sum(bool(row.problems) and not row.rejected() for row in rows)
                 locked.profiles_created += created
                 locked.profiles_updated += updated
                 locked.bytes_read = committed = reader.offset
                 locked.heartbeat_at = timezone.now()
-                fields = ["rows_read", "rows_rejected", "rows_stored", "profiles_created", "profiles_updated"]
-                locked.save(update_fields=[*fields, "bytes_read", "heartbeat_at"])
+                fields = ["rows_read", "rows_rejected", "rows_stored", "rows_with_warnings"]
+                locked.save(
+                    update_fields=[*fields, "profiles_created", "profiles_updated", "bytes_read", "heartbeat_at"]
+                )
                 if not chunk:
                     return _finish(locked, ImportStatus.DONE)
                 if time.monotonic() > deadline:
@@ -234,25 +290,82 @@ def _run_chunks(profile_import: ProfileImport, *, chunk_rows: int, deadline: flo
                 on_chunk(locked)
 
 
-def _validate_chunk(chunk, plans, schema, *, width: int):
-    """(record, ProfileInput) for the valid records, and (line, column, problem) for the rejected ones."""
-    inputs, errors = [], []
-    for record in chunk:
+@dataclass(frozen=True)
+class _Reading:
+    """How the records of one import become profile inputs: its columns, schema, width, mode and separator."""
+
+    plans: list[csv_files.ColumnPlan]
+    schema: ProfileSchema
+    width: int
+    strict: bool
+    separator: str
+
+    @functools.cached_property
+    def list_fields(self) -> frozenset[str]:
+        return frozenset(
+            plan.field
+            for plan in self.plans
+            if plan.field.startswith("attributes.")
+            and self.schema.attribute_types.get(plan.field.partition(".")[2]) == AttributeDefinition.Type.STRING_LIST
+        )
+
+    def row(self, record: csv_files.Record) -> _Row:
+        """The record validated. Not strict: each field that fails is left out and reported, and the rest
+        stored while an identity is left; strict: any problem rejects the row."""
+        row = _Row(record)
         if record.values is None:
-            errors.append((record.line, "", record.problem))
-            continue
-        if len(record.values) != width:
-            errors.append((record.line, "", f"expected {width} columns, found {len(record.values)}"))
-            continue
-        try:
-            item = ProfileInput.model_validate(
-                csv_files.record_to_data(record.values, plans), context={"schema": schema}
+            row.problems.append(_Problem(record.line, "", "", record.problem, rejected=True))
+            return row
+        if len(record.values) != self.width:
+            problem = f"expected {self.width} columns, found {len(record.values)}"
+            row.problems.append(_Problem(record.line, "", "", problem, rejected=True))
+            return row
+        data = csv_files.record_to_data(
+            record.values, self.plans, list_fields=self.list_fields, separator=self.separator
+        )
+        while True:
+            try:
+                row.item = ProfileInput.model_validate(data, context={"schema": self.schema})
+                return row
+            except ValidationError as error:
+                errors = error_list(error)
+            dropped = not self.strict and [f for f, _ in errors if f and csv_files.without_field(data, f)]
+            row.problems += self.problems(record, errors, rejected=not dropped)
+            if not dropped:
+                for problem in row.problems:
+                    problem.rejected = True
+                return row
+
+    def problems(self, record: csv_files.Record, errors, *, rejected: bool) -> list[_Problem]:
+        return [
+            _Problem(
+                record.line,
+                csv_files.column_of(field_, self.plans),
+                csv_files.cell(record.values, field_, self.plans),
+                problem,
+                rejected,
             )
-        except ValidationError as error:
-            errors += [(record.line, csv_files.column_of(f, plans), p) for f, p in error_list(error)]
-            continue
-        inputs.append((record, item))
-    return inputs, errors
+            for field_, problem in errors
+        ]
+
+
+def _row_errors(profile_import: ProfileImport, rows: list[_Row]):
+    for row in rows:
+        for number, problem in enumerate(row.problems):
+            yield ImportRowError(
+                profile_import=profile_import,
+                line=problem.line,
+                column=problem.column[:255],
+                value=_storable(problem.value[:500]),
+                problem=problem.problem[:500],
+                rejected=problem.rejected,
+                row=[_storable(value) for value in row.record.values] if number == 0 and row.record.values else None,
+            )
+
+
+def _storable(text: str) -> str:
+    """`text` with its NULs (which no database text column takes) shown as U+FFFD."""
+    return text.replace("\x00", "\ufffd")
 
 
 def _finish(profile_import: ProfileImport, status: str) -> str:

@@ -14,8 +14,8 @@ from django.db.models import Q
 from django.utils import timezone
 from pydantic import ValidationError
 
-from audiences.models import Audience, AudienceMember, Consent, ConsentEvent, Identity, Profile
-from audiences.schemas import ProfileInput, ProfileSchema, error_list
+from audiences.models import Audience, AudienceMember, Consent, ConsentEvent, Identity, IdentityNamespace, Profile
+from audiences.schemas import ProfileInput, ProfileSchema, error_list, excerpt
 from audiences.services.attributes import attributes_declare
 
 log = logging.getLogger(__name__)
@@ -25,11 +25,13 @@ _RETRIES = 3
 
 @dataclass
 class UpsertOutcome:
-    """What happened to one input: `created`, `updated` or `rejected` (with `errors`, (field, problem) pairs)."""
+    """What happened to one input: `created`, `updated` or `rejected` (with `errors`, (field, problem) pairs).
+    `warnings` are the (field, problem) pairs of identities left out of a stored input (conflicts dropped)."""
 
     status: str
     profile_id: int | None = None
     errors: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[tuple[str, str]] = field(default_factory=list)
 
     CREATED = "created"
     UPDATED = "updated"
@@ -54,21 +56,29 @@ def profiles_upsert(
     audience: Audience | None = None,
     declared: dict[str, str] | None = None,
     schema: ProfileSchema | None = None,
+    match_on: str | None = None,
+    drop_conflicts: bool = False,
 ) -> list[UpsertOutcome]:
-    """Create or update one profile per input, found by ANY of its identities; one outcome per input, in order.
+    """Create or update one profile per input; one outcome per input, in order.
 
     Guarantees:
     - All of it or none of it: one transaction per call (a savepoint when the caller holds one). A rejected
       input writes nothing at all; the others are stored.
-    - Conflict rule: when an input's identities point at two or more different existing profiles, the input is
-      rejected with a reason naming the namespaces and the profile ids. Nothing is merged.
+    - Matching: with `match_on` (imports), an input is found by its identity in that namespace; without it (or
+      when the input has none there), by any of its identities, except that a phone (households and
+      switchboards share one) finds a profile only when the input names no other identity.
+    - Conflict rule: when the identities an input is found by point at two or more different existing
+      profiles, the input is rejected with a reason naming the namespaces and the profile ids. Nothing is
+      merged.
+    - The input's other identities are added to its profile only when no other profile holds them. One that
+      another profile holds is a conflict for that field: the input is rejected, or, with `drop_conflicts`,
+      stored without that identity (and without it as a primary address), the conflict in its `warnings`.
     - Within one call, inputs apply in order: a later input that shares an identity with an earlier one
       updates the profile the earlier one created or updated (its outcome is `updated`).
-    - Identities an input names that its profile lacks are added to it. `email`/`phone` set the primary
-      addresses (and are identities of the email/phone namespaces).
+    - `email`/`phone` set the primary addresses (and are identities of the email/phone namespaces).
     - Attributes merge: given keys overwrite, absent keys are untouched, a key given as None is removed.
     - Consent: each change of state is kept as a ConsentEvent with `source`; setting the state a profile
-      already has records nothing.
+      already has records nothing. Consent goes to the input's own profile only.
     - With `audience` (an uploaded list), every stored profile becomes a member.
     - `declared` (attribute name -> type) creates those attribute definitions first; inputs may then use them.
     Dicts are validated here (errors become `rejected` outcomes); ProfileInput instances are trusted as valid.
@@ -77,7 +87,7 @@ def profiles_upsert(
         raise ValueError(f"audience {audience.pk} is not an uploaded list: profiles join it by its rule")
     if declared:
         attributes_declare(declared)
-    if schema is None and any(not isinstance(item, ProfileInput) for item in inputs):
+    if schema is None:
         schema = ProfileSchema.load(declared=declared)
     outcomes: list[UpsertOutcome | None] = [None] * len(inputs)
     valid: list[tuple[int, ProfileInput]] = []
@@ -90,10 +100,11 @@ def profiles_upsert(
         except ValidationError as error:
             outcomes[index] = UpsertOutcome(UpsertOutcome.REJECTED, errors=error_list(error))
 
+    rules = _Matching(match_on=match_on, drop_conflicts=drop_conflicts, namespaces=schema.namespaces)
     for attempt in range(_RETRIES):
         try:
             with transaction.atomic():
-                stored = _upsert_valid(valid, source=source, audience=audience)
+                stored = _upsert_valid(valid, source=source, audience=audience, rules=rules)
             break
         except IntegrityError:
             # Another process stored one of these identities between our read and our write: read again.
@@ -105,34 +116,73 @@ def profiles_upsert(
     return outcomes
 
 
-def _upsert_valid(valid: list[tuple[int, ProfileInput]], *, source: str, audience: Audience | None) -> dict:
+@dataclass(frozen=True)
+class _Matching:
+    match_on: str | None
+    drop_conflicts: bool
+    namespaces: dict[str, str]
+
+    def keys(self, pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """The identities an input is found by."""
+        if self.match_on is not None:
+            chosen = [pair for pair in pairs if pair[0] == self.match_on]
+            if chosen:
+                return chosen
+        strong = [pair for pair in pairs if not self.is_phone(pair[0])]
+        return strong or pairs
+
+    def is_phone(self, namespace: str) -> bool:
+        return namespace == "phone" or self.namespaces.get(namespace) == IdentityNamespace.Kind.PHONE
+
+
+def _upsert_valid(
+    valid: list[tuple[int, ProfileInput]], *, source: str, audience: Audience | None, rules: _Matching
+) -> dict:
     owner = _existing_identities(pair for _, item in valid for pair in item.identity_pairs())
-    profiles = Profile.objects.in_bulk(set(owner.values()))
+    profiles = Profile.objects.in_bulk({key for key in owner.values()})
     pending: dict[Any, _Pending] = {}  # profile id, or ("new", n) for a profile this batch creates
     outcomes: dict[int, UpsertOutcome] = {}
     targets: dict[int, Any] = {}
 
     for index, item in valid:
         pairs = item.identity_pairs()
+        keys = rules.keys(pairs)
         found: dict[Any, list[str]] = {}
-        for namespace, value in pairs:
+        for namespace, value in keys:
             key = owner.get((namespace, value))
             if key is not None:
                 found.setdefault(key, []).append(namespace)
         if len(found) > 1:
             outcomes[index] = UpsertOutcome(UpsertOutcome.REJECTED, errors=[("identities", _conflict(found))])
             continue
+        key = next(iter(found), None) or ("new", index)
+        conflicts = [
+            (namespace, value, holder)
+            for namespace, value in pairs
+            if (holder := owner.get((namespace, value))) is not None and holder != key
+        ]
+        if conflicts and not rules.drop_conflicts:
+            errors = [
+                (_field(item, namespace), _held(value, holder, "nothing was merged"))
+                for namespace, value, holder in conflicts
+            ]
+            outcomes[index] = UpsertOutcome(UpsertOutcome.REJECTED, errors=errors)
+            continue
+        warnings = []
+        for namespace, value, holder in conflicts:
+            warnings.append((_field(item, namespace), _held(value, holder, "left out, nothing was merged")))
+            item = _without_identity(item, namespace, value)
+        pairs = item.identity_pairs()
         if found:
-            (key,) = found
             entry = pending.get(key)
             if entry is None:
-                profile = profiles[key]
-                entry = pending[key] = _Pending(profile, new=False, identities=set())
-            outcomes[index] = UpsertOutcome(UpsertOutcome.UPDATED, profile_id=None if entry.new else key)
+                entry = pending[key] = _Pending(profiles[key], new=False, identities=set())
+            outcome = UpsertOutcome(UpsertOutcome.UPDATED, profile_id=None if entry.new else key)
         else:
-            key = ("new", index)
             entry = pending[key] = _Pending(Profile(), new=True, identities=set())
-            outcomes[index] = UpsertOutcome(UpsertOutcome.CREATED)
+            outcome = UpsertOutcome(UpsertOutcome.CREATED)
+        outcome.warnings = warnings
+        outcomes[index] = outcome
         targets[index] = key
         for pair in pairs:
             if pair not in owner:
@@ -163,6 +213,27 @@ def _upsert_valid(valid: list[tuple[int, ProfileInput]], *, source: str, audienc
     for index, key in targets.items():
         outcomes[index].profile_id = pending[key].profile.pk
     return outcomes
+
+
+def _field(item: ProfileInput, namespace: str) -> str:
+    """The input field that names an identity of `namespace` (the primary address wins)."""
+    if namespace in ("email", "phone") and getattr(item, namespace) and namespace not in item.identities:
+        return namespace
+    return f"identities.{namespace}" if namespace in item.identities else namespace
+
+
+def _held(value: str, holder, what: str) -> str:
+    return f"{excerpt(value)} belongs to {_describe(holder)}, another person than this input's: {what}"
+
+
+def _without_identity(item: ProfileInput, namespace: str, value: str) -> ProfileInput:
+    """A copy of `item` without the identity (namespace, value), as a primary address too."""
+    changes: dict[str, Any] = {}
+    if namespace in item.identities and item.identities[namespace] == value:
+        changes["identities"] = {ns: v for ns, v in item.identities.items() if ns != namespace}
+    if namespace in ("email", "phone") and getattr(item, namespace) == value:
+        changes[namespace] = None
+    return item.model_copy(update=changes)
 
 
 def _existing_identities(pairs) -> dict[tuple[str, str], int]:

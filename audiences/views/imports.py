@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 from audiences import csv_files
 from audiences.forms.imports import MappingForm, UploadForm
 from audiences.models import ProfileImport
+from audiences.selectors import imports as selectors
 from audiences.services import imports as services
 from audiences.services.attributes import AttributeDeclarationError
 from config.csv_download import csv_download
@@ -63,6 +64,9 @@ def import_map(request, pk):
                 mapping=data["mapping"],
                 new_attributes=data["new_attributes"],
                 default_region=data["default_region"],
+                match_on=data["match_on"],
+                list_separator=data["list_separator"],
+                strict=data["strict"],
                 audience=data["audience"] if choice == "existing" else None,
                 new_audience_name=data["new_audience_name"].strip() if choice == "new" else "",
             )
@@ -79,9 +83,11 @@ def import_map(request, pk):
 @require_GET
 def import_detail(request, pk):
     profile_import = get_object_or_404(ProfileImport.objects.select_related("created_by", "audience"), pk=pk)
+    errors = list(profile_import.row_errors.defer("row")[: ERRORS_SHOWN + 1])
     context = {
         **_progress_context(profile_import),
-        "errors": profile_import.row_errors.all()[:ERRORS_SHOWN],
+        "errors": errors[:ERRORS_SHOWN],
+        "more_errors": len(errors) > ERRORS_SHOWN,
         "delimiter": _delimiter_name(profile_import.delimiter),
     }
     return render(request, "audiences/import_detail.html", context)
@@ -108,11 +114,30 @@ def import_cancel(request, pk):
 @permission_required("audiences.view_profileimport")
 @require_GET
 def import_errors(request, pk):
-    """The rejected rows as CSV (line, column, problem), streamed in line order."""
+    """Every problem as CSV (line, column, value, problem, outcome), streamed in line order."""
     profile_import = get_object_or_404(ProfileImport, pk=pk)
-    rows = profile_import.row_errors.order_by("line", "id").values_list("line", "column", "problem")
+    rows = (
+        (line, column, value, problem, "row rejected" if rejected else "field left out")
+        for line, column, value, problem, rejected in profile_import.row_errors.order_by("line", "id")
+        .values_list("line", "column", "value", "problem", "rejected")
+        .iterator(chunk_size=2000)
+    )
     return csv_download(
-        header=["line", "column", "problem"], rows=rows.iterator(chunk_size=2000), filename=f"import-{pk}-errors.csv"
+        header=["line", "column", "value", "problem", "outcome"], rows=rows, filename=f"import-{pk}-errors.csv"
+    )
+
+
+@permission_required("audiences.view_profileimport")
+@require_GET
+def import_error_rows(request, pk):
+    """The rows with a problem as they were in the file, with their problems in two last columns: a CSV to fix
+    and import again. Streamed in line order."""
+    profile_import = get_object_or_404(ProfileImport, pk=pk)
+    header = profile_import.header
+    return csv_download(
+        header=[*header, "import line", "import problems"],
+        rows=selectors.import_rows_to_fix(profile_import, width=len(header)),
+        filename=f"import-{pk}-rows-to-fix.csv",
     )
 
 

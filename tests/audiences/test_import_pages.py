@@ -97,10 +97,10 @@ def test_a_manager_uploads_maps_and_follows_an_import_to_its_end(client, persona
 
     profile_import.refresh_from_db()
     assert profile_import.status == ProfileImport.Status.DONE
-    assert (profile_import.rows_stored, profile_import.rows_rejected) == (6, 5)
+    assert (profile_import.rows_stored, profile_import.rows_with_warnings, profile_import.rows_rejected) == (9, 3, 2)
     assert dict(AttributeDefinition.objects.values_list("name", "type")) == {"first_name": "string", "points": "number"}
-    assert AudienceMember.objects.filter(audience=Audience.objects.get(name="Fair visitors")).count() == 5
-    assert Profile.objects.count() == 5
+    assert AudienceMember.objects.filter(audience=Audience.objects.get(name="Fair visitors")).count() == 8
+    assert Profile.objects.count() == 8
 
     progress = client.get(reverse("audiences:import_progress", args=[profile_import.pk]))
     content = progress.content.decode()
@@ -112,13 +112,13 @@ def test_a_manager_uploads_maps_and_follows_an_import_to_its_end(client, persona
     report = client.get(reverse("audiences:import_errors", args=[profile_import.pk]))
     assert report["Content-Type"].startswith("text/csv")
     rows = list(csv.reader(io.StringIO(b"".join(report.streaming_content).decode())))
-    assert rows[0] == ["line", "column", "problem"]
-    assert [(row[0], row[1]) for row in rows[1:]] == [
-        ("6", "Email"),
-        ("7", "Points"),
-        ("8", ""),
-        ("10", ""),
-        ("11", "Téléphone"),
+    assert rows[0] == ["line", "column", "value", "problem", "outcome"]
+    assert [(row[0], row[1], row[2], row[4]) for row in rows[1:]] == [
+        ("6", "Email", "a@b", "field left out"),
+        ("7", "Points", "lots", "field left out"),
+        ("8", "", "", "row rejected"),
+        ("10", "", "", "row rejected"),
+        ("11", "Téléphone", "+33 1 23", "field left out"),
     ]
 
 

@@ -25,6 +25,7 @@ from audiences.attributes import infer_type
 from audiences.models import Audience, ProfileImport
 from audiences.services import imports as services
 from audiences.services.attributes import AttributeDeclarationError
+from config import queues
 from permissions.roles import Role
 
 
@@ -41,6 +42,17 @@ class Command(BaseCommand):
             help="What a column fills (repeat for each column; unmapped columns are ignored).",
         )
         parser.add_argument("--region", default="", help="Country (FR, GB, ...) of phone numbers without +code.")
+        parser.add_argument(
+            "--match-on",
+            help="The identity namespace rows are matched to profiles by (default: email when mapped, else the "
+            "first identity column).",
+        )
+        parser.add_argument(
+            "--list-separator", default="|", choices=csv_files.LIST_SEPARATORS, help="Between a list's items."
+        )
+        parser.add_argument(
+            "--strict", action="store_true", help="Reject a whole row for one bad field (default: leave it out)."
+        )
         parser.add_argument("--user", help="Who imports (default: the first active administrator).")
         parser.add_argument("--audience", help="Add the profiles to this uploaded list (created if missing).")
         parser.add_argument("--async", dest="run_async", action="store_true", help="Queue it for a worker.")
@@ -70,6 +82,9 @@ class Command(BaseCommand):
                 mapping=mapping,
                 new_attributes=new_attributes,
                 default_region=options["region"],
+                match_on=options["match_on"],
+                list_separator=options["list_separator"],
+                strict=options["strict"],
                 audience=audience,
                 new_audience_name=new_audience_name,
                 run_async=options["run_async"],
@@ -138,10 +153,11 @@ class Command(BaseCommand):
                 last_report[0] = time.monotonic()
                 percent = current.bytes_read * 100 // max(current.size_bytes, 1)
                 self.stdout.write(
-                    f"{percent:3d}%  {current.rows_read:,} rows read, {current.rows_stored:,} stored, "
-                    f"{current.rows_rejected:,} rejected"
+                    f"{percent:3d}%  {current.rows_read:,} rows read, {current.rows_stored:,} stored "
+                    f"({current.rows_with_warnings:,} without a bad field), {current.rows_rejected:,} rejected"
                 )
 
+        queues.keep_no_query_log()
         status = "running"
         while status == "running":
             status = services.import_run(
@@ -153,15 +169,20 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Import {done.pk}: {done.get_status_display().lower()} in {elapsed:.1f} s "
             f"({done.rows_read / max(elapsed, 0.001):,.0f} rows/s). Rows read {done.rows_read:,}, stored "
-            f"{done.rows_stored:,}, rejected {done.rows_rejected:,}; profiles created {done.profiles_created:,}, "
-            f"updated {done.profiles_updated:,}."
+            f"{done.rows_stored:,} ({done.rows_with_warnings:,} without a bad field), rejected "
+            f"{done.rows_rejected:,}; profiles created {done.profiles_created:,}, updated {done.profiles_updated:,}."
         )
         if done.error:
             self.stderr.write(f"Error: {done.error}")
-        for error in done.row_errors.all()[:10]:
-            self.stdout.write(f"  line {error.line}{f' [{error.column}]' if error.column else ''}: {error.problem}")
-        if done.rows_rejected > 10:
-            self.stdout.write(f"  ... the full report: /audiences/imports/{done.pk}/errors.csv")
+        for error in done.row_errors.defer("row")[:10]:
+            outcome = "row rejected" if error.rejected else "left out"
+            where = f" [{error.column}]" if error.column else ""
+            self.stdout.write(f"  line {error.line}{where}: {error.problem} ({outcome})")
+        if done.row_errors.count() > 10:
+            self.stdout.write(
+                f"  ... the full report: /audiences/imports/{done.pk}/errors.csv; the rows to fix: "
+                f"/audiences/imports/{done.pk}/rows-to-fix.csv"
+            )
         if done.status != ProfileImport.Status.DONE:
             raise CommandError(f"import {done.pk} {done.status}")
 
