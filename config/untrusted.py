@@ -100,30 +100,47 @@ def loads(data: bytes | str, *, where: str = "", max_bytes: int = MAX_JSON_BYTES
 
 
 def check_json_value(value, *, where: str = "") -> None:
-    """Walk parsed JSON (iteratively) and refuse bad text in keys and strings, and out-of-range numbers."""
-    stack = [(value, where, 0)]
+    """Walk parsed JSON (iteratively) and refuse bad text in keys and strings, and out-of-range numbers.
+
+    The path of a value is put into words only when it is refused: most inputs are fine, and this runs on each
+    row of an import."""
+    stack = [(value, (), 0)]
     while stack:
-        item, path, depth = stack.pop()
+        item, parts, depth = stack.pop()
         if depth > MAX_JSON_DEPTH:
-            raise UntrustedInputError(path, f"nests deeper than {MAX_JSON_DEPTH} levels")
+            raise UntrustedInputError(_path(where, parts), f"nests deeper than {MAX_JSON_DEPTH} levels")
         if isinstance(item, str):
-            check_text(item, where=path or "value")
+            if (problem := text_problem(item)) is not None:
+                raise UntrustedInputError(_path(where, parts) or "value", problem)
         elif isinstance(item, bool) or item is None:
             continue
         elif isinstance(item, int):
             if not -MAX_INT - 1 <= item <= MAX_INT:
-                raise UntrustedInputError(path or "value", "is a whole number too large to store (64 bits at most)")
+                raise UntrustedInputError(
+                    _path(where, parts) or "value", "is a whole number too large to store (64 bits at most)"
+                )
         elif isinstance(item, float):
             if not math.isfinite(item):  # 1e999 parses as infinity
-                raise UntrustedInputError(path or "value", "is a number out of range (not finite)")
+                raise UntrustedInputError(_path(where, parts) or "value", "is a number out of range (not finite)")
         elif isinstance(item, dict):
             for key, child in item.items():
-                key_path = f"{path}.{excerpt(key)}" if path else excerpt(key)
-                check_text(key, where=f"{path or 'object'} key {excerpt(key)!r}")
-                stack.append((child, key_path, depth + 1))
+                if (problem := text_problem(key)) is not None:
+                    raise UntrustedInputError(f"{_path(where, parts) or 'object'} key {excerpt(key)!r}", problem)
+                stack.append((child, (*parts, key), depth + 1))
         elif isinstance(item, list):
             for index, child in enumerate(item):
-                stack.append((child, f"{path}[{index}]", depth + 1))
+                stack.append((child, (*parts, index), depth + 1))
+
+
+def _path(where: str, parts: tuple) -> str:
+    """The dotted path of a value: keys as excerpts, list positions in brackets ("attributes.tags[2]")."""
+    path = where
+    for part in parts:
+        if isinstance(part, int):
+            path = f"{path}[{part}]"
+        else:
+            path = f"{path}.{excerpt(part)}" if path else excerpt(part)
+    return path
 
 
 def excerpt(text, limit: int = 40) -> str:

@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.utils import timezone
 from pydantic import ValidationError
 
-from audiences.models import Audience, AudienceMember, Consent, ConsentEvent, Identity, IdentityNamespace, Profile
+from audiences.models import Audience, Consent, ConsentEvent, IdentityNamespace, Profile
 from audiences.schemas import ProfileInput, ProfileSchema, error_list, excerpt
+from audiences.services import profile_rows
 from audiences.services.attributes import attributes_declare
 
 log = logging.getLogger(__name__)
@@ -138,7 +138,7 @@ class _Matching:
 def _upsert_valid(
     valid: list[tuple[int, ProfileInput]], *, source: str, audience: Audience | None, rules: _Matching
 ) -> dict:
-    owner = _existing_identities(pair for _, item in valid for pair in item.identity_pairs())
+    owner = profile_rows.identity_owners({pair for _, item in valid for pair in item.identity_pairs()})
     profiles = Profile.objects.in_bulk({key for key in owner.values()})
     pending: dict[Any, _Pending] = {}  # profile id, or ("new", n) for a profile this batch creates
     outcomes: dict[int, UpsertOutcome] = {}
@@ -191,25 +191,18 @@ def _upsert_valid(
         _apply(entry, item)
 
     now = timezone.now()
-    created = [entry for entry in pending.values() if entry.new]
-    for entry in created:
-        entry.profile.created_at = entry.profile.updated_at = now
-    Profile.objects.bulk_create([entry.profile for entry in created])
-    changed = [entry.profile for entry in pending.values() if entry.changed and not entry.new]
-    for profile in changed:
-        profile.updated_at = now
-    Profile.objects.bulk_update(changed, ["email", "phone", "attributes", "timezone", "locale", "updated_at"])
-    Identity.objects.bulk_create(
-        Identity(profile=entry.profile, namespace=namespace, value=value)
-        for entry in pending.values()
-        for namespace, value in sorted(entry.identities)
+    profile_rows.profiles_insert([entry.profile for entry in pending.values() if entry.new], now=now)
+    profile_rows.profiles_update([e.profile for e in pending.values() if e.changed and not e.new], now=now)
+    profile_rows.identities_insert(
+        [
+            (entry.profile.pk, namespace, value)
+            for entry in pending.values()
+            for namespace, value in sorted(entry.identities)
+        ]
     )
     _store_consent(pending.values(), source=source, now=now)
     if audience is not None:
-        AudienceMember.objects.bulk_create(
-            (AudienceMember(audience=audience, profile=entry.profile) for entry in pending.values()),
-            ignore_conflicts=True,
-        )
+        profile_rows.members_add(audience.pk, [entry.profile.pk for entry in pending.values()])
     for index, key in targets.items():
         outcomes[index].profile_id = pending[key].profile.pk
     return outcomes
@@ -234,24 +227,6 @@ def _without_identity(item: ProfileInput, namespace: str, value: str) -> Profile
     if namespace in ("email", "phone") and getattr(item, namespace) == value:
         changes[namespace] = None
     return item.model_copy(update=changes)
-
-
-def _existing_identities(pairs) -> dict[tuple[str, str], int]:
-    """(namespace, value) -> profile id of the identities already stored, in one query."""
-    by_namespace: dict[str, set[str]] = {}
-    for namespace, value in pairs:
-        by_namespace.setdefault(namespace, set()).add(value)
-    if not by_namespace:
-        return {}
-    query = Q()
-    for namespace, values in by_namespace.items():
-        query |= Q(namespace=namespace, value__in=sorted(values))
-    return {
-        (namespace, value): profile_id
-        for namespace, value, profile_id in Identity.objects.filter(query).values_list(
-            "namespace", "value", "profile_id"
-        )
-    }
 
 
 def _conflict(found: dict[Any, list[str]]) -> str:
@@ -290,11 +265,11 @@ def _apply(entry: _Pending, item: ProfileInput) -> None:
 
 def _store_consent(entries, *, source: str, now) -> None:
     wanted = {entry.profile.pk: entry.consent for entry in entries if entry.consent}
+    existing = [entry.profile.pk for entry in entries if entry.consent and not entry.new]
     if not wanted:
         return
     current = {
-        (consent.profile_id, consent.channel): consent
-        for consent in Consent.objects.filter(profile_id__in=list(wanted))
+        (consent.profile_id, consent.channel): consent for consent in Consent.objects.filter(profile_id__in=existing)
     }
     to_create, to_update, events = [], [], []
     for profile_id, states in wanted.items():
@@ -303,13 +278,15 @@ def _store_consent(entries, *, source: str, now) -> None:
             if consent is None:
                 if state == Consent.State.UNKNOWN:
                     continue  # no row already means unknown
-                to_create.append(Consent(profile_id=profile_id, channel=channel, state=state, source=source))
+                to_create.append(
+                    Consent(profile_id=profile_id, channel=channel, state=state, source=source, updated_at=now)
+                )
             elif consent.state != state:
                 consent.state, consent.source, consent.updated_at = state, source, now
                 to_update.append(consent)
             else:
                 continue
-            events.append(ConsentEvent(profile_id=profile_id, channel=channel, state=state, source=source))
-    Consent.objects.bulk_create(to_create)
-    Consent.objects.bulk_update(to_update, ["state", "source", "updated_at"])
-    ConsentEvent.objects.bulk_create(events)
+            events.append(
+                ConsentEvent(profile_id=profile_id, channel=channel, state=state, source=source, created_at=now)
+            )
+    profile_rows.consent_write(created=to_create, updated=to_update, events=events)

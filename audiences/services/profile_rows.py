@@ -1,0 +1,173 @@
+"""How the rows that profiles_upsert decided reach the tables: set-wise on PostgreSQL (COPY for the inserts,
+one UPDATE ... FROM unnest(...) per table for the changes, new profile ids taken from the sequence first so
+that identities, consent and list memberships are written in the same pass), and through the ORM's bulk
+statements on SQLite, where the quick start runs and speed matters less.
+
+Every function writes inside the caller's transaction. A unique violation (another process stored one of the
+identities a moment ago) comes back as django.db.IntegrityError on both databases, so the caller can read
+again and retry.
+"""
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from django.db import connection
+from django.db.models import Q
+
+from audiences.models import AudienceMember, Consent, ConsentEvent, Identity, Profile
+
+PROFILE_FIELDS = ("email", "phone", "attributes", "timezone", "locale")
+
+
+def identity_owners(pairs: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """(namespace, value) -> profile id of those of `pairs` that are stored, in one query."""
+    if not pairs:
+        return {}
+    if not _postgresql():
+        by_namespace: dict[str, list[str]] = {}
+        for namespace, value in sorted(pairs):
+            by_namespace.setdefault(namespace, []).append(value)
+        query = Q()
+        for namespace, values in by_namespace.items():
+            query |= Q(namespace=namespace, value__in=values)
+        rows = Identity.objects.filter(query).values_list("namespace", "value", "profile_id")
+        return {(namespace, value): profile_id for namespace, value, profile_id in rows}
+    namespaces, values = zip(*pairs, strict=True)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT i.namespace, i.value, i.profile_id
+              FROM unnest(%s::text[], %s::text[]) AS u(namespace, value)
+              JOIN audiences_identity AS i ON i.namespace = u.namespace AND i.value = u.value
+            """,
+            [list(namespaces), list(values)],
+        )
+        return {(namespace, value): profile_id for namespace, value, profile_id in cursor.fetchall()}
+
+
+def profiles_insert(profiles: Sequence[Profile], *, now: datetime) -> None:
+    """Insert new profiles (created_at = updated_at = now) and set their pk."""
+    for profile in profiles:
+        profile.created_at = profile.updated_at = now
+    if not _postgresql() or not profiles:
+        Profile.objects.bulk_create(profiles)
+        return
+    with connection.cursor() as cursor, connection.wrap_database_errors:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence('audiences_profile', 'id')) FROM generate_series(1, %s)",
+            [len(profiles)],
+        )
+        for profile, (pk,) in zip(profiles, cursor.fetchall(), strict=True):
+            profile.pk = pk
+        rows = ((p.pk, p.email, p.phone, _json(p.attributes), p.timezone, p.locale, now, now) for p in profiles)
+        _copy(cursor, "audiences_profile", (*("id", *PROFILE_FIELDS), "created_at", "updated_at"), rows)
+
+
+def profiles_update(profiles: Sequence[Profile], *, now: datetime) -> None:
+    """Write the addresses, attributes, zone and locale of existing profiles, and updated_at = now."""
+    for profile in profiles:
+        profile.updated_at = now
+    if not _postgresql() or not profiles:
+        Profile.objects.bulk_update(profiles, [*PROFILE_FIELDS, "updated_at"])
+        return
+    with connection.cursor() as cursor, connection.wrap_database_errors:
+        cursor.execute(
+            """
+            UPDATE audiences_profile AS p
+               SET email = u.email, phone = u.phone, attributes = u.attributes, timezone = u.timezone,
+                   locale = u.locale, updated_at = %s
+              FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::jsonb[], %s::text[], %s::text[])
+                   AS u(id, email, phone, attributes, timezone, locale)
+             WHERE p.id = u.id
+            """,
+            [
+                now,
+                [p.pk for p in profiles],
+                [p.email for p in profiles],
+                [p.phone for p in profiles],
+                [_json(p.attributes) for p in profiles],
+                [p.timezone for p in profiles],
+                [p.locale for p in profiles],
+            ],
+        )
+
+
+def identities_insert(identities: Sequence[tuple[int, str, str]]) -> None:
+    """Insert (profile id, namespace, value) identities. IntegrityError if one is held already."""
+    if not _postgresql() or not identities:
+        Identity.objects.bulk_create(
+            Identity(profile_id=profile_id, namespace=namespace, value=value)
+            for profile_id, namespace, value in identities
+        )
+        return
+    with connection.cursor() as cursor, connection.wrap_database_errors:
+        _copy(cursor, "audiences_identity", ("profile_id", "namespace", "value"), identities)
+
+
+def consent_write(*, created: Sequence[Consent], updated: Sequence[Consent], events: Sequence[ConsentEvent]) -> None:
+    """Insert new consent rows and history events; write the state, source and time of changed rows."""
+    if not _postgresql():
+        Consent.objects.bulk_create(created)
+        Consent.objects.bulk_update(updated, ["state", "source", "updated_at"])
+        ConsentEvent.objects.bulk_create(events)
+        return
+    with connection.cursor() as cursor, connection.wrap_database_errors:
+        if created:
+            rows = ((c.profile_id, c.channel, c.state, c.source, c.updated_at) for c in created)
+            _copy(cursor, "audiences_consent", ("profile_id", "channel", "state", "source", "updated_at"), rows)
+        if updated:
+            cursor.execute(
+                """
+                UPDATE audiences_consent AS c
+                   SET state = u.state, source = u.source, updated_at = u.updated_at
+                  FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::timestamptz[])
+                       AS u(id, state, source, updated_at)
+                 WHERE c.id = u.id
+                """,
+                [
+                    [c.pk for c in updated],
+                    [c.state for c in updated],
+                    [c.source for c in updated],
+                    [c.updated_at for c in updated],
+                ],
+            )
+        if events:
+            rows = ((e.profile_id, e.channel, e.state, e.source, e.created_at) for e in events)
+            _copy(cursor, "audiences_consentevent", ("profile_id", "channel", "state", "source", "created_at"), rows)
+
+
+def members_add(audience_id: int, profile_ids: Sequence[int]) -> None:
+    """Make the profiles members of the uploaded list; those that are already stay as they are."""
+    if not _postgresql() or not profile_ids:
+        AudienceMember.objects.bulk_create(
+            (AudienceMember(audience_id=audience_id, profile_id=profile_id) for profile_id in profile_ids),
+            ignore_conflicts=True,
+        )
+        return
+    with connection.cursor() as cursor, connection.wrap_database_errors:
+        cursor.execute(
+            """
+            INSERT INTO audiences_audiencemember (audience_id, profile_id)
+            SELECT %s, profile_id FROM unnest(%s::bigint[]) AS u(profile_id)
+            ON CONFLICT (audience_id, profile_id) DO NOTHING
+            """,
+            [audience_id, list(profile_ids)],
+        )
+
+
+def _postgresql() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def _json(value):
+    from psycopg.types.json import Jsonb
+
+    return Jsonb(value)
+
+
+def _copy(cursor, table: str, columns: Sequence[str], rows: Iterable[Sequence]) -> None:
+    """COPY `rows` into `table` through psycopg's COPY protocol (the raw cursor under Django's wrapper)."""
+    statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
+    with cursor.cursor.copy(statement) as copy:
+        for row in rows:
+            copy.write_row(row)
