@@ -222,7 +222,7 @@ def _run_chunks(profile_import: ProfileImport, *, chunk_rows: int, deadline: flo
         valid_targets={value for value, _ in csv_files.target_choices()},
     )
     schema = ProfileSchema.load(default_region=profile_import.default_region)
-    reading = _Reading(
+    checker = RowChecker(
         plans=plans,
         schema=schema,
         width=len(profile_import.header),
@@ -240,7 +240,7 @@ def _run_chunks(profile_import: ProfileImport, *, chunk_rows: int, deadline: flo
             next(records, None)  # the header
         while True:
             chunk = list(itertools.islice(records, chunk_rows))
-            rows = [reading.row(record) for record in chunk]
+            rows = [checker.row(record) for record in chunk]
             with transaction.atomic():
                 locked = ProfileImport.objects.select_for_update().get(pk=profile_import.pk)
                 if locked.status != ImportStatus.RUNNING or locked.bytes_read != committed:
@@ -262,9 +262,9 @@ def _run_chunks(profile_import: ProfileImport, *, chunk_rows: int, deadline: flo
                     if outcome.status == UpsertOutcome.REJECTED:
                         row.item = None
                         row.problems = [replace(problem, rejected=True) for problem in row.problems]
-                        row.problems += reading.problems(row.record, outcome.errors, rejected=True)
+                        row.problems += checker.problems(row.record, outcome.errors, rejected=True)
                     else:
-                        row.problems += reading.problems(row.record, outcome.warnings, rejected=False)
+                        row.problems += checker.problems(row.record, outcome.warnings, rejected=False)
                         created += outcome.status == UpsertOutcome.CREATED
                         updated += outcome.status == UpsertOutcome.UPDATED
                 ImportRowError.objects.bulk_create(_row_errors(locked, rows))
@@ -291,8 +291,9 @@ def _run_chunks(profile_import: ProfileImport, *, chunk_rows: int, deadline: flo
 
 
 @dataclass(frozen=True)
-class _Reading:
-    """How the records of one import become profile inputs: its columns, schema, width, mode and separator."""
+class RowChecker:
+    """How the records of one import become profile inputs: its columns, schema, width, mode and separator.
+    bench_imports's baseline validates with it too, so both sides of that comparison do the same work."""
 
     plans: list[csv_files.ColumnPlan]
     schema: ProfileSchema

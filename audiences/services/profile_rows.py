@@ -104,35 +104,43 @@ def identities_insert(identities: Sequence[tuple[int, str, str]]) -> None:
         _copy(cursor, "audiences_identity", ("profile_id", "namespace", "value"), identities)
 
 
-def consent_write(*, created: Sequence[Consent], updated: Sequence[Consent], events: Sequence[ConsentEvent]) -> None:
-    """Insert new consent rows and history events; write the state, source and time of changed rows."""
+def consent_write(
+    *,
+    created: Sequence[tuple[int, str, str]],
+    updated: Sequence[tuple[int, str]],
+    events: Sequence[tuple[int, str, str]],
+    source: str,
+    now: datetime,
+) -> None:
+    """Insert new consent rows (profile id, channel, state) and history events (the same), and write the new
+    state of changed rows (consent id, state); all with `source` and the time `now`."""
     if not _postgresql():
-        Consent.objects.bulk_create(created)
-        Consent.objects.bulk_update(updated, ["state", "source", "updated_at"])
-        ConsentEvent.objects.bulk_create(events)
+        Consent.objects.bulk_create(
+            Consent(profile_id=profile_id, channel=channel, state=state, source=source, updated_at=now)
+            for profile_id, channel, state in created
+        )
+        for pk, state in updated:
+            Consent.objects.filter(pk=pk).update(state=state, source=source, updated_at=now)
+        ConsentEvent.objects.bulk_create(
+            ConsentEvent(profile_id=profile_id, channel=channel, state=state, source=source, created_at=now)
+            for profile_id, channel, state in events
+        )
         return
     with connection.cursor() as cursor, connection.wrap_database_errors:
         if created:
-            rows = ((c.profile_id, c.channel, c.state, c.source, c.updated_at) for c in created)
+            rows = ((*row, source, now) for row in created)
             _copy(cursor, "audiences_consent", ("profile_id", "channel", "state", "source", "updated_at"), rows)
         if updated:
             cursor.execute(
                 """
-                UPDATE audiences_consent AS c
-                   SET state = u.state, source = u.source, updated_at = u.updated_at
-                  FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::timestamptz[])
-                       AS u(id, state, source, updated_at)
+                UPDATE audiences_consent AS c SET state = u.state, source = %s, updated_at = %s
+                  FROM unnest(%s::bigint[], %s::text[]) AS u(id, state)
                  WHERE c.id = u.id
                 """,
-                [
-                    [c.pk for c in updated],
-                    [c.state for c in updated],
-                    [c.source for c in updated],
-                    [c.updated_at for c in updated],
-                ],
+                [source, now, [pk for pk, _ in updated], [state for _, state in updated]],
             )
         if events:
-            rows = ((e.profile_id, e.channel, e.state, e.source, e.created_at) for e in events)
+            rows = ((*row, source, now) for row in events)
             _copy(cursor, "audiences_consentevent", ("profile_id", "channel", "state", "source", "created_at"), rows)
 
 

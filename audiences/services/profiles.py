@@ -13,7 +13,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from pydantic import ValidationError
 
-from audiences.models import Audience, Consent, ConsentEvent, IdentityNamespace, Profile
+from audiences.models import Audience, Consent, IdentityNamespace, Profile
 from audiences.schemas import ProfileInput, ProfileSchema, error_list, excerpt
 from audiences.services import profile_rows
 from audiences.services.attributes import attributes_declare
@@ -268,25 +268,23 @@ def _store_consent(entries, *, source: str, now) -> None:
     existing = [entry.profile.pk for entry in entries if entry.consent and not entry.new]
     if not wanted:
         return
-    current = {
-        (consent.profile_id, consent.channel): consent for consent in Consent.objects.filter(profile_id__in=existing)
-    }
-    to_create, to_update, events = [], [], []
+    current = dict(
+        ((profile_id, channel), (pk, state))
+        for pk, profile_id, channel, state in Consent.objects.filter(profile_id__in=existing).values_list(
+            "pk", "profile_id", "channel", "state"
+        )
+    )
+    created, updated, events = [], [], []
     for profile_id, states in wanted.items():
         for channel, state in states.items():
-            consent = current.get((profile_id, channel))
-            if consent is None:
+            pk, stored = current.get((profile_id, channel), (None, None))
+            if pk is None:
                 if state == Consent.State.UNKNOWN:
                     continue  # no row already means unknown
-                to_create.append(
-                    Consent(profile_id=profile_id, channel=channel, state=state, source=source, updated_at=now)
-                )
-            elif consent.state != state:
-                consent.state, consent.source, consent.updated_at = state, source, now
-                to_update.append(consent)
+                created.append((profile_id, channel, state))
+            elif stored != state:
+                updated.append((pk, state))
             else:
                 continue
-            events.append(
-                ConsentEvent(profile_id=profile_id, channel=channel, state=state, source=source, created_at=now)
-            )
-    profile_rows.consent_write(created=to_create, updated=to_update, events=events)
+            events.append((profile_id, channel, state))
+    profile_rows.consent_write(created=created, updated=updated, events=events, source=source, now=now)
