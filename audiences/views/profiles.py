@@ -7,10 +7,10 @@ come through audiences.hooks and are loaded into the page with htmx.
 """
 
 import json
+import re
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
@@ -27,6 +27,7 @@ from config.untrusted import text_problem
 from permissions.access import forbidden, permission_required
 
 PROFILES_PER_PAGE = 50
+_PROFILE_ID = re.compile(r"[0-9]{1,18}")
 
 
 # Profiles -----------------------------------------------------------------------------------------------
@@ -34,13 +35,22 @@ PROFILES_PER_PAGE = 50
 
 @permission_required("audiences.view_profile")
 def profile_list(request):
+    """Profiles, newest first, searched; keyset pages (`before=` / `after=` a profile id, the links carry the
+    search), with how many match: exact up to a cap, beyond it an estimate (selectors.profiles_search_count)."""
     query = request.GET.get("q", "").strip()[:320]
     if (problem := text_problem(query)) is not None:  # no stored value holds it, and PostgreSQL refuses to compare
-        context = {"page": Paginator([], PROFILES_PER_PAGE).get_page(1), "rows": [], "search_error": problem}
-        return render(request, "audiences/profile_list.html", context, status=400)
-    page = Paginator(selectors.profiles_search(query), PROFILES_PER_PAGE).get_page(request.GET.get("page"))
-    rows = [(profile, _display_name(profile)) for profile in page.object_list]
-    return render(request, "audiences/profile_list.html", {"page": page, "rows": rows, "query": query})
+        return render(request, "audiences/profile_list.html", {"search_error": problem}, status=400)
+    bounds = {}
+    for name in ("before", "after"):
+        value = request.GET.get(name, "").strip()
+        if value and not _PROFILE_ID.fullmatch(value):
+            error = f"{name} must be a profile number, at most 18 digits"
+            return render(request, "audiences/profile_list.html", {"query": query, "link_error": error}, status=400)
+        bounds[name] = int(value) if value else None
+    page = selectors.profiles_search_page(query, **bounds, size=PROFILES_PER_PAGE)
+    rows = [(profile, _display_name(profile)) for profile in page.profiles]
+    context = {"page": page, "rows": rows, "query": query, "count": _count_words(page.count, searched=bool(query))}
+    return render(request, "audiences/profile_list.html", context)
 
 
 @permission_required("audiences.view_profile")
@@ -96,6 +106,21 @@ def profile_erase(request, pk):
         )
         return redirect("audiences:profile_list")
     return render(request, "audiences/profile_erase.html", {"profile": profile, "name": _display_name(profile)})
+
+
+def _count_words(count: selectors.SearchCount, *, searched: bool) -> str:
+    """The count as the page words it: 3 profiles match; More than 1,000 profiles (counted up to 1,000); About
+    25,000 profiles match (the database's estimate)."""
+    value = count.value
+    if count.how == "estimate":
+        value = round(value, 2 - len(str(value)))  # two significant digits: 25,099 is "about 25,000"
+    noun = "profile" if value == 1 and count.how == "exact" else "profiles"
+    verb = (" matches" if noun == "profile" else " match") if searched else ""
+    if count.how == "more":
+        return f"More than {value:,} {noun}{verb} (counted up to {value:,})"
+    if count.how == "estimate":
+        return f"About {value:,} {noun}{verb} (the database's estimate)"
+    return f"{value:,} {noun}{verb}"
 
 
 def _display_name(profile: Profile) -> str:

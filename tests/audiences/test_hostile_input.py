@@ -157,3 +157,40 @@ def test_profile_pages_render_what_the_api_stored(client, profiles_key, personas
     assert response.status_code == 200
     assert page.status_code == 200 and "☃ é 𝄞" in page.content.decode()
     assert inputs(page) is not None
+
+
+@pytest.mark.parametrize(
+    "bound",
+    ["abc", "-5", "1e3", "12.0", "1" * 19, "9" * 400, "١٢", "12\x00", "\x00", "0x1f", "+7", "1 2"],
+)
+@pytest.mark.parametrize("name", ["before", "after"])
+def test_a_profiles_page_link_that_is_not_a_profile_number_answers_400_naming_it(client, personas, schema, name, bound):
+    client = logged_in(client, personas)
+
+    response = client.get(reverse("audiences:profile_list"), {"q": "ann", name: bound})
+
+    page = response.content.decode()
+    assert response.status_code == 400
+    assert f"{name} must be a profile number, at most 18 digits" in page and "ann@example.com" not in page
+    assert inputs(response)["q"] == "ann"  # the search stays in its field
+
+
+@pytest.mark.parametrize(
+    "parameters",
+    [
+        {"before": "999999999999999999"},
+        {"after": "999999999999999999"},
+        {"before": "0"},
+        {"after": "0", "before": "1"},
+        {"before": " 12 "},
+        {"before": ""},
+        {"page": "abc"},
+        {"page": "99999999999999999999"},
+    ],
+)
+def test_profiles_page_bounds_past_every_profile_give_a_clean_page(client, personas, schema, parameters):
+    client = logged_in(client, personas)
+
+    response = client.get(reverse("audiences:profile_list"), {"q": "ann", **parameters})
+
+    assert response.status_code == 200 and "ann@example.com" in response.content.decode()

@@ -80,10 +80,13 @@ def test_the_list_is_paginated(client, personas, db):
     _login(client, personas, "ada")
 
     first = client.get("/audiences/profiles/").content.decode()
-    second = client.get("/audiences/profiles/", {"page": 2}).content.decode()
+    fifth = Profile.objects.get(email="p5@example.com")
+    second = client.get("/audiences/profiles/", {"before": fifth.pk}).content.decode()
 
-    assert "Page 1 of 2" in first and "p54@example.com" in first and "p0@example.com" not in first
-    assert "p0@example.com" in second
+    assert "p54@example.com" in first and "p5@example.com" in first and "p4@example.com" not in first
+    assert f'href="?before={fifth.pk}">Older' in first
+    assert "p4@example.com" in second and "p0@example.com" in second and "p5@example.com" not in second
+    assert 'href="?">Newest' in second
 
 
 def test_profiles_link_in_the_nav_for_holders_of_view_profile(client, personas, db):
