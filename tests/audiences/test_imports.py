@@ -609,3 +609,54 @@ def test_cells_that_cannot_be_stored_are_left_out_of_their_row_with_the_column_n
     assert "name" in column_bob and "NUL" in problem_bob
     assert "points" in column_cy and "expected a number between" in problem_cy
     assert_counters_match_the_database(profile_import)
+
+
+# The checking process ------------------------------------------------------------------------------------
+
+
+def children() -> set[int]:
+    """The pids of this process's children (Linux)."""
+    pids = set()
+    for task in Path("/proc/self/task").iterdir():
+        pids |= {int(pid) for pid in (task / "children").read_text().split()}
+    return pids
+
+
+def test_rows_are_checked_in_a_child_process_that_is_gone_when_the_import_ends(manny):
+    before = children()
+    profile_import = upload(manny, numbered_csv(10))
+    start(profile_import, manny, {"email": "email"})
+    during = []
+
+    def cancel_after_the_first_chunk(progress):
+        during.append(children() - before)
+        services.import_cancel(profile_import=progress)
+
+    assert services.import_run(import_id=profile_import.pk, chunk_rows=3, on_chunk=cancel_after_the_first_chunk) == (
+        "cancelled"
+    )
+
+    assert len(during[0]) == 1  # the checking child, a chunk ahead
+    assert children() == before  # killed and reaped when the run stopped
+    profile_import.refresh_from_db()
+    assert profile_import.rows_read == 3
+
+
+def test_a_failure_while_checking_fails_the_import_with_its_message(manny, monkeypatch):
+    profile_import = upload(manny, numbered_csv(10))
+    start(profile_import, manny, {"email": "email"})
+    real_row = services.RowChecker.row
+
+    def row(self, record):
+        if record.line == 8:
+            raise ValueError("the disk went away")
+        return real_row(self, record)
+
+    monkeypatch.setattr(services.RowChecker, "row", row)  # the child is forked with it
+
+    assert services.import_run(import_id=profile_import.pk, chunk_rows=3) == "failed"
+
+    profile_import.refresh_from_db()
+    assert "checking the file failed: ValueError: the disk went away" in profile_import.error
+    assert (profile_import.rows_read, profile_import.rows_stored) == (6, 6)  # the chunks before it, stored
+    assert Profile.objects.count() == 6
