@@ -517,6 +517,48 @@ class Delivery(models.Model):
         return f"Delivery {self.pk} ({self.status})"
 
 
+class Engagement(models.Model):
+    """What the tracking links of one delivery saw (campaigns.tracking): its opens, or its clicks on one link, by
+    people or by machines (mail privacy proxies, link scanners) apart. One row per delivery, kind, link and machine
+    flag, counted as requests come in: written by one upsert a request (campaigns.services.tracking)."""
+
+    class Kind(models.TextChoices):
+        OPEN = "open", "Open"
+        CLICK = "click", "Click"
+
+    id = models.BigAutoField(primary_key=True)
+    delivery = models.ForeignKey(  # engagement_one_open, engagement_one_click
+        Delivery, on_delete=models.CASCADE, related_name="engagements", db_index=False
+    )
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    # A click's link: its position among the tracked links of the version's HTML (campaigns.tracking.version_links,
+    # from 0); None for an open.
+    link = models.PositiveSmallIntegerField(null=True, blank=True)
+    # Fetched by a machine (a mail privacy proxy, a link scanner, a HEAD request, within seconds of sending), not by
+    # the person: campaigns.tracking.machine_reason.
+    machine = models.BooleanField(default=False)
+    first_at = models.DateTimeField()
+    last_at = models.DateTimeField()
+    count = models.BigIntegerField(default=1)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["delivery", "machine"], condition=models.Q(kind="open"), name="engagement_one_open"
+            ),
+            models.UniqueConstraint(
+                fields=["delivery", "link", "machine"], condition=models.Q(kind="click"), name="engagement_one_click"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(kind="open", link__isnull=True) | models.Q(kind="click", link__isnull=False),
+                name="engagement_click_names_its_link",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} of delivery {self.delivery_id} ({self.count})"
+
+
 class SendWorker(models.Model):
     """A worker process that sends, known alive while a thread of it renews `renewed_at` every few seconds
     (campaigns.engine.workers). The claims it makes name it (Delivery.claimed_by): the scheduler's tick releases the

@@ -109,8 +109,28 @@ class EmailSettings(_Settings):
         "Empty: each marketing campaign's text shows the link itself.",
         json_schema_extra={"multiline": True},
     )
-    track_opens: bool = Field(default=False, description="Stored; open tracking is not implemented yet.")
-    track_clicks: bool = Field(default=False, description="Stored; click tracking is not implemented yet.")
+    track_opens: bool = Field(
+        default=False,
+        description="Add a 1x1 image to the HTML part of each campaign message; its loads are counted as opens, those "
+        'of mail privacy proxies apart (docs/campaigns.md, "Tracking").',
+    )
+    track_clicks: bool = Field(
+        default=False,
+        description="Send each absolute http(s) link written in a campaign's HTML through a signed redirect that "
+        "counts clicks, those of link scanners apart. Unsubscribe links, links built by Liquid and the text part are "
+        "left as written.",
+    )
+    utm_parameters: bool = Field(
+        default=False,
+        description="With click tracking: add utm_source, utm_medium and utm_campaign (the campaign's name) to where "
+        "a tracked link leads, each one the link does not set itself.",
+    )
+    utm_source: str = Field(
+        default="newsletter", max_length=100, description="The utm_source added to tracked links; empty: none."
+    )
+    utm_medium: str = Field(
+        default="email", max_length=100, description="The utm_medium added to tracked links; empty: none."
+    )
     dkim_domain: str = Field(default="", max_length=253, description="DKIM signing domain (d=); empty: no signing.")
     dkim_selector: str = Field(default="", max_length=253, description="DKIM selector (s=).")
     dkim_private_key: SecretStr = Field(default=SecretStr(""), description="PEM RSA private key (2048 bits advised).")

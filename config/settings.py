@@ -250,6 +250,8 @@ CAMPAIGNS_SEND_SLICE = env_int("CAMPAIGNS_SEND_SLICE", 100, minimum=1, maximum=5
 CAMPAIGNS_SEND_JOBS_PER_RUN = env_int("CAMPAIGNS_SEND_JOBS_PER_RUN", 2, minimum=1)
 CAMPAIGNS_CLAIM_TIMEOUT = env_int("CAMPAIGNS_CLAIM_TIMEOUT", 300, minimum=1)
 CAMPAIGNS_WORKER_LOST_SECONDS = env_int("CAMPAIGNS_WORKER_LOST_SECONDS", 10, minimum=2, maximum=3600)
+# Tracking: opens and clicks this soon after a message was sent are counted as machines' (campaigns.tracking).
+CAMPAIGNS_TRACKING_MACHINE_SECONDS = env_int("CAMPAIGNS_TRACKING_MACHINE_SECONDS", 10, minimum=0, maximum=3600)
 CAMPAIGNS_STALL_SECONDS = env_int("CAMPAIGNS_STALL_SECONDS", 60, minimum=1)
 CAMPAIGNS_JOB_SECONDS = env_int("CAMPAIGNS_JOB_SECONDS", 60, minimum=1)
 # The trigger API: how long a call's context is kept once its messages are sent (at least 24 h; the call and its

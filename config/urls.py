@@ -2,6 +2,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from campaigns.views import tracking as campaigns_tracking
 from channels.views import public as channels_public
 from config.api import api
 from permissions.forms.login import LoginForm
@@ -17,4 +18,7 @@ urlpatterns = [
     path("api/", api.urls),
     # Public and short (SMS bodies count characters): the unsubscribe links in messages, see channels.unsubscribe.
     path("u/<str:token>/", channels_public.unsubscribe, name="unsubscribe"),
+    # Public and short too: the tracking links in messages, their signed token the credential (campaigns.tracking).
+    path("t/o/<str:token>/", campaigns_tracking.track_open, name="track_open"),
+    path("t/c/<str:token>/", campaigns_tracking.track_click, name="track_click"),
 ]

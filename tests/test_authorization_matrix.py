@@ -23,6 +23,7 @@ from config.api import api
 from permissions.models import Notification
 from permissions.services.api_keys import api_key_create, api_key_revoke
 from permissions.services.invitations import invitation_create
+from tests.campaigns.test_tracking import click_path, open_path, tracked_delivery
 from tests.channels.conftest import make_configuration
 from tests.conftest import PASSWORD, make_email_configuration
 
@@ -177,6 +178,9 @@ PAGES = {
     # --- channels: public endpoints ---
     # Recipients' links: the signed token is the credential (channels.unsubscribe).
     "u/<str:token>/": Rule(EVERYONE, kwargs=("token:unsubscribe",)),
+    # The tracking links in messages: the signed token is the credential (campaigns.tracking); a click redirects.
+    "t/o/<str:token>/": Rule(EVERYONE, kwargs=("token:open",)),
+    "t/c/<str:token>/": Rule(EVERYONE, kwargs=("token:click",), status=302),
     "channels/<int:pk>/sms/inbound/": Rule(set(), method="POST", kwargs=("pk:sms_configuration",), signed=True),
     "channels/<int:pk>/feedback/": Rule(set(), method="POST", kwargs=CONF, signed=True),
     "channels/<int:pk>/feedback/dsn/": Rule(set(), method="POST", kwargs=CONF, signed=True),
@@ -245,6 +249,7 @@ def world(personas, django_user_model):
         username: Notification.objects.create(user=user, title="Hello").pk for username, user in personas.items()
     }
     profile = Profile.objects.create(email="matrix@example.com")
+    tracked = tracked_delivery(actor=ada, configuration=configuration, audience=audience, profile=profile)
     attribute = AttributeDefinition.objects.create(name="first_name", type="string")
     namespace = IdentityNamespace.objects.create(name="loyalty", label="Loyalty card")
     return {
@@ -266,6 +271,8 @@ def world(personas, django_user_model):
         "profile_import": _profile_import(ada).pk,
         "configuration": configuration.pk,
         "unsubscribe": unsubscribe_token(profile_id=profile.pk, channel="email"),
+        "open": open_path(tracked.pk).split("/")[-2],
+        "click": click_path(tracked.pk).split("/")[-2],
         "suppression": Suppression.objects.create(channel="email", address="matrix@example.com", reason="manual").pk,
         "sms_configuration": make_configuration(
             "sms", name="Matrix texts", account_sid="AC1", auth_token="t", from_number="+15559990000"

@@ -44,6 +44,7 @@ from permissions.roles import Role
 from permissions.services.api_keys import api_key_create
 from permissions.services.invitations import invitation_create
 from tests.audiences.test_audience_pages import _Inputs
+from tests.campaigns.test_tracking import click_path, open_path, tracked_delivery
 from tests.channels.conftest import make_configuration
 from tests.channels.test_settings_schemas import pem, valid_settings
 from tests.conftest import make_email_configuration
@@ -359,6 +360,7 @@ def world(personas, django_user_model, settings, tmp_path, redis, rsa_pem):
         "profile_import": profile_import.pk,
         "suppression": Suppression.objects.create(channel="email", address="gone@example.com", reason="manual").pk,
         "unsubscribe": unsubscribe_token(profile_id=profile.pk, channel="email"),
+        "tracked_delivery": tracked_delivery(actor=manny, configuration=email, audience=audience, profile=profile).pk,
         **{f"configuration_{channel}": configuration.pk for channel, configuration in configurations.items()},
         "configuration": email.pk,
     }
@@ -992,6 +994,57 @@ def test_the_unsubscribe_page_never_answers_a_server_error(anonymous, world, ser
     for method in ("GET", "POST"):
         response = send(anonymous, method, path, urlencoded(data))
         server_errors.check(response, f"{method} {path:.2000}")
+
+
+def tracking_token(payload: str) -> str:
+    """A tracking link's token with a valid signature over any payload (campaigns.tracking)."""
+    from django.core import signing
+
+    return signing.Signer(salt="campaigns.tracking").sign(payload)
+
+
+tracking_tokens = st.one_of(
+    hostile_text.map(lambda token: token[:3000]),
+    st.sampled_from(
+        [
+            "o.1",
+            "c.1.0",
+            "c.1.9999",
+            "c.1.-1",
+            "c.1.0.0",
+            "o.²³",
+            "c.1.²",
+            "o." + "9" * 400,
+            "c.1." + "9" * 400,
+            "o",
+            "",
+        ]
+    ).map(tracking_token),
+)
+
+
+@settings(HYPOTHESIS, max_examples=scaled(15))
+@given(
+    kind=st.sampled_from(["o", "c"]),
+    token=st.one_of(tracking_tokens, st.just(None)),
+    user_agent=hostile_text,
+    data=st.lists(st.tuples(hostile_name, hostile_text), max_size=3),
+)
+@killers("token", "user_agent", kind="c", data=lambda value: [(value, value)])
+@killers(kind="o", token=lambda value: tracking_token(f"o.{readable(value)}"), user_agent="", data=[])
+@killers(kind="c", token=lambda value: tracking_token(f"c.1.{readable(value)}"), user_agent="", data=[])
+@example(kind="o", token=None, user_agent="\x00\r\n", data=[])
+def test_the_tracking_links_never_answer_a_server_error(anonymous, world, server_errors, kind, token, user_agent, data):
+    delivery_id = world["tracked_delivery"]
+    valid = open_path(delivery_id) if kind == "o" else click_path(delivery_id)
+    path = valid if token is None else token_path(f"/t/{kind}/", token)
+    headers = {"User-Agent": header_text(user_agent)}
+
+    for method in ("GET", "HEAD", "POST"):
+        body = urlencoded(data) if method == "POST" else b""
+        response = send(anonymous, method, path, body, headers=headers)
+        server_errors.check(response, f"{method} {path:.2000}")
+        assert response.status_code in (200, 302, 404, 405), f"{method} {path:.300}: {response.status_code}"
 
 
 @settings(HYPOTHESIS, max_examples=scaled(12))

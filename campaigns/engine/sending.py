@@ -13,13 +13,13 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from campaigns import rules
+from campaigns import rules, tracking
 from campaigns.engine.claiming import claim_slice
 from campaigns.engine.completion import run_finish_if_done
 from campaigns.engine.dispatch import queue_for
 from campaigns.engine.outcomes import DEFAULT_RETRY_WINDOW, MAX_RETRY_AFTER, record_outcomes
 from campaigns.models import Campaign, Delivery, Run, TriggerRequest
-from campaigns.personalization import ContentError, compiled_content
+from campaigns.personalization import ContentError
 from channels.adapters.base import OutboundMessage, Outcome, SendResult
 from channels.adapters.registry import adapter_for
 from channels.classification import classify
@@ -241,7 +241,12 @@ def send_slice(*, run: Run, token: uuid.UUID, deliveries: list[Delivery]) -> flo
     channel = configuration.channel
 
     sendable = _recheck(campaign, channel, token, deliveries)
-    content = compiled_content(run.version)
+    channel_settings = configuration.get_settings()
+    track_opens = getattr(channel_settings, "track_opens", False)
+    # The tracked links' positions are found once per version; each message only gets its own signed URLs.
+    content, link_count = tracking.message_content(
+        run.version, track_clicks=getattr(channel_settings, "track_clicks", False)
+    )
     campaign_context = {"name": run.version.name}
     calls = trigger_contexts({d.trigger_request_id for d in sendable if d.trigger_request_id})
     marketing = campaign.category == Campaign.Category.MARKETING
@@ -256,6 +261,8 @@ def send_slice(*, run: Run, token: uuid.UUID, deliveries: list[Delivery]) -> flo
             else {},
             "unsubscribe_url": unsubscribe,
         }
+        if link_count:
+            context[tracking.LINKS_VARIABLE] = tracking.link_urls(delivery.pk, link_count)
         try:
             rendered = content.render(context)
         except ContentError as exc:
@@ -272,7 +279,9 @@ def send_slice(*, run: Run, token: uuid.UUID, deliveries: list[Delivery]) -> flo
                 delivery_id=delivery.pk,
                 to=delivery.address,
                 subject=rendered.subject,
-                html=rendered.html,
+                html=tracking.with_open_pixel(rendered.html, delivery.pk)
+                if track_opens and rendered.html
+                else rendered.html,
                 text=rendered.text,
                 marketing=marketing,
                 unsubscribe_url=unsubscribe,
@@ -284,7 +293,7 @@ def send_slice(*, run: Run, token: uuid.UUID, deliveries: list[Delivery]) -> flo
     if not messages:
         return None
 
-    window = getattr(configuration.get_settings(), "retry_window_seconds", None)
+    window = getattr(channel_settings, "retry_window_seconds", None)
     record = functools.partial(
         record_outcomes,
         token=token,
