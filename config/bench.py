@@ -42,6 +42,23 @@ def create_database(url: str) -> None:
             server_connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
+def bench_database(*, command: str, url: str | None, default_name: str) -> str:
+    """The PostgreSQL database a benchmark runs in: `url`, else `default_name` on DATABASE_URL's server. Refused
+    (CommandError) when it is not PostgreSQL or is the database the settings use; created if missing."""
+    from django.core.management.base import CommandError
+
+    url = url or urlunsplit(urlsplit(settings.DATABASE_URL)._replace(path=f"/{default_name}"))
+    if not url.startswith(("postgres://", "postgresql://")):
+        raise CommandError(
+            f"{command} measures PostgreSQL only: {url!r} is not a PostgreSQL URL. "
+            f"Pass --database-url postgres://user@host:5432/{default_name}."
+        )
+    if database_name(url) == settings.DATABASES["default"]["NAME"]:
+        raise CommandError("Refusing to run in the database the settings use: pass --database-url of another.")
+    create_database(url)
+    return url
+
+
 def manage(*arguments: str) -> list[str]:
     """The command line of `manage.py <arguments>` with this interpreter."""
     return [sys.executable, str(settings.BASE_DIR / "manage.py"), *arguments]

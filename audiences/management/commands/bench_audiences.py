@@ -18,7 +18,6 @@ import secrets
 import statistics
 import subprocess
 import time
-from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
 from django.core.management import call_command
@@ -95,12 +94,7 @@ class Command(BaseCommand):
     # The parent: pick and create the benchmark database, run there -----------------------------------------
 
     def _launch(self, options):
-        url = options["database_url"] or _bench_url(settings.DATABASE_URL)
-        if not url.startswith(("postgres://", "postgresql://")):
-            raise CommandError(f"bench_audiences measures PostgreSQL only: {url!r} is not a PostgreSQL URL.")
-        if bench.database_name(url) == settings.DATABASES["default"]["NAME"]:
-            raise CommandError("Refusing to run in the database the settings use: pass --database-url of another.")
-        bench.create_database(url)
+        url = bench.bench_database(command="bench_audiences", url=options["database_url"], default_name=BENCH_DATABASE)
         self.stdout.write(f"Benchmark database: {bench.database_name(url)}", self.style.MIGRATE_HEADING)
         arguments = [
             "--in-bench-database",
@@ -405,16 +399,6 @@ def _generate(count: int) -> None:
             """,
             [uploaded.pk],
         )
-
-
-def _bench_url(url: str) -> str:
-    if not url.startswith(("postgres://", "postgresql://")):
-        raise CommandError(
-            "bench_audiences measures PostgreSQL only (JSONB, expression indexes): DATABASE_URL is not PostgreSQL. "
-            f"Pass --database-url postgres://user@host:5432/{BENCH_DATABASE}."
-        )
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{BENCH_DATABASE}"))
 
 
 def _env(url: str) -> dict:

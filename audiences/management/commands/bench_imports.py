@@ -34,7 +34,6 @@ import statistics
 import subprocess
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -134,12 +133,7 @@ class Command(BaseCommand):
     # The parent: pick and create the benchmark database, run there -----------------------------------------
 
     def _launch(self, options):
-        url = options["database_url"] or _bench_url(settings.DATABASE_URL)
-        if not url.startswith(("postgres://", "postgresql://")):
-            raise CommandError(f"bench_imports measures PostgreSQL only: {url!r} is not a PostgreSQL URL.")
-        if bench.database_name(url) == settings.DATABASES["default"]["NAME"]:
-            raise CommandError("Refusing to run in the database the settings use: pass --database-url of another.")
-        bench.create_database(url)
+        url = bench.bench_database(command="bench_imports", url=options["database_url"], default_name=BENCH_DATABASE)
         self.stdout.write(f"Benchmark database: {bench.database_name(url)}", self.style.MIGRATE_HEADING)
         arguments = [
             f"--profiles={options['profiles']}",
@@ -220,19 +214,8 @@ class Command(BaseCommand):
 
     def _baseline_in_a_child(self, path: Path) -> tuple[float, float]:
         """The baseline in a process of its own (so its peak RSS is its own): seconds and MiB."""
-        completed = subprocess.run(  # noqa: S603 - our own interpreter and arguments
-            [
-                "/usr/bin/time",
-                "-f",
-                "rss_kib=%M",
-                *bench.manage("bench_imports", "--in-bench-database", f"--baseline-file={path}"),
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        seconds = float(completed.stdout.strip().splitlines()[-1].split("=")[1])
-        return seconds, _rss_mib(completed.stderr)
+        output, rss = _measured(bench.manage("bench_imports", "--in-bench-database", f"--baseline-file={path}"))
+        return float(output.strip().splitlines()[-1].split("=")[1]), rss
 
     def _import_through_a_worker(self, path: Path, user) -> tuple[float, float, str]:
         """The import as the product runs it: queued from the mapping's choices, run by a burst worker of the
@@ -241,16 +224,8 @@ class Command(BaseCommand):
         with path.open("rb") as handle:
             profile_import = import_create(actor=user, upload=File(handle, name=path.name))
         import_start(profile_import=profile_import, actor=user, mapping=IMPORT_MAPPING, default_region="FR")
-        completed = subprocess.run(  # noqa: S603 - our own interpreter and arguments
-            [
-                "/usr/bin/time",
-                "-f",
-                "rss_kib=%M",
-                *bench.manage("rqworker", "--burst", "--worker-class", "config.worker.CampaignWorker", "maintenance"),
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
+        _, rss = _measured(
+            bench.manage("rqworker", "--burst", "--worker-class", "config.worker.CampaignWorker", "maintenance")
         )
         done = ProfileImport.objects.get(pk=profile_import.pk)
         if done.status != ProfileImport.Status.DONE:
@@ -260,7 +235,7 @@ class Command(BaseCommand):
             f"stored {done.rows_stored:,} ({done.rows_with_warnings:,} without a bad field), rejected "
             f"{done.rows_rejected:,}, profiles created {done.profiles_created:,}, updated {done.profiles_updated:,}"
         )
-        return seconds, _rss_mib(completed.stderr), counts
+        return seconds, rss, counts
 
     # The profiles page's search ------------------------------------------------------------------------------
 
@@ -437,10 +412,13 @@ def _empty_profiles() -> None:
         )
 
 
-def _rss_mib(time_output: str) -> float:
-    """The peak RSS that /usr/bin/time -f rss_kib=%M printed last, in MiB."""
-    line = [line for line in time_output.splitlines() if line.startswith("rss_kib=")][-1]
-    return int(line.split("=")[1]) / 1024
+def _measured(command: list[str]) -> tuple[str, float]:
+    """Run `command` under /usr/bin/time: what it printed, and its peak RSS in MiB."""
+    completed = subprocess.run(  # noqa: S603 - our own interpreter and arguments
+        ["/usr/bin/time", "-f", "rss_kib=%M", *command], capture_output=True, text=True, check=True
+    )
+    line = [line for line in completed.stderr.splitlines() if line.startswith("rss_kib=")][-1]
+    return completed.stdout, int(line.split("=")[1]) / 1024
 
 
 def _search_cases(count: int) -> dict[str, tuple[str, int | None]]:
@@ -539,12 +517,3 @@ def _generate(count: int) -> None:
             UNION ALL SELECT id, 'phone', phone FROM audiences_profile
             """
         )
-
-
-def _bench_url(url: str) -> str:
-    if not url.startswith(("postgres://", "postgresql://")):
-        raise CommandError(
-            "bench_imports measures PostgreSQL only: DATABASE_URL is not PostgreSQL. "
-            f"Pass --database-url postgres://user@host:5432/{BENCH_DATABASE}."
-        )
-    return urlunsplit(urlsplit(url)._replace(path=f"/{BENCH_DATABASE}"))
