@@ -85,6 +85,8 @@ PAGES = {
     "campaigns/<int:pk>/resume/": Rule(PUBLISHERS, method="POST", kwargs=C),
     "campaigns/<int:pk>/stop/": Rule(PUBLISHERS, method="POST", kwargs=C),
     "campaigns/<int:pk>/versions/": Rule(CAMPAIGN_ROLES, kwargs=C),
+    # Exporting a run's deliveries: holders of campaigns.export_delivery (administrators).
+    "campaigns/<int:pk>/runs/<int:run_id>/deliveries.csv": Rule(ADMIN, kwargs=("pk:tracked_campaign", "run_id:run")),
     "campaigns/<int:pk>/duplicate/": Rule(EDITORS, method="POST", kwargs=C),
     # Deleting: holders of campaigns.delete_campaign (administrators); the page confirms first.
     "campaigns/<int:pk>/delete/": Rule(ADMIN, kwargs=C),
@@ -273,6 +275,8 @@ def world(personas, django_user_model):
         "unsubscribe": unsubscribe_token(profile_id=profile.pk, channel="email"),
         "open": open_path(tracked.pk).split("/")[-2],
         "click": click_path(tracked.pk).split("/")[-2],
+        "tracked_campaign": tracked.run.campaign_id,
+        "run": tracked.run_id,
         "suppression": Suppression.objects.create(channel="email", address="matrix@example.com", reason="manual").pk,
         "sms_configuration": make_configuration(
             "sms", name="Matrix texts", account_sid="AC1", auth_token="t", from_number="+15559990000"
