@@ -349,6 +349,23 @@ def record_to_data(
     return data
 
 
+def plan_field(field: str, plans: list[ColumnPlan]) -> str:
+    """The field of the column an error's `field` is about: itself, or the list it points into
+    ("attributes.tags[2]" -> "attributes.tags"), or the field whose long name it cut short ("attributes.a_very…");
+    `field` unchanged when no column fills it."""
+    fields = [plan.field for plan in plans]
+    if field in fields:
+        return field
+    whole = field.split("[", 1)[0]
+    if whole in fields:
+        return whole
+    if whole.endswith("…"):
+        matches = [candidate for candidate in fields if candidate.startswith(whole[:-1])]
+        if len(matches) == 1:
+            return matches[0]
+    return field
+
+
 def without_field(data: dict, field: str) -> bool:
     """Remove `field` ("email", "attributes.city") from record data; False when it was not there."""
     name, _, key = field.partition(".")

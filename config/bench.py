@@ -23,6 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 from django.conf import settings
 
 _TICKS = os.sysconf("SC_CLK_TCK")
+BENCH_DATABASE_MARK = "CAMPAIGNS_BENCH_DATABASE"  # set by run_in_bench_database: the database the child may empty
 
 
 def database_name(url: str) -> str:
@@ -87,10 +88,20 @@ def environment(database_url: str, redis_url: str) -> dict:
 def run_in_bench_database(command: str, database_url: str, redis_url: str, arguments: list[str]) -> int:
     """Run `manage.py <command> --in-bench-database <arguments>` in the benchmark's environment (its own database
     and Redis): the exit status."""
+    env = {**environment(database_url, redis_url), BENCH_DATABASE_MARK: database_name(database_url)}
     completed = subprocess.run(  # noqa: S603 - our own interpreter and arguments
-        manage(command, "--in-bench-database", *arguments), env=environment(database_url, redis_url), check=False
+        manage(command, "--in-bench-database", *arguments), env=env, check=False
     )
     return completed.returncode
+
+
+def refuse_unless_bench_database() -> None:
+    """CommandError unless this process was started by run_in_bench_database on the database it uses: a benchmark
+    empties tables, and `--in-bench-database` typed by hand must not do it to the settings' own database."""
+    from django.core.management.base import CommandError
+
+    if os.environ.get(BENCH_DATABASE_MARK) != settings.DATABASES["default"]["NAME"]:
+        raise CommandError("--in-bench-database is for the benchmark's own process: run the command without it.")
 
 
 def fresh_directory(name: str) -> Path:

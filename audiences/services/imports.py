@@ -187,6 +187,11 @@ def import_run(
         profile_import.save(update_fields=["status", "started_at", "heartbeat_at"])
     try:
         return _run_chunks(profile_import, chunk_rows=chunk_rows, deadline=started + max_seconds, on_chunk=on_chunk)
+    except _CheckingLost:
+        # Killed from outside (a stop signal to the process group, the out-of-memory killer): a crash, not a
+        # failure of the import. It stays running; the scheduler re-dispatches it from its last chunk.
+        log.warning("import %s: the process checking its rows was killed; it resumes when re-dispatched", import_id)
+        return ImportStatus.RUNNING
     except Exception as error:
         log.exception("import %s failed", import_id)
         with transaction.atomic():
@@ -308,6 +313,10 @@ def _store_chunks(profile_import: ProfileImport, chunks, checker: "RowChecker", 
     raise AssertionError("the chunks end with an empty one")  # pragma: no cover
 
 
+class _CheckingLost(Exception):
+    """The child checking the rows died without a word (killed from outside)."""
+
+
 class _CheckedChunks:
     """The file's records, read and checked a chunk ahead by a forked child process: checking is Python work
     (pydantic, emails, phones) and storing is Python work and waiting on the database, so on two cores they
@@ -317,8 +326,9 @@ class _CheckedChunks:
     Yields (rows, byte offset after them), the last chunk empty. The child touches no database (the parent's
     connection is never used in it, and it leaves with os._exit, so nothing of the parent's is closed or
     flushed twice); it writes each chunk to a pipe as plain values, and the pipe's buffer holds it back when
-    it is ahead, so memory stays flat. An error in it is raised where the chunk is taken. Leaving the `with`
-    kills and reaps it, whatever happened; if this process dies, the child's next write fails and it exits.
+    it is ahead, so memory stays flat. An error in it is raised where the chunk is taken; its death without
+    one (_CheckingLost) leaves the import running, to be re-dispatched. Leaving the `with` kills and reaps it,
+    whatever happened; if this process dies, the child's next write fails and it exits.
     """
 
     def __init__(self, reader: csv_files.RecordReader, checker: "RowChecker", *, chunk_rows: int, skip_header: bool):
@@ -335,8 +345,10 @@ class _CheckedChunks:
             status = 1
             try:
                 os.close(read_end)
-                for name in ("SIGTERM", "SIGINT", "SIGHUP"):  # not the worker's handlers: this process just ends
-                    signal.signal(getattr(signal, name), signal.SIG_DFL)
+                # A stop signal to the process group is the worker's to handle: the child ends when its parent
+                # stops reading (its next write fails) or kills it.
+                for name in ("SIGTERM", "SIGINT", "SIGHUP"):
+                    signal.signal(getattr(signal, name), signal.SIG_IGN)
                 with os.fdopen(write_end, "wb", buffering=1 << 20) as out:
                     _check_into(out, *self._work)
                 status = 0
@@ -357,7 +369,7 @@ class _CheckedChunks:
             try:
                 item = pickle.load(self._input)  # noqa: S301 - our own child's values, through our own pipe
             except EOFError:
-                raise RuntimeError("the process checking the file ended before the file did") from None
+                raise _CheckingLost from None
             if isinstance(item, str):
                 raise RuntimeError(item)
             rows, offset = item
@@ -423,7 +435,7 @@ class RowChecker:
                 row.item = ProfileInput.model_validate(data, context={"schema": self.schema})
                 return row
             except ValidationError as error:
-                errors = error_list(error)
+                errors = [(csv_files.plan_field(f, self.plans), problem) for f, problem in error_list(error)]
             dropped = not self.strict and [f for f, _ in errors if f and csv_files.without_field(data, f)]
             row.problems += self.problems(record, errors, rejected=not dropped)
             if not dropped:

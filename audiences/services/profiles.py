@@ -64,15 +64,17 @@ def profiles_upsert(
     Guarantees:
     - All of it or none of it: one transaction per call (a savepoint when the caller holds one). A rejected
       input writes nothing at all; the others are stored.
-    - Matching: with `match_on` (imports), an input is found by its identity in that namespace; without it (or
-      when the input has none there), by any of its identities, except that a phone (households and
-      switchboards share one) finds a profile only when the input names no other identity.
+    - Matching: with `match_on` (imports), an input is found by its identity in that namespace, or when it has
+      none there, by its other identities except a phone; without `match_on`, by any of its identities, except
+      that a phone (households and switchboards share one) finds a profile only when the input names no other
+      identity.
     - Conflict rule: when the identities an input is found by point at two or more different existing
       profiles, the input is rejected with a reason naming the namespaces and the profile ids. Nothing is
       merged.
     - The input's other identities are added to its profile only when no other profile holds them. One that
       another profile holds is a conflict for that field: the input is rejected, or, with `drop_conflicts`,
-      stored without that identity (and without it as a primary address), the conflict in its `warnings`.
+      stored without that identity (and without it as a primary address), the conflict in its `warnings`; an
+      input left with no identity of its own is rejected.
     - Within one call, inputs apply in order: a later input that shares an identity with an earlier one
       updates the profile the earlier one created or updated (its outcome is `updated`).
     - `email`/`phone` set the primary addresses (and are identities of the email/phone namespaces).
@@ -123,12 +125,12 @@ class _Matching:
     namespaces: dict[str, str]
 
     def keys(self, pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
-        """The identities an input is found by."""
-        if self.match_on is not None:
-            chosen = [pair for pair in pairs if pair[0] == self.match_on]
-            if chosen:
-                return chosen
+        """The identities an input is found by. With `match_on`, a row without it is found by its other
+        identities but never by a phone: the row may have named an email that failed its check, and the
+        phone's owner would then take this person's data."""
         strong = [pair for pair in pairs if not self.is_phone(pair[0])]
+        if self.match_on is not None:
+            return [pair for pair in pairs if pair[0] == self.match_on] or strong
         return strong or pairs
 
     def is_phone(self, namespace: str) -> bool:
@@ -173,6 +175,10 @@ def _upsert_valid(
             warnings.append((_field(item, namespace), _held(value, holder, "left out, nothing was merged")))
             item = _without_identity(item, namespace, value)
         pairs = item.identity_pairs()
+        if not pairs:  # every identity it named is someone else's: nothing to store it by
+            errors = [*warnings, ("", "no identity of its own is left: nothing was stored, nothing was merged")]
+            outcomes[index] = UpsertOutcome(UpsertOutcome.REJECTED, errors=errors)
+            continue
         if found:
             entry = pending.get(key)
             if entry is None:

@@ -33,12 +33,10 @@ def track_open(request, token):
         named = tracking.read_open_token(token)
     except tracking.BadToken:
         return _not_found(request)
-    delivery = Delivery.objects.filter(pk=named.delivery_id).values("sent_at").first()
+    delivery = Delivery.objects.filter(pk=named.delivery_id).values("sent_at", "first_attempt_at").first()
     if delivery is None:
         return _not_found(request)
-    engagement_record(
-        delivery_id=named.delivery_id, link=None, machine=_machine(request, delivery["sent_at"]), now=timezone.now()
-    )
+    engagement_record(delivery_id=named.delivery_id, link=None, machine=_machine(request, delivery), now=timezone.now())
     return HttpResponse(PIXEL, content_type="image/gif")
 
 
@@ -52,7 +50,7 @@ def track_click(request, token):
         return _not_found(request)
     delivery = (
         Delivery.objects.filter(pk=named.delivery_id)
-        .values("sent_at", "version_id", "version__name", "channel_configuration__settings")
+        .values("sent_at", "first_attempt_at", "version_id", "version__name", "channel_configuration__settings")
         .first()
     )
     if delivery is None:
@@ -64,7 +62,7 @@ def track_click(request, token):
     engagement_record(
         delivery_id=named.delivery_id,
         link=named.link,
-        machine=_machine(request, delivery["sent_at"]),
+        machine=_machine(request, delivery),
         now=timezone.now(),
     )
     return HttpResponseRedirect(tracking.destination(urls[named.link], utm))
@@ -77,7 +75,10 @@ def _version_urls(version_id: int) -> tuple[str, ...]:
     return tracking.version_links(html_body).urls
 
 
-def _machine(request, sent_at) -> bool:
+def _machine(request, delivery: dict) -> bool:
+    # An `unknown` delivery (the relay never confirmed) has no sent_at: its first attempt is when it went out.
+    # Neither yet: its outcome is not recorded, so it went out a moment ago.
+    sent_at = delivery["sent_at"] or delivery["first_attempt_at"]
     user_agent = request.headers.get("User-Agent", "")
     reason = tracking.machine_reason(
         method=request.method,

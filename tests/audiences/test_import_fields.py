@@ -287,3 +287,47 @@ def test_an_import_worker_keeps_no_query_log_with_debug_on(manny, redis, setting
 
     assert ProfileImport.objects.get().status == "done"
     assert len(connection.queries_log) == 0
+
+
+@pytest.mark.parametrize("email", ["ben@@example", ""])
+def test_a_row_whose_email_is_bad_or_missing_never_takes_the_phone_owners_profile(manny, email):
+    declare(city="string")
+    [ann] = profiles_upsert(
+        [{"email": "ann@example.com", "phone": "+33612345678", "consent": {"email": "opted_out"}}], source="test"
+    )
+    content = f"email,phone,city,newsletter\n{email},06 12 34 56 78,Lyon,yes\n"
+    mapping = {"email": "email", "phone": "phone", "city": "attribute:city", "newsletter": "consent:email"}
+
+    profile_import = run_import(manny, content, mapping, default_region="FR")
+
+    assert (profile_import.rows_stored, profile_import.rows_rejected) == (0, 1)
+    problem = profile_import.row_errors.filter(column="phone").get()
+    assert f"belongs to profile {ann.profile_id}" in problem.problem and problem.rejected
+    ann_profile = Profile.objects.get(pk=ann.profile_id)
+    assert ann_profile.attributes == {}
+    assert ann_profile.consents.get(channel="email").state == "opted_out"
+    assert Profile.objects.count() == 1
+
+
+def test_a_nul_in_a_list_item_or_in_a_long_named_attribute_leaves_out_that_cell_only(manny):
+    long_name = "a_" + "very_" * 10 + "long_name"
+    declare(tags="string_list", **{long_name: "string"})
+    filler = "".join(f"p{n}@example.com,,,\n" for n in range(5000))  # the upload checks the first 64 KiB for NULs
+    content = f"email,tags,long,newsletter\n{filler}ann@example.com,a|b\x00c,ok,no\nbob@example.com,x,bad\x00,no\n"
+    mapping = {
+        "email": "email",
+        "tags": "attribute:tags",
+        "long": f"attribute:{long_name}",
+        "newsletter": "consent:email",
+    }
+
+    profile_import = run_import(manny, content, mapping)
+
+    assert (profile_import.rows_stored, profile_import.rows_rejected) == (5002, 0)
+    assert [(line, column, rejected) for line, column, _, rejected in problems(profile_import)] == [
+        (5002, "tags", False),
+        (5003, "long", False),
+    ]
+    assert Profile.objects.get(email="ann@example.com").attributes == {long_name: "ok"}
+    assert Profile.objects.get(email="bob@example.com").attributes == {"tags": ["x"]}
+    assert Consent.objects.filter(state="opted_out").count() == 2

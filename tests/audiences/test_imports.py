@@ -2,6 +2,8 @@
 have. Pages are in test_import_pages.py."""
 
 import io
+import os
+import signal
 from datetime import timedelta
 from pathlib import Path
 
@@ -660,3 +662,39 @@ def test_a_failure_while_checking_fails_the_import_with_its_message(manny, monke
     assert "checking the file failed: ValueError: the disk went away" in profile_import.error
     assert (profile_import.rows_read, profile_import.rows_stored) == (6, 6)  # the chunks before it, stored
     assert Profile.objects.count() == 6
+
+
+def test_a_checking_process_killed_from_outside_leaves_the_import_to_resume(manny):
+    profile_import = upload(manny, numbered_csv(2000))
+    start(profile_import, manny, {"email": "email"})
+    before = children()
+
+    def kill_the_child(progress):
+        for pid in children() - before:
+            os.kill(pid, signal.SIGKILL)
+
+    status = services.import_run(import_id=profile_import.pk, chunk_rows=100, on_chunk=kill_the_child)
+
+    assert status == "running"  # a crash: the scheduler's re-dispatch resumes it
+    profile_import.refresh_from_db()
+    assert profile_import.status == ProfileImport.Status.RUNNING and not profile_import.error
+    stored = profile_import.rows_read
+    assert services.import_run(import_id=profile_import.pk, chunk_rows=100) == "done"
+    profile_import.refresh_from_db()
+    assert (profile_import.rows_read, profile_import.profiles_created) == (2000, 2000)
+    assert Profile.objects.count() == 2000 and stored < 2000
+    assert children() == before
+
+
+def test_the_checking_process_ignores_a_stop_signal_to_the_group(manny):
+    profile_import = upload(manny, numbered_csv(600))
+    start(profile_import, manny, {"email": "email"})
+    before = children()
+
+    def terminate_the_child(progress):
+        for pid in children() - before:
+            os.kill(pid, signal.SIGTERM)
+
+    assert services.import_run(import_id=profile_import.pk, chunk_rows=100, on_chunk=terminate_the_child) == "done"
+    profile_import.refresh_from_db()
+    assert profile_import.rows_stored == 600

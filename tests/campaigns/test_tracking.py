@@ -351,3 +351,15 @@ def test_the_redirect_never_answers_a_post(delivery, client):
 
     assert response.status_code == 405
     assert not Engagement.objects.exists()
+
+
+def test_an_open_of_a_message_the_relay_never_confirmed_counts_as_the_persons_once_time_has_passed(delivery, client):
+    an_hour_ago = timezone.now() - timedelta(hours=1)
+    Delivery.objects.filter(pk=delivery.pk).update(
+        status=Delivery.Status.UNKNOWN, sent_at=None, first_attempt_at=an_hour_ago
+    )
+
+    response = client.get(_path(re.search(r'src="([^"]*)"', tracking.with_open_pixel("", delivery.pk))[1]), **PERSON)
+
+    assert response.status_code == 200
+    assert list(Engagement.objects.values_list("kind", "machine")) == [("open", False)]
