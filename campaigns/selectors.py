@@ -23,7 +23,7 @@ from django.db.models import (
 )
 
 from audiences.models import Channel, Profile
-from audiences.selectors.profiles import profiles_search
+from audiences.selectors.profiles import profiles_search_page
 from campaigns import schedules
 from campaigns.models import (
     Campaign,
@@ -116,7 +116,7 @@ def preview_profiles(*, query: str, limit: int = PREVIEW_CANDIDATES) -> list[Pro
     identity, the start of an email address or a name)."""
     if re.fullmatch(r"#?\d{1,18}", query):
         return list(Profile.objects.filter(pk=int(query.lstrip("#"))))
-    return list(profiles_search(query)[:limit])
+    return profiles_search_page(query, size=limit).profiles
 
 
 # Delivery rules: frequency caps and quiet hours ----------------------------------------------------------------

@@ -36,7 +36,8 @@ _PROFILE_ID = re.compile(r"[0-9]{1,18}")
 @permission_required("audiences.view_profile")
 def profile_list(request):
     """Profiles, newest first, searched; keyset pages (`before=` / `after=` a profile id, the links carry the
-    search), with how many match: exact up to a cap, beyond it an estimate (selectors.profiles_search_count)."""
+    search), with how many match: exact where the page's reads found them all, else an estimate or a count up to a
+    cap (selectors.profiles_search_page)."""
     query = request.GET.get("q", "").strip()[:320]
     if (problem := text_problem(query)) is not None:  # no stored value holds it, and PostgreSQL refuses to compare
         return render(request, "audiences/profile_list.html", {"search_error": problem}, status=400)

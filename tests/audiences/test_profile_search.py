@@ -3,10 +3,13 @@ counting every match. (Its speed at a million profiles is measured by `manage.py
 
 import re
 
+import hypothesis
 import pytest
 from django.db import connection
+from hypothesis import strategies as st
 
 from audiences.models import AttributeDefinition, Identity, IdentityNamespace, Profile
+from audiences.selectors import profiles as profile_selectors
 from audiences.selectors.profiles import profiles_search, profiles_search_count, profiles_search_page
 
 pytestmark = pytest.mark.both_databases  # the search's SQL differs per database: the same results on both
@@ -39,34 +42,66 @@ def people(db):
     return {"zoe": zoe, "bob": bob, "ann": ann}
 
 
-@pytest.mark.parametrize(
-    ("query", "expected"),
-    [
-        ("zoe.martin@EXAMPLE.com", {"zoe"}),  # an exact email, in any case
-        ("zoe@old-job.example", {"zoe"}),  # an identity that is not the primary email
-        ("LC-9", {"zoe"}),  # a custom namespace's identity, exactly
-        ("LC-", set()),  # identities match exactly, never by their beginning
-        ("+33 6 12 34 56 78", {"bob"}),  # a phone typed in international form
-        ("0033612345678", {"bob"}),
-        ("+14155550100", {"ann"}),  # the primary phone, without an identity
-        ("ZOE.MAR", {"zoe"}),  # the start of the primary email
-        ("example.com", set()),  # ... only its start
-        ("bob_", {"bob"}),  # LIKE's wildcards are plain characters
-        ("b_b", set()),
-        ("ann%", {"ann"}),
-        ("%", set()),
-        ("Mar", {"zoe", "bob"}),  # the start of a name attribute
-        ("zoé mar", {"zoe"}),  # each word the start of one
-        ("mar zoé", {"zoe"}),
-        ("bob mar", {"bob"}),
-        ("tin", set()),
-        ("  bob  ", {"bob"}),
-        ("nobody", set()),
-        ("", {"zoe", "bob", "ann"}),
-    ],
-)
+SEARCHES = [
+    ("zoe.martin@EXAMPLE.com", {"zoe"}),  # an exact email, in any case
+    ("zoe@old-job.example", {"zoe"}),  # an identity that is not the primary email
+    ("LC-9", {"zoe"}),  # a custom namespace's identity, exactly
+    ("LC-", set()),  # identities match exactly, never by their beginning
+    ("+33 6 12 34 56 78", {"bob"}),  # a phone typed in international form
+    ("0033612345678", {"bob"}),
+    ("+14155550100", {"ann"}),  # the primary phone, without an identity
+    ("ZOE.MAR", {"zoe"}),  # the start of the primary email
+    ("example.com", set()),  # ... only its start
+    ("bob_", {"bob"}),  # LIKE's wildcards are plain characters
+    ("b_b", set()),
+    ("ann%", {"ann"}),
+    ("%", set()),
+    ("a\\", set()),  # and so is LIKE's escape character
+    ("o'", set()),
+    ("Mar", {"zoe", "bob"}),  # the start of a name attribute
+    ("zoé mar", {"zoe"}),  # each word the start of one
+    ("mar zoé", {"zoe"}),
+    ("bob mar", {"bob"}),
+    ("ma mar", {"zoe", "bob"}),  # two words that start one attribute
+    ("mar ma", {"zoe", "bob"}),
+    ("zoé zo", {"zoe"}),
+    ("bob b", {"bob"}),
+    ("bob mar ley", set()),  # every word, not only the first two
+    ("bob mar marl", {"bob"}),
+    ("tin", set()),
+    ("  bob  ", {"bob"}),
+    ("nobody", set()),
+    ("", {"zoe", "bob", "ann"}),
+]
+
+
+@pytest.mark.parametrize(("query", "expected"), SEARCHES)
 def test_the_search_finds_by_identity_email_phone_or_name(people, query, expected):
     assert set(profiles_search(query)) == {people[name] for name in expected}
+
+
+@pytest.mark.parametrize(("query", "expected"), SEARCHES)
+def test_the_page_finds_what_the_search_finds(people, query, expected):
+    """On PostgreSQL the page sends a search of its own (selectors.profiles._search_condition): the same meaning."""
+    page = profiles_search_page(query, size=50)
+
+    assert page.profiles == sorted((people[name] for name in expected), key=lambda profile: -profile.pk)
+    assert (page.count.value, page.count.how) == (len(expected), "exact")
+
+
+# Words of the people above, cut, recased and joined with the characters LIKE and SQL treat specially.
+_PIECES = st.sampled_from(["zo", "Zoé", "ZOE", "mar", "Martin", "bob", "Marley", "ann", "ley", "tin", "é", "ß", "b"])
+_JOINERS = st.sampled_from([" ", "  ", ".", "@", "%", "_", "\\", "'", ""])
+
+
+@hypothesis.settings(
+    max_examples=150, deadline=None, suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture]
+)
+@hypothesis.given(pieces=st.lists(st.tuples(_PIECES, _JOINERS), min_size=1, max_size=4))
+def test_the_page_and_the_search_agree_on_any_query(people, pieces):
+    query = "".join(piece + joiner for piece, joiner in pieces)
+
+    assert profiles_search_page(query, size=50).profiles == list(profiles_search(query)), query
 
 
 def test_a_list_attribute_is_not_searched_as_a_name(people):
@@ -95,9 +130,36 @@ def test_every_condition_of_the_search_reads_an_index(people):
     plan = profiles_search("LC-9").order_by().explain()  # an identity, so the profiles it names join by id
 
     assert "Seq Scan" not in plan, plan
-    for index in ("profile_search_email", "profile_search_phone", "profile_search_first_name"):
+    for index in ("profile_search_email", "profile_search_phone", "profile_search_name", "audiences_profile_pkey"):
         assert index in plan, plan
-    assert "profile_search_name" in plan and "profile_search_last_name" in plan and "audiences_profile_pkey" in plan
+    # first_name and last_name lead an index of migration 0008 too
+    assert re.search(r"profile_search_(first_name|first_last)", plan), plan
+    assert re.search(r"profile_search_(last_name|last_first)", plan), plan
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the search's indexes are PostgreSQL's")
+@pytest.mark.parametrize("query", ["LC-9", "bob mar", "mar bob"])
+def test_the_pages_own_search_reads_an_index_for_every_condition(people, query):
+    """The statement the page sends on PostgreSQL (selectors.profiles._fetch_all_statement) reads the same indexes,
+    and a name of two words the indexes on first and last name together (migration 0008; without the indexes on
+    one name, a pair no other index serves would be a scan of every profile)."""
+    _analyze()
+    sql, params = profile_selectors._fetch_all_statement(
+        query, ("first_name", "last_name"), before=None, after=None, size=50
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL enable_indexscan = off")
+        if " " in query:
+            cursor.execute("DROP INDEX profile_search_first_name, profile_search_last_name")  # the test's transaction
+        cursor.execute(f"EXPLAIN {sql}", params)
+        plan = "\n".join(line for (line,) in cursor.fetchall())
+
+    assert "Seq Scan on audiences_profile" not in plan, plan
+    for index in ("profile_search_email", "profile_search_phone", "audiences_profile_pkey"):
+        assert index in plan, plan
+    if " " in query:
+        assert re.search(r"profile_search_(first_last|last_first)", plan), plan
 
 
 # Keyset pages -----------------------------------------------------------------------------------------------
@@ -115,6 +177,19 @@ def readers(db):
     return found
 
 
+@pytest.fixture(params=["fetch every match", "walk", "fetch every match, unprepared", "walk, unprepared"])
+def strategy(request, monkeypatch, settings):
+    """The ways a page is read on PostgreSQL (selectors.profiles._searched_page): every match fetched, or the
+    primary key walked (where the planner expects many), with prepared statements or without. SQLite has one."""
+    if connection.vendor != "postgresql" and request.param != "fetch every match":
+        pytest.skip("one way on SQLite")
+    if "walk" in request.param:
+        monkeypatch.setattr(profile_selectors, "FETCH_MATCHES_UP_TO", -1)
+    if "unprepared" in request.param:
+        settings.DATABASE_PREPARED_STATEMENTS = False
+    return request.param
+
+
 def _links(page: str) -> dict[str, str]:
     """The pagination's links, by label: Newer, Newest, Older."""
     nav = page[page.index('<nav class="pagination"') :] if '<nav class="pagination"' in page else ""
@@ -128,7 +203,7 @@ def _shown(page: str) -> list[int]:
     return [int(pk) for pk in re.findall(r'href="/audiences/profiles/(\d+)/"', page)]
 
 
-def test_pages_of_a_search_show_every_match_once_newest_first(client, personas, readers):
+def test_pages_of_a_search_show_every_match_once_newest_first(client, personas, readers, strategy):
     client.force_login(personas["manny"])
     page = client.get("/audiences/profiles/", {"q": "reader"}).content.decode()
     pages = [_shown(page)]
@@ -149,7 +224,7 @@ def test_pages_of_a_search_show_every_match_once_newest_first(client, personas, 
     assert "Newest" not in _links(page)  # the newest page again
 
 
-def test_a_page_knows_whether_there_are_pages_around_it(readers):
+def test_a_page_knows_whether_there_are_pages_around_it(readers, strategy):
     newest = profiles_search_page("reader", size=50)
     middle = profiles_search_page("reader", before=newest.older, size=50)
     oldest = profiles_search_page("reader", before=middle.older, size=50)
@@ -161,11 +236,27 @@ def test_a_page_knows_whether_there_are_pages_around_it(readers):
     assert back.profiles == middle.profiles and (back.newer, back.older) == (middle.newer, middle.older)
 
 
-def test_a_stale_link_shows_the_newest_page(readers):
+def test_a_stale_link_shows_the_newest_page(readers, strategy):
     below_all = profiles_search_page("reader", before=min(readers), size=50)
     above_all = profiles_search_page("reader", after=max(readers) + 1000, size=50)
 
     assert below_all.profiles == above_all.profiles == profiles_search_page("reader", size=50).profiles
+
+
+def test_a_bound_that_is_no_match_pages_from_where_it_lies(readers, strategy):
+    """A link's bound is a profile of the page it came from; one typed by hand, or from another search, may be
+    none the search finds: the pages around it are found all the same."""
+    writer = Profile.objects.get(email="writer70@example.com").pk  # after reader70: 71 readers below, 49 above
+    below = sorted((pk for pk in readers if pk < writer), reverse=True)
+    above = sorted(pk for pk in readers if pk > writer)
+
+    older = profiles_search_page("reader", before=writer, size=50)
+    newer = profiles_search_page("reader", after=writer, size=50)
+
+    assert [profile.pk for profile in older.profiles] == below[:50]
+    assert (older.newer, older.older) == (below[0], below[49])
+    assert [profile.pk for profile in newer.profiles] == above[::-1]
+    assert (newer.newer, newer.older) == (None, above[0])
 
 
 # How many match ---------------------------------------------------------------------------------------------
@@ -200,12 +291,27 @@ def test_where_the_planner_expects_few_the_count_stops_at_the_cap(db):
     assert (count.value, count.how) == (20, "more")
 
 
-def test_a_page_holding_every_match_counts_them_without_a_count_query(readers, django_assert_num_queries):
-    # The identities, the name attributes, the planner's estimate (PostgreSQL: it picks the plan), the page.
-    with django_assert_num_queries(4 if connection.vendor == "postgresql" else 3):
-        page = profiles_search_page("reader11", size=50)
+@pytest.mark.parametrize(("query", "found", "sqlite_queries"), [("reader11", 11, 3), ("reader", 120, 4)])
+def test_a_search_is_two_round_trips_on_postgresql(readers, django_assert_num_queries, query, found, sqlite_queries):
+    """PostgreSQL: the name attributes and the plan, then the page with how many match. SQLite: the identities,
+    the name attributes, the page, and a count when the page does not hold every match."""
+    with django_assert_num_queries(2 if connection.vendor == "postgresql" else sqlite_queries):
+        page = profiles_search_page(query, size=50)
 
-    assert len(page.profiles) == 11 and (page.count.value, page.count.how) == (11, "exact")
+    assert len(page.profiles) == min(found, 50) and (page.count.value, page.count.how) == (found, "exact")
+
+
+def test_a_search_follows_the_declared_name_attributes_at_once(db):
+    """The page remembers the declared name attributes between searches (PostgreSQL), and checks them each time."""
+    marley = Profile.objects.create(attributes={"first_name": "Bob", "last_name": "Marley"})
+    AttributeDefinition.objects.create(name="first_name", type="string")
+    assert profiles_search_page("marl").profiles == []
+
+    last_name = AttributeDefinition.objects.create(name="last_name", type="string")
+    assert profiles_search_page("marl").profiles == profiles_search_page("bob marl").profiles == [marley]
+
+    last_name.delete()
+    assert profiles_search_page("marl").profiles == []
 
 
 def test_the_page_says_how_many_match_and_whether_it_counted_them(client, personas, readers):

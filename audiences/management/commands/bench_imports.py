@@ -149,6 +149,7 @@ class Command(BaseCommand):
     # Inside the benchmark database ---------------------------------------------------------------------------
 
     def _run(self, options):
+        bench.refuse_unless_bench_database()
         if connection.vendor != "postgresql":
             raise CommandError("bench_imports measures PostgreSQL only.")
         call_command("migrate", verbosity=0)
