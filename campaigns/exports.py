@@ -30,19 +30,8 @@ DELIVERY_COLUMNS = [
     "clicks",
     "machine_clicks",
 ]
-_DELIVERY_FIELDS = (
-    "id",
-    "profile_id",
-    "address",
-    "channel",
-    "status",
-    "reason",
-    "detail",
-    "attempts",
-    "due_at",
-    "first_attempt_at",
-    "sent_at",
-)
+# The delivery's own columns, as fields (its id first); the engagement columns follow them.
+_DELIVERY_FIELDS = ("id", *DELIVERY_COLUMNS[1 : DELIVERY_COLUMNS.index("sent_at") + 1])
 _OPEN, _CLICK = Q(kind=Engagement.Kind.OPEN), Q(kind=Engagement.Kind.CLICK)
 _PERSON, _MACHINE = Q(machine=False), Q(machine=True)
 _ENGAGEMENT = {
