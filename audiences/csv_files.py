@@ -312,15 +312,20 @@ def identity_namespace(plan: ColumnPlan) -> str | None:
     return key if field == "identities" else None
 
 
+def identity_namespaces(plans: list[ColumnPlan]) -> list[str]:
+    """The identity namespaces the columns fill, in column order."""
+    return [namespace for plan in plans if (namespace := identity_namespace(plan))]
+
+
 def default_match_on(plans: list[ColumnPlan]) -> str:
     """Email when a column fills it, else the first column's identity namespace."""
-    mapped = [namespace for plan in plans if (namespace := identity_namespace(plan))]
+    mapped = identity_namespaces(plans)
     return "email" if "email" in mapped else mapped[0]
 
 
 def check_match_on(match_on: str, plans: list[ColumnPlan]) -> None:
     """A MappingError unless a column fills the identity namespace rows are matched on."""
-    mapped = [namespace for plan in plans if (namespace := identity_namespace(plan))]
+    mapped = identity_namespaces(plans)
     if match_on not in mapped:
         raise MappingError(
             f"rows are matched on {match_on!r}, but no column fills it: choose one of {', '.join(mapped)}"

@@ -128,13 +128,8 @@ def _trackable(source: str, href: re.Match) -> str | None:
     return url
 
 
-@lru_cache(maxsize=4)
 def _own_prefixes(site_url: str) -> tuple[str, ...]:
-    return (
-        site_url + reverse("unsubscribe", args=["T"]).removesuffix("T/"),
-        site_url + reverse("track_click", args=["T"]).removesuffix("T/"),
-        site_url + reverse("track_open", args=["T"]).removesuffix("T/"),
-    )
+    return tuple(_url_prefix(site_url, name) for name in ("unsubscribe", "track_click", "track_open"))
 
 
 @lru_cache(maxsize=256)

@@ -71,11 +71,11 @@ def import_start(
     run_async: bool = True,
 ) -> ProfileImport:
     """Declare the new attributes the user confirmed, fix the mapping and queue the import on the maintenance
-        queue (on commit). `new_attributes` maps column -> (attribute name, type) declared now; their columns fill
-        them. Rows are matched to profiles by their identity in the namespace `match_on` (a mapped one; by default
-    email when a column fills it, else the first identity column); list
-        cells are split on `list_separator`; `strict` rejects a whole row for one bad field. MappingError or
-        AttributeDeclarationError when something does not fit; nothing is changed then."""
+    queue (on commit). `new_attributes` maps column -> (attribute name, type) declared now; their columns fill
+    them. Rows are matched to profiles by their identity in the namespace `match_on` (a mapped one; by default
+    email when a column fills it, else the first identity column); list cells are split on `list_separator`;
+    `strict` rejects a whole row for one bad field. MappingError or AttributeDeclarationError when something
+    does not fit; nothing is changed then."""
     with transaction.atomic():
         locked = ProfileImport.objects.select_for_update().get(pk=profile_import.pk)
         if locked.status != ImportStatus.UPLOADED:

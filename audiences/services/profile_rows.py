@@ -1,7 +1,7 @@
-"""How the rows that profiles_upsert decided reach the tables: set-wise on PostgreSQL (COPY for the inserts,
-one UPDATE ... FROM unnest(...) per table for the changes, new profile ids taken from the sequence first so
-that identities, consent and list memberships are written in the same pass), and through the ORM's bulk
-statements on SQLite, where the quick start runs and speed matters less.
+"""How the rows that profiles_upsert decided reach the tables. New rows: on PostgreSQL one COPY a table, the new
+profiles' ids taken from the sequence first so that their identities and consent are written in the same pass;
+on SQLite, where the quick start runs and speed matters less, the ORM's bulk statements. Changed rows: one
+UPDATE ... FROM unnest(...) a table on both (config.rawsql.update).
 
 Every function writes inside the caller's transaction. A unique violation (another process stored one of the
 identities a moment ago) comes back as django.db.IntegrityError on both databases, so the caller can read
@@ -15,6 +15,7 @@ from django.db import connection
 from django.db.models import Q
 
 from audiences.models import AudienceMember, Consent, ConsentEvent, Identity, Profile
+from config import rawsql
 
 PROFILE_FIELDS = ("email", "phone", "attributes", "timezone", "locale")
 
@@ -68,36 +69,15 @@ def profiles_insert(profiles: Sequence[Profile], *, now: datetime) -> None:
         for profile, (pk,) in zip(profiles, cursor.fetchall(), strict=True):
             profile.pk = pk
         rows = ((p.pk, p.email, p.phone, _json(p.attributes), p.timezone, p.locale, now, now) for p in profiles)
-        _copy(cursor, "audiences_profile", (*("id", *PROFILE_FIELDS), "created_at", "updated_at"), rows)
+        _copy(cursor, "audiences_profile", ("id", *PROFILE_FIELDS, "created_at", "updated_at"), rows)
 
 
 def profiles_update(profiles: Sequence[Profile], *, now: datetime) -> None:
-    """Write the addresses, attributes, zone and locale of existing profiles, and updated_at = now."""
+    """Write the addresses, attributes, zone and locale of existing profiles, and updated_at = now: one
+    `UPDATE ... FROM unnest(...)` (config.rawsql.update)."""
     for profile in profiles:
         profile.updated_at = now
-    if not _postgresql() or not profiles:
-        Profile.objects.bulk_update(profiles, [*PROFILE_FIELDS, "updated_at"])
-        return
-    with connection.cursor() as cursor, connection.wrap_database_errors:
-        cursor.execute(
-            """
-            UPDATE audiences_profile AS p
-               SET email = u.email, phone = u.phone, attributes = u.attributes, timezone = u.timezone,
-                   locale = u.locale, updated_at = %s
-              FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::jsonb[], %s::text[], %s::text[])
-                   AS u(id, email, phone, attributes, timezone, locale)
-             WHERE p.id = u.id
-            """,
-            [
-                now,
-                [p.pk for p in profiles],
-                [p.email for p in profiles],
-                [p.phone for p in profiles],
-                [_json(p.attributes) for p in profiles],
-                [p.timezone for p in profiles],
-                [p.locale for p in profiles],
-            ],
-        )
+    rawsql.update(Profile, list(profiles), [*PROFILE_FIELDS, "updated_at"])
 
 
 def identities_insert(identities: Sequence[tuple[int, str, str]]) -> None:
@@ -122,13 +102,16 @@ def consent_write(
 ) -> None:
     """Insert new consent rows (profile id, channel, state) and history events (the same), and write the new
     state of changed rows (consent id, state); all with `source` and the time `now`."""
+    rawsql.update(
+        Consent,
+        [Consent(pk=pk, state=state, source=source, updated_at=now) for pk, state in updated],
+        ["state", "source", "updated_at"],
+    )
     if not _postgresql():
         Consent.objects.bulk_create(
             Consent(profile_id=profile_id, channel=channel, state=state, source=source, updated_at=now)
             for profile_id, channel, state in created
         )
-        for pk, state in updated:
-            Consent.objects.filter(pk=pk).update(state=state, source=source, updated_at=now)
         ConsentEvent.objects.bulk_create(
             ConsentEvent(profile_id=profile_id, channel=channel, state=state, source=source, created_at=now)
             for profile_id, channel, state in events
@@ -138,37 +121,18 @@ def consent_write(
         if created:
             rows = ((*row, source, now) for row in created)
             _copy(cursor, "audiences_consent", ("profile_id", "channel", "state", "source", "updated_at"), rows)
-        if updated:
-            cursor.execute(
-                """
-                UPDATE audiences_consent AS c SET state = u.state, source = %s, updated_at = %s
-                  FROM unnest(%s::bigint[], %s::text[]) AS u(id, state)
-                 WHERE c.id = u.id
-                """,
-                [source, now, [pk for pk, _ in updated], [state for _, state in updated]],
-            )
         if events:
             rows = ((*row, source, now) for row in events)
             _copy(cursor, "audiences_consentevent", ("profile_id", "channel", "state", "source", "created_at"), rows)
 
 
 def members_add(audience_id: int, profile_ids: Sequence[int]) -> None:
-    """Make the profiles members of the uploaded list; those that are already stay as they are."""
-    if not _postgresql() or not profile_ids:
-        AudienceMember.objects.bulk_create(
-            (AudienceMember(audience_id=audience_id, profile_id=profile_id) for profile_id in profile_ids),
-            ignore_conflicts=True,
-        )
-        return
-    with connection.cursor() as cursor, connection.wrap_database_errors:
-        cursor.execute(
-            """
-            INSERT INTO audiences_audiencemember (audience_id, profile_id)
-            SELECT %s, profile_id FROM unnest(%s::bigint[]) AS u(profile_id)
-            ON CONFLICT (audience_id, profile_id) DO NOTHING
-            """,
-            [audience_id, list(profile_ids)],
-        )
+    """Make the profiles members of the uploaded list; those that are already stay as they are (one
+    INSERT ... ON CONFLICT DO NOTHING)."""
+    AudienceMember.objects.bulk_create(
+        (AudienceMember(audience_id=audience_id, profile_id=profile_id) for profile_id in profile_ids),
+        ignore_conflicts=True,
+    )
 
 
 def _postgresql() -> bool:

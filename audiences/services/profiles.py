@@ -141,7 +141,7 @@ def _upsert_valid(
     valid: list[tuple[int, ProfileInput]], *, source: str, audience: Audience | None, rules: _Matching
 ) -> dict:
     owner = profile_rows.identity_owners({pair for _, item in valid for pair in item.identity_pairs()})
-    profiles = Profile.objects.in_bulk({key for key in owner.values()})
+    profiles = Profile.objects.in_bulk(set(owner.values()))
     pending: dict[Any, _Pending] = {}  # profile id, or ("new", n) for a profile this batch creates
     outcomes: dict[int, UpsertOutcome] = {}
     targets: dict[int, Any] = {}
