@@ -368,7 +368,7 @@ class _CheckedChunks:
         while True:
             try:
                 item = pickle.load(self._input)  # noqa: S301 - our own child's values, through our own pipe
-            except EOFError:
+            except (EOFError, pickle.UnpicklingError):  # it died before or while writing this chunk
                 raise _CheckingLost from None
             if isinstance(item, str):
                 raise RuntimeError(item)
