@@ -11,7 +11,7 @@ class CampaignsConfig(AppConfig):
             uses,
         )
         from campaigns.rules import business  # noqa: F401 - forgets the business rules a save changes
-        from campaigns.services import feedback  # noqa: F401
+        from campaigns.services import feedback, tracking  # noqa: F401 - unsubscribes counted in reports
 
         # Answer the hooks of the apps below: what uses an audience or a configuration, a profile's messages.
         uses.register()

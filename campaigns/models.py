@@ -525,12 +525,13 @@ class Engagement(models.Model):
     class Kind(models.TextChoices):
         OPEN = "open", "Open"
         CLICK = "click", "Click"
+        UNSUBSCRIBE = "unsubscribe", "Unsubscribe"  # confirmed through the message's unsubscribe link
 
     id = models.BigAutoField(primary_key=True)
-    delivery = models.ForeignKey(  # engagement_one_open, engagement_one_click
+    delivery = models.ForeignKey(  # engagement_one_open, engagement_one_click, engagement_one_unsubscribe
         Delivery, on_delete=models.CASCADE, related_name="engagements", db_index=False
     )
-    kind = models.CharField(max_length=8, choices=Kind.choices)
+    kind = models.CharField(max_length=12, choices=Kind.choices)
     # A click's link: its position among the tracked links of the version's HTML (campaigns.tracking.version_links,
     # from 0); None for an open.
     link = models.PositiveSmallIntegerField(null=True, blank=True)
@@ -549,14 +550,89 @@ class Engagement(models.Model):
             models.UniqueConstraint(
                 fields=["delivery", "link", "machine"], condition=models.Q(kind="click"), name="engagement_one_click"
             ),
+            models.UniqueConstraint(
+                fields=["delivery", "machine"],
+                condition=models.Q(kind="unsubscribe"),
+                name="engagement_one_unsubscribe",
+            ),
             models.CheckConstraint(
-                condition=models.Q(kind="open", link__isnull=True) | models.Q(kind="click", link__isnull=False),
-                name="engagement_click_names_its_link",
+                condition=models.Q(kind__in=["open", "unsubscribe"], link__isnull=True)
+                | models.Q(kind="click", link__isnull=False),
+                name="engagement_only_clicks_name_a_link",
             ),
         ]
 
     def __str__(self):
         return f"{self.get_kind_display()} of delivery {self.delivery_id} ({self.count})"
+
+
+class Tally(models.Model):
+    """Counter rows of a run, written by the database (triggers of migration 0014) whenever its ledger changes, so no
+    page ever counts the ledger and no process forgets to count: `raw` rows are the deltas of one statement, summed
+    now and then into rows of each grain by `campaigns.services.tallies.tallies_compact`. A report adds the grain
+    rows it needs and the raw rows not yet compacted (campaigns.selectors.reports)."""
+
+    class Grain(models.TextChoices):
+        RAW = "raw", "Deltas not yet compacted"
+        TOTAL = "total", "Totals"
+        TIME = "time", "By minute (by hour after a day)"
+        DOMAIN = "domain", "By recipient domain"
+
+    id = models.BigAutoField(primary_key=True)
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="+", db_index=False)  # tally_of_run
+    grain = models.CharField(max_length=8, choices=Grain.choices, default=Grain.RAW)
+    # The domain of an email address; "" for other channels and for messages still on their way (pending, claimed,
+    # in flight), and `OTHER_DOMAINS` for the domains a run has too many of to keep apart.
+    domain = models.CharField(max_length=255, blank=True)
+    # The minute of the change (an hour once compacted a day later); None for a raw row that counts messages
+    # leaving a state or arriving in one of the states on their way, which no timeline shows.
+    bucket = models.DateTimeField(null=True, blank=True)
+
+    OTHER_DOMAINS = "*"
+
+    class Meta:
+        abstract = True
+
+
+class DeliveryTally(Tally):
+    """The number of messages of a run in each status and reason (`n` may be negative in a raw row: messages that
+    left that status)."""
+
+    status = models.CharField(max_length=16)
+    reason = models.CharField(max_length=40, blank=True)
+    n = models.BigIntegerField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["run", "grain"], name="delivery_tally_of_run"),
+            # What the compaction has still to do, small whatever the number of runs.
+            models.Index(fields=["run"], condition=models.Q(grain="raw"), name="delivery_tally_raw"),
+        ]
+
+    def __str__(self):
+        return f"Run {self.run_id} {self.grain}: {self.status} {self.reason} {self.domain} {self.bucket} {self.n:+}"
+
+
+class EngagementTally(Tally):
+    """What the tracking links of a run's messages saw: `uniques` new Engagement rows (unique opens, unique clicks
+    of each link), `people` messages engaged in this kind for the first time (unique clicks whatever the link),
+    `total` requests."""
+
+    kind = models.CharField(max_length=12, choices=Engagement.Kind.choices)
+    machine = models.BooleanField(default=False)
+    link = models.PositiveSmallIntegerField(null=True, blank=True)
+    uniques = models.BigIntegerField(default=0)
+    people = models.BigIntegerField(default=0)
+    total = models.BigIntegerField(default=0)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["run", "grain"], name="engagement_tally_of_run"),
+            models.Index(fields=["run"], condition=models.Q(grain="raw"), name="engagement_tally_raw"),
+        ]
+
+    def __str__(self):
+        return f"Run {self.run_id} {self.grain}: {self.kind} {self.uniques}/{self.people}/{self.total}"
 
 
 class SendWorker(models.Model):

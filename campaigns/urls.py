@@ -1,6 +1,6 @@
 from django.urls import path
 
-from campaigns.views import calendar, campaigns, delivery_rules, exports, lists, policies, profiles, proofs
+from campaigns.views import calendar, campaigns, delivery_rules, exports, lists, policies, profiles, proofs, reports
 
 app_name = "campaigns"
 urlpatterns = [
@@ -23,6 +23,9 @@ urlpatterns = [
     path("<int:pk>/resume/", campaigns.campaign_resume, name="resume"),
     path("<int:pk>/stop/", campaigns.campaign_stop, name="stop"),
     path("<int:pk>/versions/", campaigns.version_history, name="versions"),
+    path("<int:pk>/report/", reports.campaign_report, name="report"),
+    path("<int:pk>/runs/<int:run_id>/report/", reports.run_report, name="run_report"),
+    path("<int:pk>/runs/<int:run_id>/report/live/", reports.run_report_live, name="run_report_live"),
     path("<int:pk>/runs/<int:run_id>/deliveries.csv", exports.run_deliveries_export, name="run_deliveries_export"),
     path("<int:pk>/duplicate/", campaigns.campaign_duplicate, name="duplicate"),
     path("<int:pk>/delete/", campaigns.campaign_delete, name="delete"),

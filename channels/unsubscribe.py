@@ -15,9 +15,14 @@ from functools import lru_cache
 
 from django.conf import settings
 from django.core import signing
+from django.dispatch import Signal
 from django.urls import reverse
 
 from audiences.models import Channel
+
+# Sent when a person confirms an unsubscribe link (`delivery_id`: the message it came with, or None; `at`: when), so
+# the app that keeps the ledger counts it in that message's report (campaigns.services.tracking).
+unsubscribed = Signal()
 
 _SALT = "channels.unsubscribe"
 # One letter per channel keeps the token short (SMS bodies count characters).

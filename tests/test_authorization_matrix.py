@@ -87,6 +87,11 @@ PAGES = {
     "campaigns/<int:pk>/versions/": Rule(CAMPAIGN_ROLES, kwargs=C),
     # Exporting a run's deliveries: holders of campaigns.export_delivery (administrators).
     "campaigns/<int:pk>/runs/<int:run_id>/deliveries.csv": Rule(ADMIN, kwargs=("pk:tracked_campaign", "run_id:run")),
+    "campaigns/<int:pk>/report/": Rule(CAMPAIGN_ROLES, kwargs=C),
+    "campaigns/<int:pk>/runs/<int:run_id>/report/": Rule(CAMPAIGN_ROLES, kwargs=("pk:tracked_campaign", "run_id:run")),
+    "campaigns/<int:pk>/runs/<int:run_id>/report/live/": Rule(
+        CAMPAIGN_ROLES, kwargs=("pk:tracked_campaign", "run_id:run")
+    ),
     "campaigns/<int:pk>/duplicate/": Rule(EDITORS, method="POST", kwargs=C),
     # Deleting: holders of campaigns.delete_campaign (administrators); the page confirms first.
     "campaigns/<int:pk>/delete/": Rule(ADMIN, kwargs=C),

@@ -15,6 +15,7 @@ from campaigns.engine.recovery import (
 )
 from campaigns.models import Campaign, Run
 from campaigns.schedules import next_run_start, occurrence_key, occurrence_of_run_start, runs_repeated_hour
+from campaigns.services.tallies import tallies_compact
 from config.queues import enqueue_on_commit
 
 log = logging.getLogger(__name__)
@@ -22,13 +23,14 @@ log = logging.getLogger(__name__)
 
 def tick(*, now: datetime) -> None:
     """One pass over the campaigns: start due occurrences, release dead workers' claims, bring runs in step with
-    their campaign, restart stalled runs, cancel what stopped runs never sent."""
+    their campaign, restart stalled runs, cancel what stopped runs never sent, compact the runs' counters."""
     start_due_runs(now=now)
     release_claims_of_lost_workers(now=now)
     release_stale_claims(now=now)
     reconcile_run_states()
     redispatch_stalled_runs(now=now)
     cancel_unsent_of_stopped_runs()
+    tallies_compact(now=now)
 
 
 def start_due_runs(*, now: datetime, limit: int = 50) -> list[int]:

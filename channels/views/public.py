@@ -12,6 +12,7 @@ from django.core.exceptions import BadRequest
 from django.db import transaction
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_variables
@@ -22,7 +23,7 @@ from audiences.services.consent import consent_set
 from channels import feedback, inbound_sms
 from channels.models import ChannelConfiguration
 from channels.services.inbound_sms import first_time, sms_inbound_apply
-from channels.unsubscribe import BadToken, read_unsubscribe_token
+from channels.unsubscribe import BadToken, read_unsubscribe_token, unsubscribed
 from config import untrusted
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ def unsubscribe(request, token):
         # The GET page never changes anything: link scanners and previews fetch it without the person.
         consent_set(profile=profile, channel=named.channel, state=Consent.State.OPTED_OUT, source=UNSUBSCRIBE_SOURCE)
         log.info("profile %s unsubscribed from %s (delivery %s)", profile.pk, named.channel, named.delivery_id)
+        unsubscribed.send(sender=unsubscribe, delivery_id=named.delivery_id, at=timezone.now())
         return render(request, "channels/unsubscribe_done.html", context)
     already = profile.consents.filter(channel=named.channel, state=Consent.State.OPTED_OUT).exists()
     return render(request, "channels/unsubscribe.html", {**context, "already": already})

@@ -1,6 +1,7 @@
-"""Reads for campaign pages and reports. Counts come from the ledger, by an indexed aggregate."""
+"""Reads for campaign pages. Counts come from the counters the database keeps (campaigns.selectors.reports)."""
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
 from zoneinfo import ZoneInfo
@@ -11,7 +12,6 @@ from django.db.models import (
     BooleanField,
     Case,
     CharField,
-    Count,
     F,
     Func,
     IntegerField,
@@ -36,53 +36,17 @@ from campaigns.models import (
     TriggerRequest,
 )
 from campaigns.rules import frequency, quiet_hours
-
-_SENT = {Delivery.Status.SENT, Delivery.Status.DELIVERED, Delivery.Status.OPENED, Delivery.Status.CLICKED}
-_FAILED = {Delivery.Status.FAILED, Delivery.Status.BOUNCED, Delivery.Status.COMPLAINED}
-
-
-@dataclass(frozen=True)
-class DeliveryCounts:
-    targeted: int = 0
-    excluded: int = 0
-    pending: int = 0
-    sent: int = 0
-    failed: int = 0
-    unknown: int = 0
-    cancelled: int = 0
-
-    @property
-    def to_send(self) -> int:
-        return self.targeted - self.excluded - self.cancelled
-
-    @property
-    def done(self) -> int:
-        return self.sent + self.failed + self.unknown
-
-    @property
-    def percent_done(self) -> int:
-        return int(100 * self.done / self.to_send) if self.to_send else 100
+from campaigns.selectors.reports import DeliveryCounts, delivery_counts_of, figures_of_campaign, figures_of_runs
 
 
 def delivery_counts(*, campaign_id: int | None = None, run_id: int | None = None) -> DeliveryCounts:
-    """Counts by outcome for a campaign's runs or one run."""
-    rows = Delivery.objects.all()
-    rows = rows.filter(run_id=run_id) if run_id is not None else rows.filter(run__campaign_id=campaign_id)
-    by_status = dict(rows.values_list("status").annotate(n=Count("id")).order_by())
-    return DeliveryCounts(
-        targeted=sum(by_status.values()),
-        excluded=by_status.get(Delivery.Status.EXCLUDED, 0),
-        pending=sum(by_status.get(status, 0) for status in Delivery.OPEN_STATUSES),
-        sent=sum(by_status.get(status, 0) for status in _SENT),
-        failed=sum(by_status.get(status, 0) for status in _FAILED),
-        unknown=by_status.get(Delivery.Status.UNKNOWN, 0),
-        cancelled=by_status.get(Delivery.Status.CANCELLED, 0),
-    )
+    """Counts by outcome for a campaign's runs or one run, from the counters the database keeps."""
+    return delivery_counts_of(campaign_id=campaign_id, run_id=run_id)
 
 
 def exclusion_counts(*, campaign_id: int) -> dict[str, int]:
-    rows = Delivery.objects.filter(run__campaign_id=campaign_id, status=Delivery.Status.EXCLUDED)
-    return dict(rows.values_list("reason").annotate(n=Count("id")).order_by("reason"))
+    figures = figures_of_campaign(campaign_id=campaign_id)
+    return {reason: n for (status, reason), n in sorted(figures.by_reason.items()) if status == "excluded" and n}
 
 
 # API-triggered campaigns ---------------------------------------------------------------------------------------
@@ -99,10 +63,11 @@ def recent_trigger_requests(*, campaign_id: int, limit: int = TRIGGER_REQUESTS_S
 
 def trigger_delivery_counts(*, campaign_id: int) -> list[tuple[str, int]]:
     """(status label, count) of the messages trigger calls made, in the order of Delivery.Status; one query."""
-    rows = Delivery.objects.filter(
-        run__campaign_id=campaign_id, run__kind__in=[Run.Kind.UNITARY, Run.Kind.AUDIENCE_TRIGGER]
-    )
-    by_status = dict(rows.values_list("status").annotate(n=Count("id")).order_by())
+    runs = Run.objects.filter(campaign_id=campaign_id, kind__in=[Run.Kind.UNITARY, Run.Kind.AUDIENCE_TRIGGER])
+    by_status = Counter()
+    for figures in figures_of_runs(list(runs.values_list("pk", flat=True))).values():
+        for (status, _reason), n in figures.by_reason.items():
+            by_status[status] += n
     return [(status.label, by_status[status]) for status in Delivery.Status if by_status.get(status)]
 
 
