@@ -25,7 +25,7 @@ import ipaddress
 import logging
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -230,10 +230,22 @@ def machine_reason(
     *, method: str, user_agent: str, address: str | None, sent_at: datetime | None, now: datetime
 ) -> str | None:
     """Why a request to a tracking link is a machine's, or None when it is taken for the person's."""
+    if sent_at is None or (now - sent_at).total_seconds() < _machine_seconds():
+        return request_machine_reason(method=method, user_agent=user_agent, address=address) or (
+            "within seconds of sending"  # None: its outcome is not recorded yet, so it was sent just now
+        )
+    return request_machine_reason(method=method, user_agent=user_agent, address=address)
+
+
+def machine_after(now: datetime) -> datetime:
+    """A message sent after this time is too recent for a request now to be its person's."""
+    return now - timedelta(seconds=_machine_seconds())
+
+
+def request_machine_reason(*, method: str, user_agent: str, address: str | None) -> str | None:
+    """Why a request is a machine's by what it is alone (not by when it comes), or None."""
     if method == "HEAD":
         return "a HEAD request"  # a browser following a link or loading an image asks with GET
-    if sent_at is None or (now - sent_at).total_seconds() < _machine_seconds():
-        return "within seconds of sending"  # None: its outcome is not recorded yet, so it was sent just now
     if not user_agent:
         return "no user agent"
     if _PROXY_AGENTS.search(user_agent):

@@ -33,10 +33,22 @@ def track_open(request, token):
         named = tracking.read_open_token(token)
     except tracking.BadToken:
         return _not_found(request)
-    delivery = Delivery.objects.filter(pk=named.delivery_id).values("sent_at", "first_attempt_at").first()
-    if delivery is None:
+    now = timezone.now()
+    # One statement: the message's sending time, which may make the request a machine's, is read by the upsert.
+    machine = tracking.request_machine_reason(
+        method=request.method,
+        user_agent=request.headers.get("User-Agent", ""),
+        address=request_client_address(request),
+    )
+    counted = engagement_record(
+        delivery_id=named.delivery_id,
+        link=None,
+        machine=machine is not None,
+        now=now,
+        machine_after=tracking.machine_after(now),
+    )
+    if not counted:
         return _not_found(request)
-    engagement_record(delivery_id=named.delivery_id, link=None, machine=_machine(request, delivery), now=timezone.now())
     return HttpResponse(PIXEL, content_type="image/gif")
 
 
