@@ -495,3 +495,14 @@ def _day_by_occurrences(campaign, day: date, zone: ZoneInfo, *, after, shown: in
             if len(listed) + more >= counted:
                 return listed, more, day + timedelta(days=1)
     return listed, more, None
+
+
+def next_run_occurrence(campaign) -> datetime | None:
+    """The occurrence a campaign's next run sends, on the campaign's wall clock (a run in profile time zones starts
+    earlier than its occurrence); None when nothing is due (the scheduler starts runs of active campaigns only)."""
+    if campaign.next_run_at is None or campaign.status != "active" or campaign.archived_at:
+        return None
+    zone = zone_of(campaign)
+    if zone is None:
+        return None
+    return occurrence_of_run_start(campaign, campaign.next_run_at).astimezone(zone)

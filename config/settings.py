@@ -259,6 +259,13 @@ CAMPAIGNS_JOB_SECONDS = env_int("CAMPAIGNS_JOB_SECONDS", 60, minimum=1)
 TRIGGER_REQUEST_RETENTION_HOURS = env_int("TRIGGER_REQUEST_RETENTION_HOURS", 48, minimum=24)
 API_KEY_DEFAULT_RATE = env_int("API_KEY_DEFAULT_RATE", 100, minimum=1)
 SCHEDULER_INTERVAL = env_int("SCHEDULER_INTERVAL", 2, minimum=1)
+# The bearer token of the Prometheus endpoint /metrics (config.metrics); unset, the endpoint answers 404.
+METRICS_TOKEN = (env_str("METRICS_TOKEN") or "").strip() or None
+if METRICS_TOKEN is not None and len(METRICS_TOKEN) < 16:
+    raise ImproperlyConfigured(
+        "METRICS_TOKEN must be at least 16 characters: generate one with "
+        '`python -c "import secrets; print(secrets.token_urlsafe(32))"`.'
+    )
 # Profile imports: rows per transaction, seconds before a job hands over to its continuation, and how long a
 # running import may go without progress before the scheduler restarts it.
 IMPORTS_CHUNK_ROWS = env_int("IMPORTS_CHUNK_ROWS", 1000, minimum=1)

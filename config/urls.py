@@ -1,14 +1,15 @@
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from django.views.generic import RedirectView
 
+from campaigns.views import dashboard as campaigns_dashboard
 from campaigns.views import tracking as campaigns_tracking
 from channels.views import public as channels_public
+from config import metrics
 from config.api import api
 from permissions.forms.login import LoginForm
 
 urlpatterns = [
-    path("", RedirectView.as_view(pattern_name="campaigns:list", permanent=False)),
+    path("", campaigns_dashboard.home, name="home"),
     path("login/", auth_views.LoginView.as_view(authentication_form=LoginForm), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("campaigns/", include("campaigns.urls")),
@@ -16,6 +17,8 @@ urlpatterns = [
     path("channels/", include("channels.urls")),
     path("settings/", include("permissions.urls")),
     path("api/", api.urls),
+    # For Prometheus: a bearer token (METRICS_TOKEN) is the credential, not a login (config.metrics).
+    path("metrics", metrics.metrics, name="metrics"),
     # Public and short (SMS bodies count characters): the unsubscribe links in messages, see channels.unsubscribe.
     path("u/<str:token>/", channels_public.unsubscribe, name="unsubscribe"),
     # Public and short too: the tracking links in messages, their signed token the credential (campaigns.tracking).

@@ -52,6 +52,9 @@ class Rule:
     # A provider's webhook: its credential is a signature, not a login, so every persona posting without
     # one gets 403, logged in or not.
     signed: bool = False
+    # The metrics endpoint: its credential is a bearer token (METRICS_TOKEN, set for the test), not a login, so
+    # every persona asking without it gets 401, logged in or not.
+    bearer: bool = False
 
 
 C = ("pk:campaign",)
@@ -62,7 +65,10 @@ A = ("pk:audience",)
 AUDIENCE_EDITORS = {"ada", "manny"}
 CONF = ("pk:configuration",)
 PAGES = {
-    "": Rule(EVERYONE, status=302),
+    # The home dashboard. Someone holding only other roles is sent to a page they may read instead (otto, with no
+    # role at all, to the forbidden page): tests/test_dashboard.py.
+    "": Rule(CAMPAIGN_ROLES),
+    "metrics": Rule(set(), bearer=True),
     "login/": Rule(EVERYONE),
     "logout/": Rule(EVERYONE, method="POST", lands_on_login=True),
     "campaigns/": Rule(CAMPAIGN_ROLES),
@@ -311,17 +317,21 @@ def _url(route: str, rule: Rule, world: dict, persona: str) -> str:
 
 @pytest.mark.parametrize("persona", PERSONAS)
 @pytest.mark.parametrize("route", sorted(PAGES))
-def test_page_answers_each_persona_as_the_matrix_says(client, personas, world, route, persona):
+def test_page_answers_each_persona_as_the_matrix_says(client, personas, world, settings, route, persona):
     rule = PAGES[route]
     if persona != "anonymous":
         client.force_login(personas[persona])
     url = _url(route, rule, world, persona)
+    if rule.bearer:
+        settings.METRICS_TOKEN = "matrix-metrics-token-0123456789"
 
     response = client.generic(rule.method, url)
 
     login = reverse("login")
     if rule.signed:
         assert response.status_code == 403, f"{persona} got {response.status_code} at {url} without a signature"
+    elif rule.bearer:
+        assert response.status_code == 401, f"{persona} got {response.status_code} at {url} without the token"
     elif persona in rule.allowed:
         assert response.status_code not in (401, 403, 404, 405), f"{persona} refused at {rule.method} {url}"
         if not rule.lands_on_login:

@@ -26,7 +26,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.signals import got_request_exception
 from django.db import transaction
-from django.test import Client
+from django.test import Client, override_settings
 from django.urls import Resolver404, resolve
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -615,9 +615,7 @@ READS = {
     "settings/users/": "/settings/users/",
     "settings/users/<int:pk>/": "/settings/users/{target}/",
 }
-EXCLUDED = {
-    "": "a redirect to the campaign list, whatever the method; it reads no input",
-}
+EXCLUDED: dict[str, str] = {}
 EXCLUDED_PREFIXES = {"api/": "the REST API: fuzzed from its OpenAPI schema by tests/test_api_fuzz.py"}
 
 
@@ -828,6 +826,7 @@ def test_no_page_that_only_reads_answers_a_server_error_to_a_hostile_post(ada, w
 # What was stored still renders ------------------------------------------------------------------------------------
 
 LIST_PAGES = [
+    "/",
     "/settings/audit/",
     "/settings/audit/export/",
     "/audiences/",
@@ -1106,6 +1105,27 @@ def test_the_feedback_webhooks_never_answer_a_server_error(
         headers = {"X-Campaign-Signature": signature}
         response = send(anonymous, "POST", path, raw, content_type=content_type, headers=headers)
         server_errors.check(response, f"POST {path} signed={sign} {raw!r:.1000}")
+
+
+METRICS_TOKEN = "hostile-metrics-token-0123456789"
+
+
+@settings(HYPOTHESIS, max_examples=scaled(15))
+@given(
+    scheme=st.sampled_from(["Bearer ", "bearer ", "Bearer  ", "", "Basic ", "Bearer\t"]),
+    credentials=hostile_text,
+)
+@killers("credentials", scheme="Bearer ")
+@example(scheme="Bearer ", credentials=METRICS_TOKEN + "\udfff")
+@example(scheme="Bearer ", credentials="é" * len(METRICS_TOKEN))
+def test_the_metrics_endpoint_never_answers_a_server_error(anonymous, world, server_errors, scheme, credentials):
+    headers = {"Authorization": header_text(scheme + credentials)}
+
+    with override_settings(METRICS_TOKEN=METRICS_TOKEN):
+        response = send(anonymous, "GET", "/metrics", headers=headers)
+
+    server_errors.check(response, f"GET /metrics with {headers!r:.300}")
+    assert response.status_code == 401, f"{headers!r:.300}: {response.status_code}"
 
 
 sms_fields = st.fixed_dictionaries(

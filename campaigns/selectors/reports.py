@@ -9,7 +9,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db.models import Q, Sum
+from django.db.models import Min, OuterRef, Q, Subquery, Sum
 
 from campaigns.models import Delivery, DeliveryTally, Engagement, EngagementTally, Run, Tally
 
@@ -434,16 +434,11 @@ def run_links(*, run: Run) -> list[LinkRow]:
     return links
 
 
-def oldest_due_pending(*, now):
+def oldest_due_pending(*, now: datetime) -> datetime | None:
     """The due time of the oldest message still pending and due at `now` among the runs that are sending, or None.
     One query: a subquery per sending run, each served by the index delivery_claim (run, status, due_at), so the
     ledger is never scanned whatever its size; paused and planning runs are left out (nothing of theirs should
     be going out)."""
-    # Imported here: the rest of this module is another builder's, its import lines included.
-    from django.db.models import Min, OuterRef, Subquery
-
-    from campaigns.models import Run
-
     due = Delivery.objects.filter(status=Delivery.Status.PENDING, due_at__lte=now)
     first_due = due.filter(run_id=OuterRef("pk")).order_by("due_at").values("due_at")[:1]
     sending = Run.objects.filter(state=Run.State.SENDING).annotate(first_due=Subquery(first_due))

@@ -6,7 +6,6 @@ from django.shortcuts import render
 
 from campaigns import schedules, selectors
 from campaigns.forms.lists import CampaignListForm
-from campaigns.models import Campaign
 from permissions.access import permission_required
 
 CAMPAIGNS_PER_PAGE = 50
@@ -22,7 +21,7 @@ def campaign_list(request):
     page.object_list = selectors.campaigns_page(rows=page.object_list, sort=filters.get("sort", ""))
     for campaign in page.object_list:
         campaign.status_label = selectors.campaign_status_label(campaign=campaign)
-        campaign.next_occurrence = _next_occurrence(campaign)
+        campaign.next_occurrence = schedules.next_run_occurrence(campaign)
     context = {
         "form": form,
         "page": page,
@@ -31,14 +30,3 @@ def campaign_list(request):
         "show_archived": filters.get("status") == "archived",
     }
     return render(request, "campaigns/list.html", context)
-
-
-def _next_occurrence(campaign):
-    """The occurrence the next run sends, on the campaign's wall clock (a run in profile time zones starts earlier
-    than its occurrence); None when nothing is due (the scheduler starts runs of active campaigns only)."""
-    if campaign.next_run_at is None or campaign.status != Campaign.Status.ACTIVE or campaign.archived_at:
-        return None
-    zone = schedules.zone_of(campaign)
-    if zone is None:
-        return None
-    return schedules.occurrence_of_run_start(campaign, campaign.next_run_at).astimezone(zone)

@@ -130,7 +130,7 @@ def test_run_report_shows_the_numbers_of_the_ledger(reported, client, personas, 
     assert _cell(html, "Delivered")[0] == "5"
     assert _cell(html, "Bounced, hard")[0] == "2"  # the bounce, and the 550 refused at the handover
     assert _cell(html, "Bounced, soft")[0] == "1"
-    assert _cell(html, "Failed")[0] == "2"  # at the handover; the bounce and the complaint came after
+    assert _cell(html, "Failed at the handover")[0] == "2"  # at the handover; the bounce and the complaint came after
     assert _cell(html, "Still to send") == ["1"]
     assert _cell(html, "Opens") == ["2", "3", "1", "1"]  # ann twice and bob; the proxy's open of cy apart
     assert _cell(html, "Clicks") == ["2", "4", "1", "1"]  # ann on two links, bob; di's HEAD was a scanner's
