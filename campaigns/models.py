@@ -584,8 +584,8 @@ class Tally(models.Model):
     # The domain of an email address; "" for other channels and for messages still on their way (pending, claimed,
     # in flight), and `OTHER_DOMAINS` for the domains a run has too many of to keep apart.
     domain = models.CharField(max_length=255, blank=True)
-    # The minute of the change (an hour once compacted a day later); None for a raw row that counts messages
-    # leaving a state or arriving in one of the states on their way, which no timeline shows.
+    # The minute of the change (compacted by the hour after the run's first day); None for a raw row that counts
+    # messages leaving a state, or arriving in one of the states on their way, which no timeline shows.
     bucket = models.DateTimeField(null=True, blank=True)
 
     OTHER_DOMAINS = "*"
@@ -603,10 +603,24 @@ class DeliveryTally(Tally):
     n = models.BigIntegerField()
 
     class Meta:
+        # One row per key of each compacted grain: the compaction adds to it (INSERT ... ON CONFLICT DO UPDATE).
+        constraints = [
+            models.UniqueConstraint(
+                fields=["run", "status", "reason"], condition=models.Q(grain="total"), name="delivery_tally_one_total"
+            ),
+            models.UniqueConstraint(
+                fields=["run", "status", "bucket"], condition=models.Q(grain="time"), name="delivery_tally_one_time"
+            ),
+            models.UniqueConstraint(
+                fields=["run", "domain", "status"], condition=models.Q(grain="domain"), name="delivery_tally_one_domain"
+            ),
+        ]
         indexes = [
             models.Index(fields=["run", "grain"], name="delivery_tally_of_run"),
             # What the compaction has still to do, small whatever the number of runs.
             models.Index(fields=["run"], condition=models.Q(grain="raw"), name="delivery_tally_raw"),
+            # Messages by status over every run (the metrics endpoint), without reading minutes and domains.
+            models.Index(fields=["grain", "status"], name="delivery_tally_by_status"),
         ]
 
     def __str__(self):
@@ -626,6 +640,28 @@ class EngagementTally(Tally):
     total = models.BigIntegerField(default=0)
 
     class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["run", "kind", "machine", "link"],
+                condition=models.Q(grain="total", link__isnull=False),
+                name="engagement_tally_one_link",
+            ),
+            models.UniqueConstraint(
+                fields=["run", "kind", "machine"],
+                condition=models.Q(grain="total", link__isnull=True),
+                name="engagement_tally_one_kind",
+            ),
+            models.UniqueConstraint(
+                fields=["run", "kind", "machine", "bucket"],
+                condition=models.Q(grain="time"),
+                name="engagement_tally_one_time",
+            ),
+            models.UniqueConstraint(
+                fields=["run", "kind", "machine", "domain"],
+                condition=models.Q(grain="domain"),
+                name="engagement_tally_one_domain",
+            ),
+        ]
         indexes = [
             models.Index(fields=["run", "grain"], name="engagement_tally_of_run"),
             models.Index(fields=["run"], condition=models.Q(grain="raw"), name="engagement_tally_raw"),

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from channels.adapters.base import Outcome, Reason
 
-_SMTP_REASON = re.compile(r"^smtp_(?:(?P<enhanced>[245]\.\d{1,3}\.\d{1,3})|(?P<basic>[245]\d\d))$")
+SMTP_REASON = re.compile(r"^smtp_(?:(?P<enhanced>[245]\.\d{1,3}\.\d{1,3})|(?P<basic>[245]\d\d))$")
 _HTTP_REASON = re.compile(r"^http_(?P<status>\d{3})$")
 _ENHANCED = re.compile(r"^(?P<klass>[245])\.(?P<subject>\d{1,3})\.(?P<detail>\d{1,3})$")
 
@@ -108,7 +108,7 @@ def classify(reason: str, outcome: Outcome) -> Classification:
     """
     if known := _ADAPTER_REASONS.get(reason):
         return known
-    if match := _SMTP_REASON.match(reason):
+    if match := SMTP_REASON.match(reason):
         if match.group("enhanced"):
             return classify_status(match.group("enhanced"))
         code = int(match.group("basic"))

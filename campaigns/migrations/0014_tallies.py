@@ -31,21 +31,27 @@ BEGIN
 END
 $$;
 
+-- A message leaving its state (or its domain: an erased address is blanked) is counted out where it was, and in where
+-- it is now; it is dated (for the timeline) only when its state changed.
 CREATE FUNCTION campaigns_delivery_tally_update() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     WITH moved AS (
-        SELECT n.run_id, o.status AS old_status, o.reason AS old_reason, n.status, n.reason,
-            campaigns_tally_domain(n.channel, n.address) AS domain
+        SELECT o.run_id AS old_run_id, o.status AS old_status, o.reason AS old_reason,
+            campaigns_tally_domain(o.channel, o.address) AS old_domain,
+            n.run_id, n.status, n.reason, campaigns_tally_domain(n.channel, n.address) AS domain,
+            o.status IS DISTINCT FROM n.status AS arrived
         FROM delivery_old o JOIN delivery_new n ON n.id = o.id
         WHERE o.status IS DISTINCT FROM n.status OR o.reason IS DISTINCT FROM n.reason
+            OR o.address IS DISTINCT FROM n.address OR o.channel IS DISTINCT FROM n.channel
+            OR o.run_id IS DISTINCT FROM n.run_id
     )
     INSERT INTO campaigns_deliverytally (run_id, grain, status, reason, domain, bucket, n)
-    SELECT run_id, 'raw', old_status, old_reason,
-        CASE WHEN old_status IN {ON_THE_WAY} THEN '' ELSE domain END AS left_domain, NULL, -count(*)
-    FROM moved GROUP BY run_id, old_status, old_reason, left_domain
+    SELECT old_run_id, 'raw', old_status, old_reason,
+        CASE WHEN old_status IN {ON_THE_WAY} THEN '' ELSE old_domain END AS left_domain, NULL, -count(*)
+    FROM moved GROUP BY old_run_id, old_status, old_reason, left_domain
     UNION ALL
     SELECT run_id, 'raw', status, reason, CASE WHEN status IN {ON_THE_WAY} THEN '' ELSE domain END AS to_domain,
-        CASE WHEN status IN {ON_THE_WAY} THEN NULL ELSE date_trunc('minute', now()) END AS bucket, count(*)
+        CASE WHEN arrived AND status NOT IN {ON_THE_WAY} THEN date_trunc('minute', now()) END AS bucket, count(*)
     FROM moved GROUP BY run_id, status, reason, to_domain, bucket;
     RETURN NULL;
 END
@@ -135,15 +141,17 @@ SQLITE = [
             CASE WHEN NEW.status IN {ON_THE_WAY} THEN '' ELSE {_sqlite_domain("NEW")} END,
             CASE WHEN NEW.status IN {ON_THE_WAY} THEN NULL ELSE {SQLITE_MINUTE} END, 1);
     END""",
-    f"""CREATE TRIGGER campaigns_delivery_tally_update AFTER UPDATE OF status, reason ON campaigns_delivery
-    WHEN OLD.status IS NOT NEW.status OR OLD.reason IS NOT NEW.reason BEGIN
+    f"""CREATE TRIGGER campaigns_delivery_tally_update
+    AFTER UPDATE OF status, reason, address, channel, run_id ON campaigns_delivery
+    WHEN OLD.status IS NOT NEW.status OR OLD.reason IS NOT NEW.reason OR OLD.address IS NOT NEW.address
+        OR OLD.channel IS NOT NEW.channel OR OLD.run_id IS NOT NEW.run_id BEGIN
         INSERT INTO campaigns_deliverytally (run_id, grain, status, reason, domain, bucket, n) VALUES (
-            NEW.run_id, 'raw', OLD.status, OLD.reason,
-            CASE WHEN OLD.status IN {ON_THE_WAY} THEN '' ELSE {_sqlite_domain("NEW")} END, NULL, -1);
+            OLD.run_id, 'raw', OLD.status, OLD.reason,
+            CASE WHEN OLD.status IN {ON_THE_WAY} THEN '' ELSE {_sqlite_domain("OLD")} END, NULL, -1);
         INSERT INTO campaigns_deliverytally (run_id, grain, status, reason, domain, bucket, n) VALUES (
             NEW.run_id, 'raw', NEW.status, NEW.reason,
             CASE WHEN NEW.status IN {ON_THE_WAY} THEN '' ELSE {_sqlite_domain("NEW")} END,
-            CASE WHEN NEW.status IN {ON_THE_WAY} THEN NULL ELSE {SQLITE_MINUTE} END, 1);
+            CASE WHEN OLD.status IS NOT NEW.status AND NEW.status NOT IN {ON_THE_WAY} THEN {SQLITE_MINUTE} END, 1);
     END""",
     # SQLite runs one write at a time: whether this is the message's first row of its kind needs no lock.
     f"""CREATE TRIGGER campaigns_engagement_tally_insert AFTER INSERT ON campaigns_engagement BEGIN
@@ -192,13 +200,20 @@ def create_tallies(apps, schema_editor):
     for statement in [POSTGRESQL] if vendor == "postgresql" else SQLITE:
         schema_editor.execute(statement)
     domain, sent_minute = _domain_sql(vendor, "d"), _minute_sql(vendor, "coalesce(d.sent_at, d.first_attempt_at)")
+    # Each message in its state now, and, as the triggers would have written it, a message sent and since delivered,
+    # opened, bounced or reported as spam once arrived in `sent` at its sending minute (the timeline's "Sent").
+    later = "('delivered', 'opened', 'clicked', 'bounced', 'complained')"
     schema_editor.execute(f"""
         INSERT INTO campaigns_deliverytally (run_id, grain, status, reason, domain, bucket, n)
-        SELECT run_id, 'raw', status, reason, domain, bucket, count(*) FROM (
+        SELECT run_id, 'raw', status, reason, domain, bucket, sum(n) FROM (
             SELECT d.run_id, d.status, d.reason,
                 CASE WHEN d.status IN {ON_THE_WAY} THEN '' ELSE {domain} END AS domain,
-                CASE WHEN d.status IN {ON_THE_WAY} THEN NULL ELSE {sent_minute} END AS bucket
+                CASE WHEN d.status IN ('sent', 'failed', 'unknown') THEN {sent_minute} END AS bucket, 1 AS n
             FROM campaigns_delivery d
+            UNION ALL
+            SELECT d.run_id, 'sent', '', {domain}, {sent_minute}, 1 FROM campaigns_delivery d WHERE d.status IN {later}
+            UNION ALL
+            SELECT d.run_id, 'sent', '', {domain}, NULL, -1 FROM campaigns_delivery d WHERE d.status IN {later}
         ) AS counted
         GROUP BY run_id, status, reason, domain, bucket
     """)
@@ -207,12 +222,11 @@ def create_tallies(apps, schema_editor):
         INSERT INTO campaigns_engagementtally
             (run_id, grain, kind, machine, link, domain, bucket, uniques, people, total)
         SELECT d.run_id, 'raw', e.kind, e.machine, e.link, {domain}, {first_minute}, 1,
-            CASE WHEN e.id = (
-                SELECT min(f.id) FROM campaigns_engagement f
-                WHERE f.delivery_id = e.delivery_id AND f.kind = e.kind AND f.machine = e.machine
-            ) THEN 1 ELSE 0 END,
-            e.count
-        FROM campaigns_engagement e JOIN campaigns_delivery d ON d.id = e.delivery_id
+            CASE WHEN e.nth = 1 THEN 1 ELSE 0 END, e.count
+        FROM (
+            SELECT *, row_number() OVER (PARTITION BY delivery_id, kind, machine ORDER BY id) AS nth
+            FROM campaigns_engagement
+        ) AS e JOIN campaigns_delivery d ON d.id = e.delivery_id
     """)
 
 

@@ -36,17 +36,12 @@ from campaigns.models import (
     TriggerRequest,
 )
 from campaigns.rules import frequency, quiet_hours
-from campaigns.selectors.reports import DeliveryCounts, delivery_counts_of, figures_of_campaign, figures_of_runs
+from campaigns.selectors.reports import DeliveryCounts, delivery_counts_of, figures_of_runs
 
 
 def delivery_counts(*, campaign_id: int | None = None, run_id: int | None = None) -> DeliveryCounts:
     """Counts by outcome for a campaign's runs or one run, from the counters the database keeps."""
     return delivery_counts_of(campaign_id=campaign_id, run_id=run_id)
-
-
-def exclusion_counts(*, campaign_id: int) -> dict[str, int]:
-    figures = figures_of_campaign(campaign_id=campaign_id)
-    return {reason: n for (status, reason), n in sorted(figures.by_reason.items()) if status == "excluded" and n}
 
 
 # API-triggered campaigns ---------------------------------------------------------------------------------------

@@ -7,11 +7,13 @@ raw rows not yet compacted, a few hundred rows whatever the size of the run; nev
 import math
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 from django.db.models import Min, OuterRef, Q, Subquery, Sum
+from django.utils import timezone
 
 from campaigns.models import Delivery, DeliveryTally, Engagement, EngagementTally, Run, Tally
+from channels.classification import SMTP_REASON
 
 S = Delivery.Status
 G = Tally.Grain
@@ -192,7 +194,9 @@ class Figures:
 
 
 def _smtp(reason: str, first_digit: str) -> bool:
-    return reason.startswith(f"smtp_{first_digit}") and reason[5:8].isdigit()
+    """An SMTP reply's reason (`smtp_550`, or with an enhanced code `smtp_5.1.1`) of that class."""
+    match = SMTP_REASON.match(reason)
+    return bool(match) and (match["enhanced"] or match["basic"])[0] == first_digit
 
 
 def reason_label(reason: str) -> str:
@@ -275,37 +279,46 @@ def run_timeline(*, run_id: int, now: datetime) -> Timeline:
     moments = [bucket for counter in points.values() for bucket in counter]
     if not moments:
         return Timeline(buckets=[], step=timedelta(minutes=1), series={name: [] for name in TIMELINE_SERIES})
-    first, last = min(moments), max(moments)
-    step = _step(first, last, now)
-    start = _floor(first, step)
-    count = int((_floor(last, step) - start) / step) + 1
-    buckets = [start + i * step for i in range(count)]
+    step = _step(min(moments), max(moments))
+    zone = timezone.get_current_timezone()  # days and hours begin on the reader's clock
+    buckets = [_floor(min(moments), step, zone)]
+    last = _floor(max(moments), step, zone)
+    while buckets[-1] < last:
+        buckets.append(_following(buckets[-1], step, zone))
+    position = {bucket: i for i, bucket in enumerate(buckets)}
     series = {}
     for name, counter in points.items():
-        values = [0] * count
+        values = [0] * len(buckets)
         for bucket, n in counter.items():
-            values[int((_floor(bucket, step) - start) / step)] += n
+            values[position[_floor(bucket, step, zone)]] += n
         series[name] = values
     return Timeline(buckets=buckets, step=step, series=series)
 
 
-def _step(first: datetime, last: datetime, now: datetime) -> timedelta:
-    """Minutes for a span of up to 3 hours still kept by the minute (the compaction keeps minutes a day), hours up to
-    10 days, days beyond."""
+def _step(first: datetime, last: datetime) -> timedelta:
+    """Minutes for a span of up to 3 hours (kept by the minute for a run's first day), hours up to 10 days, days
+    beyond."""
     span = last - first
-    if span <= timedelta(hours=3) and first >= now - timedelta(days=1):
+    if span <= timedelta(hours=3):
         return timedelta(minutes=1)
     if span <= timedelta(days=10):
         return timedelta(hours=1)
     return timedelta(days=1)
 
 
-def _floor(moment: datetime, step: timedelta) -> datetime:
+def _floor(moment: datetime, step: timedelta, zone) -> datetime:
+    local = moment.astimezone(zone)
     if step >= timedelta(days=1):
-        return moment.replace(hour=0, minute=0, second=0, microsecond=0)
+        return datetime.combine(local.date(), time(0), tzinfo=zone)
     if step >= timedelta(hours=1):
-        return moment.replace(minute=0, second=0, microsecond=0)
-    return moment.replace(second=0, microsecond=0)
+        return local.replace(minute=0, second=0, microsecond=0)
+    return local.replace(second=0, microsecond=0)
+
+
+def _following(bucket: datetime, step: timedelta, zone) -> datetime:
+    if step >= timedelta(days=1):
+        return datetime.combine(bucket.date() + timedelta(days=1), time(0), tzinfo=zone)
+    return _floor((bucket.astimezone(UTC) + step), step, zone)
 
 
 # While a run sends ------------------------------------------------------------------------------------------------
@@ -320,9 +333,9 @@ class Live:
 def run_live(*, run: Run, counts: DeliveryCounts, now: datetime) -> Live:
     """Messages a second over the last few minutes (first outcomes: sent, failed, unknown) and, at that pace, the
     time left for what is still on its way; None when nothing was sent in that window."""
-    since = max(_floor(now - RATE_WINDOW, timedelta(minutes=1)), run.sending_at or run.created_at)
+    since = max((now - RATE_WINDOW).replace(second=0, microsecond=0), run.sending_at or run.created_at)
     rows = DeliveryTally.objects.filter(
-        _TIMES, run_id=run.pk, status__in=OUTCOMES, bucket__gte=_floor(since, timedelta(minutes=1))
+        _TIMES, run_id=run.pk, status__in=OUTCOMES, bucket__gte=since.replace(second=0, microsecond=0)
     )
     done = rows.aggregate(n=Sum("n"))["n"] or 0
     seconds = (now - since).total_seconds()
@@ -378,6 +391,7 @@ def run_domains(*, run_id: int, limit: int = DOMAINS_SHOWN) -> list[DomainRow]:
             clicked=counts[Engagement.Kind.CLICK],
         )
         for domain, counts in by_domain.items()
+        if any(counts.values())
     ]
     rows.sort(key=lambda row: (row.domain == Tally.OTHER_DOMAINS, -row.messages, row.domain))
     named = [row for row in rows if row.domain != Tally.OTHER_DOMAINS]

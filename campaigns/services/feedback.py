@@ -27,7 +27,8 @@ _FROM = {
     EventType.OPENED: {S.SENT, S.UNKNOWN, S.DELIVERED},
     EventType.CLICKED: {S.SENT, S.UNKNOWN, S.DELIVERED, S.OPENED},
     EventType.BOUNCED: {S.SENT, S.UNKNOWN, S.DELIVERED},
-    EventType.COMPLAINED: {S.SENT, S.UNKNOWN, S.DELIVERED},
+    # A complaint comes after the person saw the message: also after an open or a click the provider reported.
+    EventType.COMPLAINED: {S.SENT, S.UNKNOWN, S.DELIVERED, S.OPENED, S.CLICKED},
 }
 _TO = {
     EventType.DELIVERED: S.DELIVERED,

@@ -25,7 +25,8 @@ from campaigns.forms.campaigns import (
     ReviewDecisionForm,
     ScheduleForm,
 )
-from campaigns.models import Campaign, CampaignVersion, Delivery, ReviewDecision, Run
+from campaigns.models import Campaign, CampaignVersion, ReviewDecision, Run
+from campaigns.selectors.reports import figures_of_campaign
 from campaigns.services import approval, lifecycle
 from campaigns.views.proofs import proof_context
 from permissions.access import permission_required
@@ -567,9 +568,7 @@ def _allowed_actions(user, campaign, version, policies) -> set[str]:
 
 def _status_context(campaign) -> dict:
     runs = list(campaign.runs.select_related("version")[:RUNS_SHOWN])
-    exclusions = [
-        (_reason_label(reason), count) for reason, count in selectors.exclusion_counts(campaign_id=campaign.pk).items()
-    ]
+    figures = figures_of_campaign(campaign_id=campaign.pk)  # the counters, read once for the panel
     # Fast while a run plans or sends; slow while an active campaign waits for its next occurrence.
     if campaign.runs.filter(state__in=Run.ACTIVE_STATES).exists():
         poll_seconds = 2
@@ -579,19 +578,12 @@ def _status_context(campaign) -> dict:
         poll_seconds = None
     return {
         "status_label": selectors.campaign_status_label(campaign=campaign),
-        "counts": selectors.delivery_counts(campaign_id=campaign.pk),
+        "counts": figures.counts,
         "runs": runs,
-        "exclusions": exclusions,
+        "exclusions": figures.excluded_reasons,
         "polling": poll_seconds is not None,
         "poll_seconds": poll_seconds,
     }
-
-
-def _reason_label(reason: str) -> str:
-    try:
-        return Delivery.Reason(reason).label
-    except ValueError:
-        return reason or "Unspecified"
 
 
 # Marketer HTML is untrusted. It is served on its own, never inline in our pages, under a policy that makes it

@@ -2,6 +2,7 @@
 run sends. Every figure comes from the counters the database keeps (campaigns.selectors.reports), so a report costs
 the same for the first run as for the hundredth, and for a run of ten messages as for one of a million."""
 
+from django.http import Http404
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
@@ -59,7 +60,7 @@ def _run_label(run: Run) -> str:
 @require_GET
 def run_report(request, pk, run_id):
     """One run: live progress while it sends; counts and rates; a timeline; recipient domains; the links clicked."""
-    run = get_object_or_404(Run.objects.select_related("campaign", "version"), pk=run_id, campaign_id=pk)
+    run = _run_of(pk, run_id, "campaign", "version")
     now = timezone.now()
     figures = reports.figures_of_runs([run.pk])[run.pk]
     timeline = reports.run_timeline(run_id=run.pk, now=now)
@@ -102,10 +103,19 @@ def _domains_chart(domains):
 @require_GET
 def run_report_live(request, pk, run_id):
     """The live panel of a run's report, polled while the run plans or sends."""
-    run = get_object_or_404(Run.objects.select_related("campaign"), pk=run_id, campaign_id=pk)
+    run = _run_of(pk, run_id, "campaign")
     figures = reports.figures_of_runs([run.pk])[run.pk]
     context = {"campaign": run.campaign, "run": run, "figures": figures, **_live_context(run, figures, timezone.now())}
     return render(request, "campaigns/_run_live.html", context)
+
+
+def _run_of(campaign_id: int, run_id: int, *related: str) -> Run:
+    """The run, if it is one of the campaign's; found by its own id alone, so an id no row can have (on SQLite, one
+    past 64 bits) is a 404 however the other is written."""
+    run = get_object_or_404(Run.objects.select_related(*related), pk=run_id)
+    if run.campaign_id != campaign_id:
+        raise Http404("No such run of this campaign.")
+    return run
 
 
 def _live_context(run: Run, figures: reports.Figures, now) -> dict:

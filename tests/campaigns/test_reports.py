@@ -3,7 +3,7 @@ unsubscribe links, rates, domains and links; viewers read reports without any ac
 finished one's does not; the cost of a report does not grow with the number of runs."""
 
 import re
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 from urllib.parse import urlsplit
 
 import pytest
@@ -13,7 +13,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audiences.models import Profile
-from campaigns.models import Delivery, Run
+from campaigns.models import Delivery, DeliveryTally, Run
+from campaigns.selectors import reports
 from campaigns.services import tallies
 from campaigns.services.lifecycle import Content
 from channels.unsubscribe import unsubscribe_url
@@ -217,3 +218,61 @@ def test_campaign_page_links_each_run_to_its_report(reported, client, personas):
     html = client.get(reverse("campaigns:status", args=[campaign.pk])).content.decode()
     assert reverse("campaigns:run_report", args=[campaign.pk, run.pk]) in html
     assert reverse("campaigns:report", args=[campaign.pk]) in html
+
+
+def test_enhanced_smtp_codes_are_hard_and_soft_bounces(personas):
+    _campaign, run = _campaign_with_run(
+        personas,
+        ledger=[
+            ("a@x.example", S.FAILED, "smtp_5.1.1"),
+            ("b@x.example", S.FAILED, "smtp_550"),
+            ("c@x.example", S.FAILED, "smtp_4.2.2"),
+            ("d@x.example", S.FAILED, "smtp_5xx"),  # not an SMTP reply's code
+        ],
+    )
+    figures = reports.figures_of_runs([run.pk])[run.pk]
+    assert (figures.hard_bounces, figures.soft_bounces, figures.failed) == (2, 1, 4)
+
+
+def test_a_complaint_after_a_reported_open_is_counted(personas):
+    from campaigns.services.feedback import feedback_apply
+    from channels.feedback import EventType, FeedbackEvent
+
+    _campaign, run = _campaign_with_run(personas, ledger=[("a@x.example", S.OPENED, "")])
+    delivery = Delivery.objects.get(run=run)
+    feedback_apply(
+        events=[
+            FeedbackEvent(
+                type=EventType.COMPLAINED, delivery_id=delivery.pk, configuration_id=delivery.channel_configuration_id
+            )
+        ]
+    )
+    assert reports.figures_of_runs([run.pk])[run.pk].complaints == 1
+
+
+def test_a_run_named_with_an_impossible_id_is_not_found(reported, client, personas):
+    campaign, run = reported
+    client.force_login(personas["vera"])
+    huge = 2**63
+    for url in (
+        f"/campaigns/{huge}/runs/{run.pk}/report/",
+        f"/campaigns/{huge}/runs/{run.pk}/report/live/",
+        f"/campaigns/{campaign.pk}/runs/{huge}/report/",
+    ):
+        assert client.get(url).status_code == 404, url
+    client.force_login(personas["ada"])
+    assert client.get(f"/campaigns/{huge}/runs/{run.pk}/deliveries.csv").status_code == 404
+
+
+def test_days_on_the_timeline_begin_on_the_readers_clock(personas, settings):
+    from django.utils import timezone as tz
+
+    _campaign, run = _campaign_with_run(personas, ledger=[])
+    first = datetime(2026, 6, 10, 14, 0, tzinfo=UTC)  # 10:00 in New York
+    DeliveryTally.objects.create(run=run, status=S.SENT, bucket=first, n=3)
+    DeliveryTally.objects.create(run=run, status=S.SENT, bucket=first + timedelta(days=12), n=1)
+    with tz.override("America/New_York"):
+        timeline = reports.run_timeline(run_id=run.pk, now=first + timedelta(days=13))
+    assert timeline.step == timedelta(days=1)
+    assert (timeline.buckets[0].date(), timeline.buckets[0].hour) == (date(2026, 6, 10), 0)
+    assert timeline.series["Sent"][0] == 3 and sum(timeline.series["Sent"]) == 4

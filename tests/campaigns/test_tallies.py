@@ -291,3 +291,58 @@ def test_rows_written_together_count_each_person_once(marketer, everyone):
         ]
     )
     assert _engagement(run_id) == {("click", False): (5, 2, 6), ("open", False): (1, 1, 3)}
+
+
+def test_runs_waiting_longest_are_compacted_first_and_a_pass_costs_what_it_adds(marketer, everyone):
+    from django.test.utils import CaptureQueriesContext
+
+    older = _planned_run(marketer, everyone, count=30)
+    tallies.tallies_compact(now=timezone.now())
+    Delivery.objects.filter(run_id=older).update(status=S.SENT)  # a big run's counters, compacted
+    tallies.tallies_compact(now=timezone.now())
+    newer = Run.objects.create(
+        campaign=Run.objects.get(pk=older).campaign, version=Run.objects.get(pk=older).version, occurrence="later"
+    )
+    profile = Profile.objects.create(email="late@example.com")
+    Delivery.objects.create(
+        run=newer,
+        version_id=Run.objects.get(pk=older).version_id,
+        profile=profile,
+        channel="email",
+        channel_configuration_id=Run.objects.get(pk=older).version.channel_configuration_id,
+        address="late@example.com",
+        due_at=timezone.now(),
+    )  # the newer run's row waits longer than the older run's next one
+    one = Delivery.objects.filter(run_id=older).first()
+    Delivery.objects.filter(pk=one.pk).update(status=S.FAILED, reason="smtp_550")
+    assert tallies._runs_waiting(limit=1) == [newer.pk]
+    with CaptureQueriesContext(connection) as queries:
+        assert tallies.tallies_compact(now=timezone.now(), limit=2) == 2
+    assert len(queries) <= 25  # a few statements a run, not one per counter it already has
+    assert _tallied(older) == _ledger(older) and _tallied(newer.pk) == _ledger(newer.pk)
+
+
+def test_minutes_for_the_first_day_then_hours(marketer, everyone):
+    run_id = _planned_run(marketer, everyone, count=2)
+    run = Run.objects.get(pk=run_id)
+    later = run.created_at + timedelta(days=2, minutes=17)
+    DeliveryTally.objects.create(run=run, status=S.SENT, bucket=run.created_at.replace(second=0, microsecond=0), n=1)
+    DeliveryTally.objects.create(run=run, status=S.SENT, bucket=later.replace(second=0, microsecond=0), n=1)
+    tallies.tallies_compact(now=later)
+    buckets = sorted(DeliveryTally.objects.filter(run=run, grain=Tally.Grain.TIME).values_list("bucket", flat=True))
+    assert buckets == [
+        run.created_at.replace(second=0, microsecond=0),
+        later.replace(minute=0, second=0, microsecond=0),
+    ]
+
+
+def test_an_erased_address_leaves_its_domain(marketer, everyone):
+    run_id = _planned_run(marketer, everyone, count=4)
+    Delivery.objects.filter(run_id=run_id).update(status=S.SENT)
+    tallies.tallies_compact(now=timezone.now())
+    erased = Delivery.objects.filter(run_id=run_id, address__iendswith="@b.example").get()
+    Delivery.objects.filter(pk=erased.pk).update(address="")  # as campaigns.privacy blanks it
+    tallies.tallies_compact(now=timezone.now())
+    assert _tallied_by_domain(run_id) == _ledger_by_domain(run_id)
+    assert "b.example" not in {row.domain for row in reports.run_domains(run_id=run_id)}
+    assert sum(reports.run_timeline(run_id=run_id, now=timezone.now()).series["Sent"]) == 4  # not sent again
