@@ -1,8 +1,8 @@
 """Provider feedback applied to the ledger: delivered, opened, clicked, bounced and complained.
 
 Events come from channels.feedback (webhooks, DSNs, complaint reports) through its `feedback_received`
-signal. Statuses only move forward: sent -> delivered -> opened -> clicked, and a bounce or a complaint
-ends a message that was sent or delivered (or whose fate was unknown: feedback settles it). An event that
+signal. Statuses only move forward: sent -> delivered -> opened -> clicked, a bounce ends a message that was sent
+or delivered (or whose fate was unknown: feedback settles it), and a complaint any of those. An event that
 would move a delivery backwards, or that was applied before, changes nothing, so replays are harmless.
 Hard bounces and complaints put the address on the suppression list.
 """
