@@ -238,7 +238,7 @@ def _engagement_rows(rows, *, by_run: bool = True):
         yield run_id, (key[0], bool(key[1])), Engaged(uniques, people, total)
 
 
-def delivery_counts_of(*, campaign_id: int | None = None, run_id: int | None = None) -> DeliveryCounts:
+def delivery_counts(*, campaign_id: int | None = None, run_id: int | None = None) -> DeliveryCounts:
     """The status panel's counts, of a campaign's runs or of one run."""
     if run_id is not None:
         return figures_of_runs([run_id])[run_id].counts
@@ -264,7 +264,7 @@ class Timeline:
 TIMELINE_SERIES = ("Sent", "Failed", "Opened (people)", "Clicked (people)")
 
 
-def run_timeline(*, run_id: int, now: datetime) -> Timeline:
+def run_timeline(*, run_id: int) -> Timeline:
     """Messages sent and failed, and people's first opens and clicks, by minute, hour or day as the span needs (at
     most a few hundred points)."""
     points: dict[str, Counter] = {name: Counter() for name in TIMELINE_SERIES}

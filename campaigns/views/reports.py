@@ -63,7 +63,7 @@ def run_report(request, pk, run_id):
     run = _run_of(pk, run_id, "campaign", "version")
     now = timezone.now()
     figures = reports.figures_of_runs([run.pk])[run.pk]
-    timeline = reports.run_timeline(run_id=run.pk, now=now)
+    timeline = reports.run_timeline(run_id=run.pk)
     domains = reports.run_domains(run_id=run.pk)
     links = reports.run_links(run=run)
     context = {
