@@ -423,3 +423,18 @@ def uploaded_list(name: str, prefix: str, domain: str, count: int):
                 {"audience": members.pk, "count": count, "prefix": prefix, "domain": domain},
             )
     return members
+
+
+def wrk_figures(view: str, summary: dict) -> dict:
+    """One window's figures from the JSON summary the benchmarks' wrk scripts print (`done` hook)."""
+    duration = summary["duration_us"] / 1e6
+    return {
+        "view": view,
+        "requests": summary["requests"],
+        "seconds": duration,
+        "rps": summary["requests"] / duration,
+        "p50_ms": summary["p50_us"] / 1000,
+        "p99_ms": summary["p99_us"] / 1000,
+        "max_ms": summary["max_us"] / 1000,
+        "errors": sum(summary[name] for name in ("connect", "read", "write", "status", "timeout")),
+    }

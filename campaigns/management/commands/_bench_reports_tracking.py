@@ -180,16 +180,8 @@ def window(bench: Tracking, view: str, seconds: float) -> dict:
     settled = settle(bench)
     bench.offsets[view] += summary["requests"] + bench.connections
     bench.completed[view] += summary["requests"] - summary["status"]
-    duration = summary["duration_us"] / 1e6
     return {
-        "view": view,
-        "requests": summary["requests"],
-        "seconds": duration,
-        "rps": summary["requests"] / duration,
-        "p50_ms": summary["p50_us"] / 1000,
-        "p99_ms": summary["p99_us"] / 1000,
-        "max_ms": summary["max_us"] / 1000,
-        "errors": sum(summary[name] for name in ("connect", "read", "write", "status", "timeout")),
+        **bench_helpers.wrk_figures(view, summary),
         "cpu": used,
         "settle_seconds": settled,
         "wrk": summary,

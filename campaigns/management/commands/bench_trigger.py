@@ -347,19 +347,7 @@ class Command(BaseCommand):
         if line is None:
             raise CommandError(f"wrk printed no summary: {completed.stdout} {completed.stderr}")
         summary = json.loads(line[4:])
-        duration = summary["duration_us"] / 1e6
-        errors = sum(summary[name] for name in ("connect", "read", "write", "status", "timeout"))
-        return {
-            "view": view,
-            "requests": summary["requests"],
-            "seconds": duration,
-            "rps": summary["requests"] / duration,
-            "p50_ms": summary["p50_us"] / 1000,
-            "p99_ms": summary["p99_us"] / 1000,
-            "max_ms": summary["max_us"] / 1000,
-            "errors": errors,
-            "wrk": summary,
-        }
+        return {**bench_helpers.wrk_figures(view, summary), "wrk": summary}
 
     def _settle(self, bench: Bench, timeout: float = 900) -> dict:
         """Wait until the web server has answered every call it holds (no new call for 2 s), the trigger's messages
