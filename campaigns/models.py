@@ -520,7 +520,7 @@ class Delivery(models.Model):
 class Engagement(models.Model):
     """What the tracking links of one delivery saw (campaigns.tracking): its opens, or its clicks on one link, by
     people or by machines (mail privacy proxies, link scanners) apart. One row per delivery, kind, link and machine
-    flag, counted as requests come in: written by one upsert a request (campaigns.services.tracking)."""
+    flag, counted as requests come in: written by upserts of many requests at a time (campaigns.services.tracking)."""
 
     class Kind(models.TextChoices):
         OPEN = "open", "Open"
@@ -536,7 +536,7 @@ class Engagement(models.Model):
     # from 0); None for an open.
     link = models.PositiveSmallIntegerField(null=True, blank=True)
     # Fetched by a machine (a mail privacy proxy, a link scanner, a HEAD request, within seconds of sending), not by
-    # the person: campaigns.tracking.machine_reason.
+    # the person: campaigns.tracking.request_machine_reason, or the seconds rule of campaigns.services.tracking.
     machine = models.BooleanField(default=False)
     first_at = models.DateTimeField()
     last_at = models.DateTimeField()

@@ -252,6 +252,15 @@ CAMPAIGNS_CLAIM_TIMEOUT = env_int("CAMPAIGNS_CLAIM_TIMEOUT", 300, minimum=1)
 CAMPAIGNS_WORKER_LOST_SECONDS = env_int("CAMPAIGNS_WORKER_LOST_SECONDS", 10, minimum=2, maximum=3600)
 # Tracking: opens and clicks this soon after a message was sent are counted as machines' (campaigns.tracking).
 CAMPAIGNS_TRACKING_MACHINE_SECONDS = env_int("CAMPAIGNS_TRACKING_MACHINE_SECONDS", 10, minimum=0, maximum=3600)
+# Each web process writes the opens and clicks it counted every this many milliseconds, many in one statement
+# (campaigns.services.tracking); 0 writes each in its own request, as on SQLite, whose one writer a thread would
+# only contend with.
+CAMPAIGNS_TRACKING_FLUSH_MS = env_int(
+    "CAMPAIGNS_TRACKING_FLUSH_MS",
+    500 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" else 0,
+    minimum=0,
+    maximum=10_000,
+)
 CAMPAIGNS_STALL_SECONDS = env_int("CAMPAIGNS_STALL_SECONDS", 60, minimum=1)
 CAMPAIGNS_JOB_SECONDS = env_int("CAMPAIGNS_JOB_SECONDS", 60, minimum=1)
 # The trigger API: how long a call's context is kept once its messages are sent (at least 24 h; the call and its

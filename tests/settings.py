@@ -40,6 +40,9 @@ CAMPAIGNS_SEND_SLICE = int(
     os.environ.get("TEST_CAMPAIGNS_SEND_SLICE", "5")
 )  # a worker process a test starts may ask more
 CAMPAIGNS_SEND_JOBS_PER_RUN = 2
+# Each open and click written in its own request, so a test reads what it counted; the kept hits' tests turn it on
+# (in a web process they start, with TEST_CAMPAIGNS_TRACKING_FLUSH_MS).
+CAMPAIGNS_TRACKING_FLUSH_MS = int(os.environ.get("TEST_CAMPAIGNS_TRACKING_FLUSH_MS", "0"))
 CHANNELS_ALLOW_PRIVATE_NETWORKS = True  # the fake providers listen on 127.0.0.1; the refusal's tests turn it off
 SESSION_COOKIE_SECURE = False
 CSRF_COOKIE_SECURE = False

@@ -4,9 +4,10 @@ rows written hold exactly what each instance says, on both databases (their SQL 
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import psycopg
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import connection
+from django.db import OperationalError, connection
 
 from audiences.models import Identity, Profile
 from campaigns.models import Delivery
@@ -182,3 +183,50 @@ def test_one_of_matches_the_values_given_in_one_statement_text_whatever_their_nu
         texts.add(among)
     # PostgreSQL prepares a statement by its text: one plan whatever the number of values. SQLite lists them.
     assert len(texts) == (1 if connection.vendor == "postgresql" else 3)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_unchecked_statement_on_a_connection_the_server_dropped_runs_once_on_a_new_one():
+    if connection.vendor != "postgresql":
+        pytest.skip("a server that drops a connection: PostgreSQL")
+    [row] = profiles(1)
+    connection.ensure_connection()
+    dropped = connection.connection.info.backend_pid
+    with psycopg.connect(**_server()) as other:
+        other.execute("SELECT pg_terminate_backend(%s)", [dropped])
+
+    updated = rawsql.execute_unchecked(f"UPDATE {Profile._meta.db_table} SET locale = 'fr' WHERE id = %s", [row.pk])  # noqa: S608
+
+    assert updated == 1
+    assert connection.connection.info.backend_pid != dropped
+    assert Profile.objects.get(pk=row.pk).locale == "fr"
+    assert rawsql.fetchone_unchecked("SELECT %s::int + 1", [1]) == (2,)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_unchecked_statement_that_fails_on_a_sound_connection_is_not_sent_again():
+    if connection.vendor != "postgresql":
+        pytest.skip("statement_timeout: PostgreSQL")
+    connection.ensure_connection()
+    before = connection.connection.info.backend_pid
+    with connection.cursor() as cursor:
+        cursor.execute("SET statement_timeout = 50")
+    try:
+        with pytest.raises(OperationalError):  # canceled: an error of the statement, not of the connection
+            rawsql.execute_unchecked("SELECT pg_sleep(2)", [])
+        assert connection.connection.info.backend_pid == before
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("RESET statement_timeout")
+
+
+def _server() -> dict:
+    settings = connection.settings_dict
+    return {
+        "host": settings["HOST"],
+        "port": settings["PORT"] or 5432,
+        "user": settings["USER"],
+        "dbname": settings["NAME"],
+        "password": settings["PASSWORD"] or None,
+        "autocommit": True,
+    }

@@ -262,7 +262,7 @@ def send_slice(*, run: Run, token: uuid.UUID, deliveries: list[Delivery]) -> flo
             "unsubscribe_url": unsubscribe,
         }
         if link_count:
-            context[tracking.LINKS_VARIABLE] = tracking.link_urls(delivery.pk, link_count)
+            context[tracking.LINKS_VARIABLE] = tracking.link_urls(delivery.pk, delivery.version_id, link_count)
         try:
             rendered = content.render(context)
         except ContentError as exc:

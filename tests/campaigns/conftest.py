@@ -33,8 +33,9 @@ def email_adapter(monkeypatch):
 
 @pytest.fixture(autouse=True)
 def _forget_tracked_links():
-    """The click redirect caches each version's links by id for the life of the process (a sent version never
+    """The click redirect keeps each version's links by id for the life of the process (a sent version never
     changes); on SQLite a test's rolled-back ids come back in the next test, with other content."""
     from campaigns.views import tracking
 
-    tracking._version_urls.cache_clear()
+    tracking._version_read.cache_clear()
+    tracking._settings.clear()

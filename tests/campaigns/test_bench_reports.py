@@ -74,7 +74,7 @@ def test_generated_engagement_is_what_tracking_would_have_recorded(generated):
     assert engagement.filter(count__gt=1).exists()
     assert not engagement.filter(delivery__status__in=["excluded", "failed", "bounced"]).exists()
     assert not engagement.filter(kind="click").exclude(link__lt=data.LINKS).exists()
-    # As campaigns.tracking.machine_reason tells them apart: machines within seconds of sending, people later.
+    # As campaigns.tracking tells them apart: machines within seconds of sending, people later.
     machine_seconds = tracking.MACHINE_SECONDS
     for row in engagement.select_related("delivery"):
         # An `unknown` message has no sent_at: it went out at its first attempt (campaigns.views.tracking).

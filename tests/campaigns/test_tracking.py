@@ -105,7 +105,8 @@ def open_path(delivery_id: int) -> str:
 
 
 def click_path(delivery_id: int, position: int = 0) -> str:
-    return _path(tracking.link_urls(delivery_id, position + 1)[position])
+    version_id = Delivery.objects.values_list("version_id", flat=True).get(pk=delivery_id)
+    return _path(tracking.link_urls(delivery_id, version_id, position + 1)[position])
 
 
 def _clicks(delivery: Delivery) -> list[tuple[int, bool, int]]:
@@ -131,7 +132,7 @@ def test_a_tracked_message_arrives_with_signed_links_and_a_pixel_and_its_click_l
     html = message.get_body(("html",)).get_content().replace("\r\n", "\n")
     links = re.findall(r'href="([^"]*)"', html)
     clicks = [link for link in links if "/t/c/" in link]
-    assert clicks == tracking.link_urls(delivery.pk, 2)
+    assert clicks == tracking.link_urls(delivery.pk, delivery.version_id, 2)
     unsubscribe = unsubscribe_url(profile_id=person.pk, channel="email", delivery_id=delivery.pk)
     # Everything else as written: the stylesheet, Liquid's link, mailto:, the anchor, both unsubscribe links.
     assert [link for link in links if link not in clicks] == [
@@ -192,7 +193,7 @@ def test_opens_alone_add_the_pixel_and_leave_links_as_written(redis, smtp_server
 
 
 def test_a_click_counts_once_a_request_in_one_row_and_lands_on_each_links_own_url(delivery, client):
-    first, second = tracking.link_urls(delivery.pk, 2)
+    first, second = tracking.link_urls(delivery.pk, delivery.version_id, 2)
 
     responses = [client.get(_path(url), **PERSON) for url in (first, second, second)]
 
@@ -218,24 +219,27 @@ def test_utm_parameters_are_added_only_when_asked_and_never_over_the_links_own(r
         _sent_a_minute_ago(delivery)
         deliveries.append(delivery)
 
-    [without, with_own] = [client.get(_path(tracking.link_urls(d.pk, 1)[0]), **PERSON) for d in deliveries]
+    [without, with_own] = [
+        client.get(_path(tracking.link_urls(d.pk, d.version_id, 1)[0]), **PERSON) for d in deliveries
+    ]
 
     assert without["Location"] == SALE
     assert with_own["Location"] == "https://shop.example.com/?utm_source=partner&utm_campaign=Spring+sale#top"
 
 
 def test_a_forged_or_altered_token_is_refused_with_the_404_page_and_nothing_counted(delivery, client, settings):
-    [valid] = tracking.link_urls(delivery.pk, 1)
+    [valid] = tracking.link_urls(delivery.pk, delivery.version_id, 1)
     token = _path(valid).split("/")[-2]
     payload, signature = token.rsplit(":", 1)
     other_key = signing.Signer(key="another installation's key", salt="campaigns.tracking")
     open_token = signing.Signer(salt="campaigns.tracking").sign(f"o.{delivery.pk}")
     refused = [
         f"{payload}:{signature[:-1]}{'A' if signature[-1] != 'A' else 'B'}",  # altered signature
-        f"c.{delivery.pk + 1}.0:{signature}",  # another delivery under this one's signature
-        f"c.{delivery.pk}.1:{signature}",  # another link under this one's signature
-        other_key.sign(f"c.{delivery.pk}.0"),  # forged with another key
-        signing.Signer(salt="channels.unsubscribe").sign(f"c.{delivery.pk}.0"),  # signed for another use
+        f"c.{delivery.pk + 1}.{delivery.version_id}.0:{signature}",  # another delivery under this one's signature
+        f"c.{delivery.pk}.{delivery.version_id}.1:{signature}",  # another link under this one's signature
+        f"c.{delivery.pk}.0:{signature}",  # a link of before versions were named, under this one's signature
+        other_key.sign(f"c.{delivery.pk}.{delivery.version_id}.0"),  # forged with another key
+        signing.Signer(salt="channels.unsubscribe").sign(f"c.{delivery.pk}.{delivery.version_id}.0"),  # another use
         open_token,  # an open's token is no click's
         payload,
     ]
@@ -250,17 +254,37 @@ def test_a_forged_or_altered_token_is_refused_with_the_404_page_and_nothing_coun
     assert not Engagement.objects.exists()
 
 
-def test_no_token_leads_to_a_url_the_content_does_not_have(delivery, client):
-    """A valid signature over a position past the version's links, or a delivery that does not exist, leads
-    nowhere: the URL is read back from the content, never from the token."""
+def test_no_token_leads_to_a_url_the_content_does_not_have_and_no_missing_message_is_counted(delivery, client):
+    """A valid signature over a position past the version's links, or naming a version (or, for a link of before
+    tokens named the version, a delivery) that does not exist, leads nowhere: the URL is read back from the
+    content, never from the token. A message that does not exist (deleted with its campaign) is counted nothing;
+    its pixel still answers, and a click on its version's link still lands there."""
     signer = signing.Signer(salt="campaigns.tracking")
+    version = delivery.version_id
 
-    past_the_links = client.get(f"/t/c/{signer.sign(f'c.{delivery.pk}.2')}/", **PERSON)
-    no_delivery = client.get(f"/t/c/{signer.sign(f'c.{delivery.pk + 1000}.0')}/", **PERSON)
-    no_open = client.get(f"/t/o/{signer.sign(f'o.{delivery.pk + 1000}')}/", **PERSON)
+    refused = [
+        f"c.{delivery.pk}.{version}.2",  # past the version's two links
+        f"c.{delivery.pk}.2",  # the same, in a link of before tokens named the version
+        f"c.{delivery.pk}.{version + 1000}.0",  # no such version
+        f"c.{delivery.pk + 1000}.0",  # no such delivery, whose version was to be read from it
+    ]
+    answers = [client.get(f"/t/c/{signer.sign(payload)}/", **PERSON).status_code for payload in refused]
+    gone_click = client.get(f"/t/c/{signer.sign(f'c.{delivery.pk + 1000}.{version}.0')}/", **PERSON)
+    gone_open = client.get(f"/t/o/{signer.sign(f'o.{delivery.pk + 1000}')}/", **PERSON)
 
-    assert [r.status_code for r in (past_the_links, no_delivery, no_open)] == [404, 404, 404]
+    assert answers == [404, 404, 404, 404]
+    assert (gone_click.status_code, gone_click["Location"].split("&utm")[0]) == (302, SALE)
+    assert gone_open.status_code == 200
     assert not Engagement.objects.exists()
+
+
+def test_a_link_sent_before_tokens_named_the_version_still_counts_and_lands(delivery, client):
+    old_token = signing.Signer(salt="campaigns.tracking").sign(f"c.{delivery.pk}.1")
+
+    response = client.get(f"/t/c/{old_token}/", **PERSON)
+
+    assert (response.status_code, response["Location"].split("?")[0]) == (302, "https://shop.example.com/new")
+    assert _clicks(delivery) == [(1, False, 1)]
 
 
 def test_the_open_pixel_is_a_transparent_gif_never_cached(delivery, client):
@@ -295,7 +319,7 @@ def test_the_open_pixel_is_a_transparent_gif_never_cached(delivery, client):
     ids=["head", "gmail-proxy", "yahoo-proxy", "apple-network", "scanner", "http-library", "no-user-agent"],
 )
 def test_proxies_scanners_and_head_requests_are_counted_as_machines(delivery, client, method, headers):
-    click = _path(tracking.link_urls(delivery.pk, 1)[0])
+    click = _path(tracking.link_urls(delivery.pk, delivery.version_id, 1)[0])
     pixel = _path(re.search(r'src="([^"]*)"', tracking.with_open_pixel("", delivery.pk))[1])
 
     clicked = getattr(client, method)(click, **headers)
@@ -307,7 +331,7 @@ def test_proxies_scanners_and_head_requests_are_counted_as_machines(delivery, cl
 
 
 def test_requests_within_seconds_of_sending_are_machines_and_later_ones_the_persons(delivery, client):
-    click = _path(tracking.link_urls(delivery.pk, 1)[0])
+    click = _path(tracking.link_urls(delivery.pk, delivery.version_id, 1)[0])
     Delivery.objects.filter(pk=delivery.pk).update(sent_at=timezone.now() - timedelta(seconds=2))
     client.get(click, **PERSON)  # a scanner following the link as the message arrives
     Delivery.objects.filter(pk=delivery.pk).update(sent_at=timezone.now() - timedelta(seconds=30))
@@ -347,7 +371,7 @@ def test_only_absolute_links_written_in_the_content_are_tracked():
 
 
 def test_the_redirect_never_answers_a_post(delivery, client):
-    response = client.post(_path(tracking.link_urls(delivery.pk, 1)[0]))
+    response = client.post(_path(tracking.link_urls(delivery.pk, delivery.version_id, 1)[0]))
 
     assert response.status_code == 405
     assert not Engagement.objects.exists()

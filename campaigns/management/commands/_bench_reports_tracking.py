@@ -6,7 +6,8 @@ bench URLconf).
 wrk (one thread, a fixed number of connections, closed loop) takes each request's path from a file, in order, from
 an offset on: the token lists of write_token_lists, every message once and some again. Each
 window of a kind starts where the last ended, so a run hits mostly distinct rows. Requests carry a browser's
-User-Agent and come from 127.0.0.1 long after sending: campaigns.tracking.machine_reason takes them for a person's.
+User-Agent and come from 127.0.0.1 long after sending: campaigns.tracking.request_machine_reason and the seconds
+rule take them for a person's.
 Windows take turns over several rounds; afterwards the Engagement table's counts are checked against the requests
 wrk completed and the responses gunicorn's access log shows."""
 
@@ -96,15 +97,16 @@ def open_path(delivery_id: int) -> str:
     return urlsplit(_PIXEL_SOURCE.search(tracking.with_open_pixel("", delivery_id)).group(1)).path
 
 
-def click_path(delivery_id: int, position: int) -> str:
-    return urlsplit(tracking.link_urls(delivery_id, data.LINKS)[position]).path
+def click_path(delivery_id: int, version_id: int, position: int) -> str:
+    return urlsplit(tracking.link_urls(delivery_id, version_id, data.LINKS)[position]).path
 
 
 def write_token_lists(run_id: int, directory: Path, *, repeat_share: float, seed: int = 16) -> dict:
     """open.txt and click.txt in `directory`: one tracking path a line, that of every message of the run that went out
     once, in a shuffled order (a click on one of its links, drawn at random), and after about `repeat_share` of them
     one seen before again (a second load, a second click). What each holds."""
-    sent = Run.objects.get(pk=run_id).deliveries.filter(status__in=data.ENGAGED)
+    run = Run.objects.get(pk=run_id)
+    sent = run.deliveries.filter(status__in=data.ENGAGED)
     ids = list(sent.order_by("id").values_list("id", flat=True))
     chance = random.Random(seed)
     made = {}
@@ -114,7 +116,9 @@ def write_token_lists(run_id: int, directory: Path, *, repeat_share: float, seed
         lines: list[str] = []
         for delivery_id in order:
             lines.append(
-                open_path(delivery_id) if kind == "open" else click_path(delivery_id, chance.randrange(data.LINKS))
+                open_path(delivery_id)
+                if kind == "open"
+                else click_path(delivery_id, run.version_id, chance.randrange(data.LINKS))
             )
             if chance.random() < repeat_share:
                 lines.append(lines[chance.randrange(len(lines))])
@@ -275,7 +279,7 @@ def print_results(write, results: dict, *, goal: float) -> None:
         f"data: {data['deliveries']:,} sent messages; token lists: opens {data['tokens']['open']['paths']:,} paths "
         f"({data['tokens']['open']['distinct']:,} distinct), clicks {data['tokens']['click']['paths']:,} "
         f"({data['tokens']['click']['distinct']:,} distinct); User-Agent: a browser's (Safari), from 127.0.0.1, an "
-        "hour after sending: a person's requests for campaigns.tracking.machine_reason"
+        "hour after sending: a person's requests for campaigns.tracking.request_machine_reason"
     )
     medians = {
         view: {name: statistics.median(w[name] for w in runs) for name in ("rps", "p50_ms", "p99_ms")}

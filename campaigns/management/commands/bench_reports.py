@@ -183,9 +183,10 @@ class Command(BaseCommand):
                 self._say("Warming up: 2 s of each view", heading=True)
                 results["warm_up"] = [tracking.window(bench, view, 2) for view in tracking.VIEWS]
                 results["windows"] = self._tracking_windows(bench, options)
-                results["check"] = tracking.check(bench, run.pk)
             finally:
+                # Stopped first: a web process writes the hits it still keeps as it stops.
                 results["left"] = bench_helpers.stop_groups(bench.processes, self._say)
+            results["check"] = tracking.check(bench, run.pk)
         tracking.print_results(self.stdout.write, results, goal=GOAL_TRACKING_RATIO)
         self._say(f"processes left after the run: {results['left'] or 'none'}")
         return results
