@@ -91,12 +91,12 @@ _KEY_FIELDS = [field.attname for field in ApiKey._meta.concrete_fields]
 
 
 def _active_key(prefix: str) -> ApiKey | None:
-    """The unrevoked key with this prefix: every API call reads it, so through a cursor (config.rawsql)."""
+    """The unrevoked key with this prefix: every API call reads it, so through a cursor (config.rawsql), and as a
+    call's first statement without the health check's round trip before it (a read, sent again on a new connection
+    if the server dropped the kept one)."""
     sql = (
         f"SELECT {rawsql.columns(ApiKey, _KEY_FIELDS, 'k')} FROM {ApiKey._meta.db_table} k "  # noqa: S608
         "WHERE k.prefix = %s AND k.revoked_at IS NULL"
     )
-    with rawsql.cursor() as cursor:
-        cursor.execute(sql, [prefix])
-        row = cursor.fetchone()
+    row = rawsql.fetchone_unchecked(sql, [prefix])
     return rawsql.instance(ApiKey, _KEY_FIELDS, row) if row else None
