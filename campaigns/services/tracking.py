@@ -2,7 +2,7 @@
 endpoints stay fast.
 
 A web process keeps the hits of its requests and writes them every CAMPAIGNS_TRACKING_FLUSH_MS (a thread of
-its own, one statement per kind for all of them), so a request to a tracking link waits for no database: one
+its own, one statement per kind and CHUNK hits), so a request to a tracking link waits for no database: one
 round trip and the database's work a request were most of its time (docs/benchmarks.md, "Reports and tracking").
 The cost: a web process killed without a chance to exit (SIGKILL, out of memory) loses the hits of its last
 fraction of a second; one stopped as gunicorn stops its workers writes them first. With the setting at 0 (SQLite,
@@ -76,14 +76,15 @@ def hit_count(hit: Hit) -> None:
         _pending.add(hit)
 
 
-def hits_record(hits: list[Hit]) -> int:
+def hits_record(hits: list[Hit], *, lock_wait: bool = True) -> int:
     """Write `hits`: each open, or click on a link, of a delivery makes its row the first time (first_at, last_at,
     count) and adds to its count and dates its last_at after, people's and machines' in rows of their own. A hit
     is a machine's by its `machine`, or by coming within campaigns.tracking's seconds of its message's sending (or
     before its sending is recorded), decided from the delivery in the same statement. Hits on a delivery that does
     not exist are left out. One statement a kind (INSERT ... SELECT ... GROUP BY ... ON CONFLICT DO UPDATE): no
     count is lost or made twice by concurrent writers. On SQLite, a statement a hit, together in one transaction.
-    Returns how many rows were written.
+    Returns how many rows were written. Without `lock_wait` (the writer thread's batches), a statement waiting
+    longer than LOCK_WAIT for a message's row fails instead (see _batch_statement); a request's own write waits.
 
     Outside a transaction the statement commits without waiting for the write-ahead log to reach the disk
     (PostgreSQL's synchronous_commit off for its own transaction): a crash of the database server may lose the
@@ -94,7 +95,7 @@ def hits_record(hits: list[Hit]) -> int:
         if not of_kind:
             continue
         if connection.vendor == "postgresql":
-            written += _execute(*_batch_statement(kind, of_kind))
+            written += _execute(*_batch_statement(kind, of_kind, lock_wait=lock_wait))
             continue
         with transaction.atomic() if len(of_kind) > 1 else nullcontext():
             for hit in of_kind:
@@ -175,19 +176,20 @@ def _row_statement(kind, delivery_id, link, machine, at, by_sending_time: bool) 
     return _upsert(kind, select), [kind, link, *machine_params, at, at, delivery_id]
 
 
-def _batch_statement(kind: str, hits: list[Hit]) -> tuple[str, list]:
+def _batch_statement(kind: str, hits: list[Hit], *, lock_wait: bool) -> tuple[str, list]:
     """PostgreSQL: the hits as arrays (one statement text, prepared once, whatever their number), grouped into one
     row per delivery, link and whose. Its clicks lock their messages' rows together (0014's insert trigger, in id
     order), which a writer updating several of them in another order (the send path's outcomes, provider feedback)
-    could wait on while holding one the batch wants: the batch gives up after LOCK_WAIT instead, before PostgreSQL's
-    deadlock check (1 s) could choose the other to fail, and is written at the next interval."""
+    could wait on while holding one the batch wants: without `lock_wait`, the batch gives up after LOCK_WAIT
+    instead, before PostgreSQL's deadlock check (1 s) could choose the other to fail, and is written at the next
+    interval."""
     deliveries = connection.ops.quote_name(Delivery._meta.db_table)
     select = (
         f"SELECT d.id, %s, h.link, (h.machine OR {_SENT} IS NULL OR {_SENT} > h.at - %s), min(h.at), max(h.at), "  # noqa: S608
         "count(*) FROM unnest(%s::bigint[], %s::integer[], %s::boolean[], %s::timestamptz[]) "
         f"AS h(delivery_id, link, machine, at) JOIN {deliveries} d ON d.id = h.delivery_id "
         # In the same order in every writer: two processes' batches wait for each other's rows, never in a cycle.
-        f"WHERE true{_asynchronous(lock_wait=False)} GROUP BY d.id, h.link, 4 ORDER BY d.id, h.link, 4"
+        f"WHERE true{_asynchronous(lock_wait=lock_wait)} GROUP BY d.id, h.link, 4 ORDER BY d.id, h.link, 4"
     )
     columns = [[hit.delivery_id, hit.link, hit.machine, hit.at] for hit in hits]
     return _upsert(kind, select), [kind, tracking.machine_interval(), *map(list, zip(*columns, strict=True))]
@@ -278,7 +280,7 @@ class _Pending:
         """Write a chunk: False when it is to be kept for the next time."""
         for attempt in (1, 2):
             try:
-                hits_record(chunk)
+                hits_record(chunk, lock_wait=False)
             except (OperationalError, InterfaceError, InternalError) as error:
                 if getattr(error.__cause__, "sqlstate", None) == _LOCK_NOT_AVAILABLE:
                     return False  # a message's row held by another writer past LOCK_WAIT: the next interval

@@ -6,6 +6,7 @@ the rest as it stops, and keeps what the database could not take."""
 import http.client
 import os
 import subprocess
+import threading
 import time
 from datetime import timedelta
 
@@ -115,6 +116,23 @@ def test_a_batch_waits_briefly_for_a_message_another_writer_holds_and_nothing_is
     assert waited < 1.0  # PostgreSQL's deadlock check comes after 1 s of waiting
     assert _counted() == {(a.pk, "open", None, False): 1, (b.pk, "click", 0, False): 1}
     assert not pending.flush()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_click_written_in_its_request_waits_for_a_message_another_writer_holds(deliveries, client):
+    """With CAMPAIGNS_TRACKING_FLUSH_MS at 0, the request's own write waits for the row (the batch's short lock
+    wait is the writer thread's alone): the click lands and counts once the other writer commits."""
+    _a, b, _fresh = deliveries
+    path = click_path(b.pk, 0)
+    with psycopg.connect(**{**_server(), "autocommit": False}) as other:
+        other.execute(f"SELECT id FROM {Delivery._meta.db_table} WHERE id = %s FOR UPDATE", [b.pk])  # noqa: S608
+        release = threading.Timer(0.6, other.rollback)
+        release.start()
+        response = client.get(path, **PERSON)
+        release.join()
+
+    assert response.status_code == 302
+    assert _counted() == {(b.pk, "click", 0, False): 1}
 
 
 @pytest.mark.django_db(transaction=True)
