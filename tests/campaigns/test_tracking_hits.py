@@ -28,6 +28,8 @@ from tests.test_procfile import ROOT, web_command
 from tests.test_rawsql import _server
 
 pytestmark = pytest.mark.django_db
+# Another server connection holding a row, or a server that refuses connections: PostgreSQL's.
+postgresql_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="a PostgreSQL server's behaviour")
 
 
 @pytest.fixture
@@ -94,6 +96,7 @@ def test_hits_written_out_of_order_keep_the_first_and_the_last_time(deliveries):
     assert (row.count, row.first_at, row.last_at) == (2, now - timedelta(seconds=30), now)
 
 
+@postgresql_only
 @pytest.mark.django_db(transaction=True)
 def test_a_batch_waits_briefly_for_a_message_another_writer_holds_and_nothing_is_written_twice(deliveries):
     """A click batch locks its messages' rows: one held by another transaction (a writer updating several messages
@@ -118,6 +121,7 @@ def test_a_batch_waits_briefly_for_a_message_another_writer_holds_and_nothing_is
     assert not pending.flush()
 
 
+@postgresql_only
 @pytest.mark.django_db(transaction=True)
 def test_a_click_written_in_its_request_waits_for_a_message_another_writer_holds(deliveries, client):
     """With CAMPAIGNS_TRACKING_FLUSH_MS at 0, the request's own write waits for the row (the batch's short lock
@@ -157,6 +161,7 @@ def test_a_web_process_answers_without_the_database_and_writes_its_hits_within_t
     wait_for(lambda: _counted() == expected, 10, "the hits written by the process's thread")
 
 
+@postgresql_only
 @pytest.mark.django_db(transaction=True)
 def test_hits_the_database_could_not_take_are_kept_for_the_next_time(deliveries):
     a, _b, _fresh = deliveries
