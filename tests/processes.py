@@ -24,6 +24,13 @@ def database_url() -> str:
     return f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}"
 
 
+def connection_params(**overrides) -> dict:
+    """psycopg.connect's arguments for a second connection to the tests' PostgreSQL database, beside Django's."""
+    params = {**connection.get_connection_params(), "autocommit": True, **overrides}
+    params.pop("context", None), params.pop("cursor_factory", None)
+    return params
+
+
 @contextmanager
 def worker_pool(*queue_names: str, workers: int = 1, env: dict | None = None, test_database: bool = False):
     """`manage.py rqworker-pool` as the Procfile runs it, in a session of its own (killed whole at the end). With

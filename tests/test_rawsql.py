@@ -12,6 +12,7 @@ from django.db import OperationalError, connection
 from audiences.models import Identity, Profile
 from campaigns.models import Delivery
 from config import rawsql
+from tests.processes import connection_params
 
 pytestmark = [pytest.mark.both_databases, pytest.mark.django_db]
 
@@ -192,7 +193,7 @@ def test_an_unchecked_statement_on_a_connection_the_server_dropped_runs_once_on_
     [row] = profiles(1)
     connection.ensure_connection()
     dropped = connection.connection.info.backend_pid
-    with psycopg.connect(**_server()) as other:
+    with psycopg.connect(**connection_params()) as other:
         other.execute("SELECT pg_terminate_backend(%s)", [dropped])
 
     updated = rawsql.execute_unchecked(f"UPDATE {Profile._meta.db_table} SET locale = 'fr' WHERE id = %s", [row.pk])  # noqa: S608
@@ -218,15 +219,3 @@ def test_an_unchecked_statement_that_fails_on_a_sound_connection_is_not_sent_aga
     finally:
         with connection.cursor() as cursor:
             cursor.execute("RESET statement_timeout")
-
-
-def _server() -> dict:
-    settings = connection.settings_dict
-    return {
-        "host": settings["HOST"],
-        "port": settings["PORT"] or 5432,
-        "user": settings["USER"],
-        "dbname": settings["NAME"],
-        "password": settings["PASSWORD"] or None,
-        "autocommit": True,
-    }

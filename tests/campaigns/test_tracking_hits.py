@@ -22,10 +22,9 @@ from campaigns.services.tracking import Hit, _Pending, hits_record
 from tests.campaigns.test_execution import make_profiles
 from tests.campaigns.test_tracking import BROWSER, PERSON, SALE, TRACKING, _activated, _path, click_path, open_path
 from tests.conftest import make_email_configuration
-from tests.processes import database_url, wait_for
+from tests.processes import connection_params, database_url, wait_for
 from tests.smtp_servers import free_port
 from tests.test_procfile import ROOT, web_command
-from tests.test_rawsql import _server
 
 pytestmark = pytest.mark.django_db
 # Another server connection holding a row, or a server that refuses connections: PostgreSQL's.
@@ -106,7 +105,7 @@ def test_a_batch_waits_briefly_for_a_message_another_writer_holds_and_nothing_is
     pending = _Pending()
     pending.add(Hit(a.pk, None, False, timezone.now()))
     pending.add(Hit(b.pk, 0, False, timezone.now()))
-    with psycopg.connect(**{**_server(), "autocommit": False}) as other:
+    with psycopg.connect(**connection_params(autocommit=False)) as other:
         other.execute(f"SELECT id FROM {Delivery._meta.db_table} WHERE id = %s FOR UPDATE", [b.pk])  # noqa: S608
         started = time.monotonic()
         assert pending.flush()
@@ -128,7 +127,7 @@ def test_a_click_written_in_its_request_waits_for_a_message_another_writer_holds
     wait is the writer thread's alone): the click lands and counts once the other writer commits."""
     _a, b, _fresh = deliveries
     path = click_path(b.pk, 0)
-    with psycopg.connect(**{**_server(), "autocommit": False}) as other:
+    with psycopg.connect(**connection_params(autocommit=False)) as other:
         other.execute(f"SELECT id FROM {Delivery._meta.db_table} WHERE id = %s FOR UPDATE", [b.pk])  # noqa: S608
         release = threading.Timer(0.6, other.rollback)
         release.start()

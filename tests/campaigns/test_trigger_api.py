@@ -16,6 +16,7 @@ from permissions.services.api_keys import api_key_create, api_key_revoke
 from tests.campaigns.queued import received
 from tests.conftest import make_email_configuration, run_burst_worker
 from tests.problems import problem as _problem
+from tests.processes import connection_params
 
 # Jobs are enqueued when the call's transaction commits: each test commits for real.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -220,8 +221,7 @@ def test_a_call_after_the_database_dropped_an_idle_connection_is_answered(client
     if connection.vendor != "postgresql":
         pytest.skip("PostgreSQL's: the server ends the connection")
     assert _trigger(client, reset, secret, request_id="before").status_code == 202
-    params = {**connection.get_connection_params(), "autocommit": True}
-    params.pop("context", None), params.pop("cursor_factory", None)
+    params = connection_params()
     with psycopg.connect(**params) as admin:
         admin.execute("SELECT pg_terminate_backend(%s)", [connection.connection.info.backend_pid])
     close_old_connections()  # what request_started runs in a server (Django's test client leaves it out)
@@ -241,8 +241,7 @@ def test_after_a_migration_changed_a_table_a_prepared_statement_fails_once_then_
     if connection.vendor != "postgresql":
         pytest.skip("prepared statements are PostgreSQL's")
     assert api_key_authenticate(secret) is not None  # the key's read, prepared on this connection
-    params = {**connection.get_connection_params(), "autocommit": True}
-    params.pop("context", None), params.pop("cursor_factory", None)
+    params = connection_params()
     alter = "ALTER TABLE permissions_apikey ALTER COLUMN name TYPE varchar({})"
     with psycopg.connect(**params) as migrating:  # what a migration's AlterField(max_length=201) runs
         migrating.execute(alter.format(201))
