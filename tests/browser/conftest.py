@@ -45,8 +45,12 @@ def browser():
         if os.environ.get("CI"):
             pytest.fail(f"CI must run the browser tests: {message}. .ci/run installs it.", pytrace=False)
         pytest.skip(message)
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    # An assertion waits up to 15 s for the page to get there, not Playwright's 5 s: with the test suite on both
+    # cores (pytest -n 2, the live server in the same process as the test), an htmx answer took longer than 5 s
+    # in CI, and a test failed on a page that was only slow.
+    expect.set_options(timeout=15_000)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
         with sync_playwright() as playwright:
