@@ -23,12 +23,14 @@ from django.db import migrations
 NAMES = ("name", "full_name", "first_name", "last_name")
 BOTH_NAMES = "search_first_name IS NOT NULL AND search_last_name IS NOT NULL"
 INDEXES = {
-    "profile_search_by_name": "(search_name text_pattern_ops) INCLUDE (id)",
-    "profile_search_by_full_name": "(search_full_name text_pattern_ops) INCLUDE (id)",
-    "profile_search_by_first_name": "(search_first_name text_pattern_ops) INCLUDE (id)",
-    "profile_search_by_last_name": "(search_last_name text_pattern_ops) INCLUDE (id)",
-    # Partial, as 0008's: a pair's condition implies the predicate, a condition on one name does not, so the
-    # planner weighs these for pairs only.
+    # Partial: a profile without the attribute has no entry to write (0007's were full, for the statistics of
+    # their expressions; a column has its own). A condition on the start of a name implies the predicate.
+    **{
+        f"profile_search_by_{name}": f"(search_{name} text_pattern_ops) INCLUDE (id) WHERE search_{name} IS NOT NULL"
+        for name in NAMES
+    },
+    # As 0008's: a pair's condition implies the predicate, a condition on one name does not, so the planner weighs
+    # these for pairs only.
     "profile_search_by_first_last": (
         f"(search_first_name text_pattern_ops, search_last_name text_pattern_ops) INCLUDE (id) WHERE {BOTH_NAMES}"
     ),
