@@ -148,6 +148,27 @@ def test_the_pages_own_search_reads_an_index_for_every_condition(people, query):
             assert index in plan, plan
 
 
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the page's own SQL is PostgreSQL's")
+def test_where_postgresql_upper_cases_ascii_otherwise_every_start_is_a_like(people, monkeypatch):
+    """The page writes the start of ASCII text as a range built from Python's upper(), which is PostgreSQL's in
+    this database; under a Turkish or Azeri collation upper('i') is 'İ' in PostgreSQL, and the page then writes
+    every start as a LIKE on PostgreSQL's upper(), finding the same profiles."""
+    assert profile_selectors._upper_is_pythons_on_ascii()  # so the other tests exercise the ranges
+    sql, _ = profile_selectors._fetch_all_statement(
+        "bob mar", ("first_name", "last_name"), before=None, after=None, size=50
+    )
+    assert "~>=~" in sql and "LIKE" not in sql
+
+    monkeypatch.setattr(profile_selectors, "_upper_is_pythons_on_ascii", lambda: False)
+    sql, _ = profile_selectors._fetch_all_statement(
+        "bob mar", ("first_name", "last_name"), before=None, after=None, size=50
+    )
+    assert "~>=~" not in sql and "LIKE" in sql
+    for query, expected in SEARCHES:
+        page = profiles_search_page(query, size=50)
+        assert page.profiles == sorted((people[name] for name in expected), key=lambda p: -p.pk), query
+
+
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="the name columns are PostgreSQL's")
 def test_the_name_columns_hold_the_name_attributes_upper_cased(people):
     """Migration 0009's generated columns, which the page's search reads on PostgreSQL: upper() of each name
