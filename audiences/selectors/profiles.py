@@ -12,7 +12,7 @@ from typing import Literal
 import phonenumbers
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection, connections
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Q, QuerySet
 
 from audiences.models import (
     AttributeDefinition,
@@ -35,10 +35,23 @@ NAME_ATTRIBUTES = ("name", "full_name", "first_name", "last_name")
 # Identities ---------------------------------------------------------------------------------------------
 
 
-def namespace_usage() -> dict[str, int]:
-    """How many identities each namespace holds, by name (namespaces without any are absent)."""
-    rows = Identity.objects.values_list("namespace").annotate(n=Count("id")).order_by()
-    return dict(rows)
+# Identities a namespace holds are counted up to this many; beyond, the namespaces page says "more than".
+NAMESPACE_COUNT_CAP = 10_000
+
+
+def namespace_usage(*, cap: int = NAMESPACE_COUNT_CAP) -> dict[str, int]:
+    """How many identities each namespace holds, by name, counted up to `cap` + 1 (more than `cap` shows as
+    `cap` + 1); namespaces without any are absent. One count a namespace, each stopping at `cap` + 1 entries of
+    the (namespace, value) index: counting every identity (2,000,000 at a million profiles) took 140 ms and
+    grew with them."""
+    usage = {}
+    for name in IdentityNamespace.objects.order_by().values_list("name", flat=True):
+        # In the order of the (namespace, value) index, read alone: unordered, PostgreSQL walked the table from its
+        # start for a namespace holding half of it, passing a million rows of the others first (70 ms).
+        identities = Identity.objects.filter(namespace=name).order_by("value").values("value")
+        if found := identities[: cap + 1].count():
+            usage[name] = found
+    return usage
 
 
 def identity_search_forms(value: str) -> set[str]:

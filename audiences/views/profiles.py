@@ -206,8 +206,12 @@ def attribute_edit(request, pk):
 
 @permission_required("audiences.view_identitynamespace")
 def namespace_list(request):
-    usage = selectors.namespace_usage()
-    rows = [(namespace, usage.get(namespace.name, 0)) for namespace in IdentityNamespace.objects.all()]
+    cap = selectors.NAMESPACE_COUNT_CAP
+    usage = selectors.namespace_usage(cap=cap)
+    rows = []
+    for namespace in IdentityNamespace.objects.all():
+        used = usage.get(namespace.name, 0)
+        rows.append((namespace, used, f"More than {cap:,}" if used > cap else f"{used:,}"))
     return render(request, "audiences/settings_namespaces.html", {"rows": rows})
 
 

@@ -325,6 +325,22 @@ def test_a_namespace_in_use_is_not_deleted(client, personas, zoe):
     assert IdentityNamespace.objects.filter(pk=namespace.pk).exists()
 
 
+def test_the_namespaces_page_says_more_than_its_cap_and_keeps_a_used_namespace(client, personas, zoe, monkeypatch):
+    monkeypatch.setattr("audiences.selectors.profiles.NAMESPACE_COUNT_CAP", 2)
+    IdentityNamespace.objects.create(name="loyalty", label="Loyalty")
+    IdentityNamespace.objects.create(name="badge", label="Badge")
+    for number in range(3):
+        Identity.objects.create(profile=Profile.objects.create(), namespace="loyalty", value=f"L-{number}")
+    _login(client, personas, "ada")
+
+    page = client.get("/audiences/identity-namespaces/").content.decode()
+
+    loyalty = page[page.index("<code>loyalty</code>") :].split("</tr>")[0]
+    badge = page[page.index("<code>badge</code>") :].split("</tr>")[0]
+    assert "More than 2" in loyalty and "Delete" not in loyalty
+    assert ">0<" in badge and "Delete" in badge
+
+
 def test_a_builtin_namespace_is_not_deleted(client, personas, db):
     email = IdentityNamespace.objects.get(name="email")
     _login(client, personas, "ada")
