@@ -27,7 +27,8 @@ def database_url() -> str:
 def connection_params(**overrides) -> dict:
     """psycopg.connect's arguments for a second connection to the tests' PostgreSQL database, beside Django's."""
     params = {**connection.get_connection_params(), "autocommit": True, **overrides}
-    params.pop("context", None), params.pop("cursor_factory", None)
+    for django_only in ("context", "cursor_factory"):
+        params.pop(django_only, None)
     return params
 
 

@@ -429,13 +429,20 @@ def _upper_is_pythons_on_ascii() -> bool:
 
 
 def _all_of(conditions) -> tuple[str, list]:
-    conditions = list(conditions)
-    return "(" + " AND ".join(sql for sql, _ in conditions) + ")", [p for _, params in conditions for p in params]
+    return _joined(" AND ", list(conditions))
 
 
 def _any_of(conditions) -> tuple[str, list]:
-    conditions = list(conditions)
-    return "(" + " OR ".join(sql for sql, _ in conditions) + ")", [p for _, params in conditions for p in params]
+    return _joined(" OR ", list(conditions))
+
+
+def _joined(operator: str, conditions: list[tuple[str, list]]) -> tuple[str, list]:
+    return "(" + operator.join(sql for sql, _ in conditions) + ")", _params(conditions)
+
+
+def _params(conditions: list[tuple[str, list]]) -> list:
+    """The parameters of `conditions` (sql, params), in their order."""
+    return [param for _, params in conditions for param in params]
 
 
 def _starts_with(text: str) -> str:
@@ -453,7 +460,7 @@ def _fetch_all_statement(
     profiles of the page's ids, newest first."""
     table = Profile._meta.db_table
     arms = _search_arms(query, names, "p", ranges=True)
-    params = [param for _, arm_params in arms for param in arm_params]
+    params = _params(arms)
     found = " UNION ".join(f"SELECT p.id FROM {table} AS p WHERE {condition}" for condition, _ in arms)  # noqa: S608
     bound, order, bound_params = _keyset("found", before=before, after=after)
     sql = (
