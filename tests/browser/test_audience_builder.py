@@ -13,10 +13,11 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def _settled(page):
-    """Wait until htmx has no request in flight. Each choice re-renders the whole builder: acting on the builder
-    still shown while that request runs (filling the value right after choosing the attribute) is undone when its
-    answer replaces it, and under load the test then waited 30 s for a field that never came."""
-    expect(page.locator(".htmx-request")).to_have_count(0)
+    """Wait until htmx has no request in flight and has settled its answer. Each choice re-renders the whole
+    builder: the new builder's controls have no htmx handlers until it settles (htmx's 20 ms settle delay), so a
+    choice made in between sends nothing. A fresh-clone CI run showed it: the operator read "is one of" but the
+    value field was still the single value's, and the test waited 30 s for the list's."""
+    expect(page.locator(".htmx-request, .htmx-swapping, .htmx-settling")).to_have_count(0)
 
 
 @pytest.fixture
