@@ -92,6 +92,13 @@ def placeholders(count: int) -> str:
     return ", ".join(["%s"] * count)
 
 
+def text_array(values) -> str:
+    """A PostgreSQL array literal of the strings `values`, for a `%s::text[]` parameter. Django's cursors bind on
+    the client, where psycopg quotes a list element by element in Python: this is half its cost for a chunk's
+    3,000 identities, and PostgreSQL reads it as fast (bench of the import, docs/benchmarks.md)."""
+    return "{" + ",".join('"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"' for value in values) + "}"
+
+
 def one_of(column: str, values: list) -> tuple[str, list]:
     """`column` among `values`: (SQL, parameters). On PostgreSQL `column = ANY(%s)` with one array parameter, so
     the statement's text, and its prepared plan, is the same whatever the number of values; elsewhere an IN list."""

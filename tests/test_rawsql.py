@@ -186,6 +186,18 @@ def test_one_of_matches_the_values_given_in_one_statement_text_whatever_their_nu
     assert len(texts) == (1 if connection.vendor == "postgresql" else 3)
 
 
+def test_a_text_array_literal_reads_back_as_the_strings_given():
+    if connection.vendor != "postgresql":
+        pytest.skip("a PostgreSQL array literal")
+    strings = ["", "plain", 'a "quoted" word', "back\\slash\\", "{braces}", "comma, space", " NULL", "NULL"]
+    strings += ["Zoé 中文 🙂", '\\"']
+    with rawsql.cursor() as cursor:
+        cursor.execute("SELECT %s::text[]", [rawsql.text_array(strings)])
+        assert cursor.fetchone()[0] == strings
+        cursor.execute("SELECT cardinality(%s::text[])", [rawsql.text_array([])])
+        assert cursor.fetchone()[0] == 0
+
+
 @pytest.mark.django_db(transaction=True)
 def test_an_unchecked_statement_on_a_connection_the_server_dropped_runs_once_on_a_new_one():
     if connection.vendor != "postgresql":

@@ -3,6 +3,7 @@ where it stopped, cancel it, and re-dispatch the imports whose job died. The fil
 audiences.csv_files; the rows are stored by services.profiles.profiles_upsert."""
 
 import contextlib
+import fcntl
 import functools
 import itertools
 import logging
@@ -34,6 +35,13 @@ log = logging.getLogger(__name__)
 
 ImportStatus = ProfileImport.Status
 FINISHED = (ImportStatus.DONE, ImportStatus.FAILED, ImportStatus.CANCELLED)
+# The first chunk is at most this many rows: its progress shows at once, and storing starts after checking
+# 100 rows instead of a whole chunk (docs/benchmarks.md, "Imports").
+FIRST_CHUNK_ROWS = 100
+# The pipe from the checking child: Linux's default 64 KiB holds a quarter of a checked chunk (about 260 KB
+# for 1,000 rows), so the child waited at every chunk for the parent to read; 1 MiB (the most a process may
+# ask without privileges) lets it check a few chunks ahead while the parent waits on a commit.
+CHECKED_PIPE_BYTES = 1 << 20
 
 
 def import_create(*, actor, upload) -> ProfileImport:
@@ -225,15 +233,15 @@ class _Row:
         return self.item is None
 
     def values(self) -> tuple:
-        """The row as plain values (what crosses the pipe from the checking process); from_values reads them."""
-        record, item = self.record, self.item
+        """The row as plain values (what crosses the pipe from the checking process); from_values reads them.
+        The item crosses as the model itself: pickle restores it as validated, without validating it again,
+        at two thirds of the cost of a dict both ways (a dict, then model_construct)."""
+        record = self.record
         problems = [(p.line, p.column, p.value, p.problem, p.rejected) for p in self.problems]
-        return (record.line, record.values, record.problem), None if item is None else dict(item), problems
+        return (record.line, record.values, record.problem), self.item, problems
 
     @classmethod
-    def from_values(cls, record, item, problems) -> "_Row":
-        # The item was validated in the child: rebuilt without validating it again.
-        item = None if item is None else ProfileInput.model_construct(**item)
+    def from_values(cls, record, item: ProfileInput | None, problems) -> "_Row":
         return cls(csv_files.Record(*record), item, [_Problem(*problem) for problem in problems])
 
 
@@ -318,7 +326,7 @@ class _CheckingLost(Exception):
 
 
 class _CheckedChunks:
-    """The file's records, read and checked a chunk ahead by a forked child process: checking is Python work
+    """The file's records, read and checked a few chunks ahead by a forked child process: checking is Python work
     (pydantic, emails, phones) and storing is Python work and waiting on the database, so on two cores they
     overlap instead of taking turns (bench_imports: 0.48-0.64x of its baseline in one process, 0.70-0.74x so;
     docs/benchmarks.md, "Imports").
@@ -336,6 +344,8 @@ class _CheckedChunks:
 
     def __enter__(self):
         read_end, write_end = os.pipe()
+        with contextlib.suppress(AttributeError, OSError):  # not Linux, or a lower limit: the default size
+            fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, CHECKED_PIPE_BYTES)
         with warnings.catch_warnings():
             # RQ's worker runs a thread (its command listener); the child uses nothing that thread may hold:
             # no Redis, no database, no logging, and Python resets its own locks in a forked child.
@@ -385,8 +395,10 @@ def _check_into(out, reader: csv_files.RecordReader, checker: "RowChecker", chun
         records = iter(reader)
         if skip_header:
             next(records, None)
+        size = min(chunk_rows, FIRST_CHUNK_ROWS)
         while True:
-            chunk = list(itertools.islice(records, chunk_rows))
+            chunk = list(itertools.islice(records, size))
+            size = chunk_rows
             rows = [checker.row(record).values() for record in chunk]
             pickle.dump((rows, reader.offset), out, protocol=pickle.HIGHEST_PROTOCOL)
             out.flush()

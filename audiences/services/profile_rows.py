@@ -49,7 +49,7 @@ def identity_owners(pairs: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
                     LIMIT 1
                    ) AS i
             """,
-            [list(namespaces), list(values)],
+            [rawsql.text_array(namespaces), rawsql.text_array(values)],
         )
         return {(namespace, value): profile_id for namespace, value, profile_id in cursor.fetchall()}
 
