@@ -1,9 +1,11 @@
 """The import pipeline, from a stored file to profiles and row errors, on CSV files with the defects real exports
 have. Pages are in test_import_pages.py."""
 
+import gc
 import io
 import os
 import signal
+import weakref
 from datetime import timedelta
 from pathlib import Path
 
@@ -334,6 +336,35 @@ def test_declaring_a_new_attribute_with_an_existing_name_and_another_type_is_ref
 
 def numbered_csv(rows: int) -> bytes:
     return ("email,crm\n" + "".join(f"p{n}@example.com,C{n}\n" for n in range(rows))).encode()
+
+
+def test_the_first_chunk_is_small_so_progress_shows_at_once(manny):
+    profile_import = upload(manny, numbered_csv(250))
+    start(profile_import, manny, {"email": "email", "crm": "identity:crm_id"})
+    progress = []
+
+    status = services.import_run(
+        import_id=profile_import.pk, chunk_rows=1000, on_chunk=lambda p: progress.append(p.rows_read)
+    )
+
+    assert status == "done"
+    assert progress == [services.FIRST_CHUNK_ROWS, 250]
+    assert Profile.objects.count() == 250
+
+
+def test_the_cycle_collector_skips_the_objects_from_before_a_run_and_keeps_no_garbage_of_them():
+    class Node:
+        pass
+
+    cycle = Node()
+    cycle.itself = cycle
+    gone = weakref.ref(cycle)
+    del cycle
+
+    with services.collecting_new_objects_only():
+        assert gone() is None  # collected before the others were frozen, not kept with them
+        assert gc.get_freeze_count() > 0
+    assert gc.get_freeze_count() == 0
 
 
 def test_cancelling_between_chunks_leaves_exact_counts(manny):
