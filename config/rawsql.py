@@ -93,9 +93,10 @@ def placeholders(count: int) -> str:
 
 
 def text_array(values) -> str:
-    """A PostgreSQL array literal of the strings `values`, for a `%s::text[]` parameter. Django's cursors bind on
-    the client, where psycopg quotes a list element by element in Python: this is half its cost for a chunk's
-    3,000 identities, and PostgreSQL reads it as fast (bench of the import, docs/benchmarks.md)."""
+    """A PostgreSQL array literal of the strings `values` (str only: no NULL element), for a `%s::text[]`
+    parameter. Django's cursors bind on the client, where psycopg quotes a list element by element in Python:
+    this is half its cost for a chunk's 3,000 identities, and PostgreSQL reads it as fast (bench of the import,
+    docs/benchmarks.md)."""
     return "{" + ",".join('"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"' for value in values) + "}"
 
 

@@ -186,6 +186,11 @@ def test_one_of_matches_the_values_given_in_one_statement_text_whatever_their_nu
     assert len(texts) == (1 if connection.vendor == "postgresql" else 3)
 
 
+def test_a_text_array_literal_escapes_quotes_and_backslashes_only():
+    assert rawsql.text_array([]) == "{}"
+    assert rawsql.text_array(["a b", 'say "hi"', "c:\\d", "{x,y}", ""]) == '{"a b","say \\"hi\\"","c:\\\\d","{x,y}",""}'
+
+
 def test_a_text_array_literal_reads_back_as_the_strings_given():
     if connection.vendor != "postgresql":
         pytest.skip("a PostgreSQL array literal")

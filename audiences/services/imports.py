@@ -234,7 +234,8 @@ class _Row:
         return self.item is None
 
     def values(self) -> tuple:
-        """The row as plain values (what crosses the pipe from the checking process); from_values reads them.
+        """The row as tuples and its validated model (what crosses the pipe from the checking process);
+        from_values reads them.
         The item crosses as the model itself: pickle restores it as validated, without validating it again,
         at two thirds of the cost of a dict both ways (a dict, then model_construct)."""
         record = self.record
@@ -330,9 +331,12 @@ def collecting_new_objects_only():
     import's 2 s in the storing process (gc.callbacks). They are frozen (gc.freeze) after one collection, so no
     garbage is kept with them, and given back to the collector after. The checking child, forked inside, and
     bench_imports' baseline work the same way."""
-    gc.collect()
-    gc.freeze()
+    if gc.get_freeze_count():  # frozen by someone else (a preforking server): theirs to undo, not ours
+        yield
+        return
     try:
+        gc.collect()
+        gc.freeze()
         yield
     finally:
         gc.unfreeze()
@@ -345,15 +349,16 @@ class _CheckingLost(Exception):
 class _CheckedChunks:
     """The file's records, read and checked a few chunks ahead by a forked child process: checking is Python work
     (pydantic, emails, phones) and storing is Python work and waiting on the database, so on two cores they
-    overlap instead of taking turns (bench_imports: 0.48-0.64x of its baseline in one process, 0.70-0.74x so;
+    overlap instead of taking turns (bench_imports: 0.48-0.64x of its baseline in one process, 0.92-0.93x so;
     docs/benchmarks.md, "Imports").
 
     Yields (rows, byte offset after them), the last chunk empty. The child touches no database (the parent's
     connection is never used in it, and it leaves with os._exit, so nothing of the parent's is closed or
-    flushed twice); it writes each chunk to a pipe as plain values, and the pipe's buffer holds it back when
-    it is ahead, so memory stays flat. An error in it is raised where the chunk is taken; its death without
-    one (_CheckingLost) leaves the import running, to be re-dispatched. Leaving the `with` kills and reaps it,
-    whatever happened; if this process dies, the child's next write fails and it exits.
+    flushed twice); it writes each chunk to a pipe, pickled (_Row.values), and the pipe (1 MiB) and this
+    process's reading buffer (as much again) hold it back when it is ahead, so memory stays flat. An error in it
+    is raised where the chunk is taken; its death without one (_CheckingLost) leaves the import running, to be
+    re-dispatched. Leaving the `with` kills and reaps it, whatever happened; if this process dies, the child's
+    next write fails and it exits.
     """
 
     def __init__(self, reader: csv_files.RecordReader, checker: "RowChecker", *, chunk_rows: int, skip_header: bool):
@@ -406,7 +411,7 @@ class _CheckedChunks:
 
 
 def _check_into(out, reader: csv_files.RecordReader, checker: "RowChecker", chunk_rows: int, skip_header: bool):
-    """In the child: check the records chunk by chunk and write each, as plain values, to `out`; a failure is
+    """In the child: check the records chunk by chunk and write each, pickled, to `out`; a failure is
     written as its message."""
     try:
         records = iter(reader)

@@ -233,7 +233,7 @@ class Command(BaseCommand):
             raise CommandError(f"import {done.pk} ended {done.status}: {done.error}")
         seconds = (done.finished_at - done.started_at).total_seconds()
         counts = (
-            f"stored {done.rows_stored:,} ({done.rows_with_warnings:,} with a bad field left out), rejected "
+            f"stored {done.rows_stored:,} ({done.rows_with_warnings:,} with a field left out), rejected "
             f"{done.rows_rejected:,}, profiles created {done.profiles_created:,}, updated {done.profiles_updated:,}"
         )
         return seconds, rss, counts

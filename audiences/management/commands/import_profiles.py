@@ -154,7 +154,7 @@ class Command(BaseCommand):
                 percent = current.bytes_read * 100 // max(current.size_bytes, 1)
                 self.stdout.write(
                     f"{percent:3d}%  {current.rows_read:,} rows read, {current.rows_stored:,} stored "
-                    f"({current.rows_with_warnings:,} without a bad field), {current.rows_rejected:,} rejected"
+                    f"({current.rows_with_warnings:,} with a field left out), {current.rows_rejected:,} rejected"
                 )
 
         queues.keep_no_query_log()
@@ -169,7 +169,7 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Import {done.pk}: {done.get_status_display().lower()} in {elapsed:.1f} s "
             f"({done.rows_read / max(elapsed, 0.001):,.0f} rows/s). Rows read {done.rows_read:,}, stored "
-            f"{done.rows_stored:,} ({done.rows_with_warnings:,} without a bad field), rejected "
+            f"{done.rows_stored:,} ({done.rows_with_warnings:,} with a field left out), rejected "
             f"{done.rows_rejected:,}; profiles created {done.profiles_created:,}, updated {done.profiles_updated:,}."
         )
         if done.error:
